@@ -1,0 +1,17 @@
+# The project's commands. Each installs what it needs (pinned, cached in ~/.cache/request-mirror) on first use.
+SHELL := bash
+.DEFAULT_GOAL := help
+RUN := tools/run
+
+.PHONY: help test demo bench generate build
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+test: ## lint, type-check and run every test against real nats-server and Traefik
+	@$(RUN) npm test
+
+generate: ## regenerate JSON Schemas, the CRD schema and docs from the zod contract
+	@$(RUN) npm run generate
+
+build: ## compile to dist/ for the container image
+	@$(RUN) npm run build

@@ -1,0 +1,185 @@
+import { z } from 'zod';
+
+// The one configuration file both services read. Defaults live here and nowhere else; docs/configuration.md and
+// contract/schemas/config.schema.json are generated from this file (`make generate`) and checked for drift by a test.
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+const port = z.int().min(0).max(65535);
+
+const listen = (defaultPort: number, what: string) =>
+  z
+    .strictObject({
+      host: z.string().min(1).default('0.0.0.0').describe('Interface to bind.'),
+      port: port.default(defaultPort).describe('TCP port; 0 picks a free one.'),
+    })
+    .prefault({})
+    .describe(what);
+
+/** An HTTP method token, or `*` for every method. */
+const method = z
+  .string()
+  .regex(/^(\*|[A-Z][A-Z0-9_-]*)$/, 'an upper-case HTTP method such as GET, or * for every method');
+
+/** `example.com` matches that host exactly; `*.example.com` matches any subdomain of it. */
+const hostPattern = z
+  .string()
+  .regex(/^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, 'a lower-case host name, optionally starting with *.');
+
+const headerName = z
+  .string()
+  .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, 'a lower-case HTTP header name');
+
+export const SecretSource = z
+  .union([
+    z.strictObject({ env: z.string().min(1).describe('Name of an environment variable holding the secret.') }),
+    z.strictObject({ file: z.string().min(1).describe('Path of a file holding the secret (trailing newline ignored).') }),
+  ])
+  .describe('Where a signing secret comes from. Standard Webhooks secrets look like `whsec_<base64>`.');
+
+export const RetryPolicy = z
+  .strictObject({
+    maxAttempts: z.int().min(1).max(10).default(3).describe('Attempts in all, the first included; 1 disables retries.'),
+    initialBackoffMs: z.int().min(0).default(200).describe('Backoff before the second attempt; doubles each time, with full jitter.'),
+    maxBackoffMs: z.int().min(0).default(5000).describe('Cap on one backoff.'),
+    maxRetryAfterMs: z.int().min(0).default(30_000).describe('A `Retry-After` longer than this is cut to it.'),
+  })
+  .prefault({});
+
+export const Target = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a DNS-label-like name: lower-case letters, digits and -')
+      .describe('Unique name; it labels metrics and logs.'),
+    watchURL: z.url({ protocol: /^https?$/ }).describe('Where events are POSTed.'),
+    methods: z.array(method).min(1).describe('Request methods to mirror to this target; `*` for all.'),
+    hosts: z.array(hostPattern).default([]).describe('Only requests to these hosts; empty means every host.'),
+    pathPrefixes: z
+      .array(z.string().startsWith('/'))
+      .default([])
+      .describe('Only requests whose path starts with one of these; empty means every path.'),
+    cookieNames: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Cookies this target may receive. All other cookies never leave the tap.'),
+    revealHeaders: z
+      .array(headerName)
+      .default([])
+      .describe(
+        'Redacted-by-default headers (`authorization`, `proxy-authorization`, `cookie`, `set-cookie`) this target may receive verbatim.',
+      ),
+    maxBodyBytes: z
+      .int()
+      .min(0)
+      .default(MiB)
+      .describe('Body bytes sent to this target (at most what the tap captured); 0 leaves the body out.'),
+    timeoutMs: z.int().min(1).default(10_000).describe('Total time for one delivery attempt.'),
+    connectTimeoutMs: z.int().min(1).default(2000).describe('Time to establish the TCP (and TLS) connection.'),
+    headersTimeoutMs: z.int().min(1).default(5000).describe('Time from sending the request to the response headers.'),
+    concurrency: z.int().min(1).max(1024).default(8).describe('Deliveries in flight to this target at once.'),
+    queue: z
+      .strictObject({
+        maxEvents: z.int().min(1).default(1000).describe('Events waiting for this target; when full, new ones are dropped.'),
+        maxBytes: z.int().min(1).default(64 * MiB).describe('Bytes of events waiting for this target.'),
+      })
+      .prefault({}),
+    retry: RetryPolicy,
+    circuitBreaker: z
+      .strictObject({
+        failureThreshold: z.int().min(1).default(5).describe('Consecutive failed deliveries that open the circuit.'),
+        cooldownMs: z.int().min(1).default(10_000).describe('Time the circuit stays open before one trial delivery.'),
+      })
+      .prefault({}),
+    secrets: z
+      .array(SecretSource)
+      .default([])
+      .describe('Signing secrets; every one signs each delivery, so a receiver can rotate without a gap. Empty: unsigned.'),
+  })
+  .describe('One webhook.');
+
+export const NetworkPolicy = z
+  .strictObject({
+    allowLoopback: z.boolean().default(false).describe('Allow targets that resolve to loopback addresses.'),
+    allowLinkLocal: z
+      .boolean()
+      .default(false)
+      .describe('Allow targets that resolve to link-local addresses (where cloud metadata services live).'),
+    allowCIDRs: z.array(z.string()).default([]).describe('Addresses always allowed, checked before the deny list.'),
+    denyCIDRs: z.array(z.string()).default([]).describe('Addresses never dialled.'),
+  })
+  .prefault({})
+  .describe('Which addresses the dispatcher may connect to, checked against the address actually dialled.');
+
+export const Config = z
+  .strictObject({
+    nats: z
+      .strictObject({
+        url: z.string().min(1).default('nats://127.0.0.1:4222').describe('NATS server URL(s), comma-separated. Env `NATS_URL` overrides.'),
+        subjectPrefix: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'dot-separated NATS subject tokens')
+          .default('request-mirror')
+          .describe('Events are published to `<subjectPrefix>.requests.<METHOD>`.'),
+        queueGroup: z.string().min(1).default('request-mirror-dispatchers').describe('Queue group the dispatchers share.'),
+      })
+      .prefault({}),
+    tap: z
+      .strictObject({
+        forwardAuth: listen(8080, 'Listener for Traefik forwardAuth.'),
+        mirror: listen(8081, 'Listener for Traefik Mirroring (the request it receives is the original).'),
+        admin: listen(9080, 'Listener for /healthz, /readyz and /metrics.'),
+        maxBodyBytes: z
+          .int()
+          .min(0)
+          .default(MiB)
+          .describe('Body bytes captured per request; the rest is counted, not kept, and the event marked truncated.'),
+        keepAliveTimeoutMs: z
+          .int()
+          .min(1)
+          .default(95_000)
+          .describe("Idle keep-alive; above Traefik's 90 s idle pool so Traefik never reuses a connection the tap closed."),
+        maxPendingPublishBytes: z
+          .int()
+          .min(1)
+          .default(64 * MiB)
+          .describe('Bytes of events waiting to be flushed to NATS; beyond this events are dropped and counted.'),
+        shutdownTimeoutMs: z.int().min(1).default(10_000).describe('Bound on graceful shutdown.'),
+      })
+      .prefault({}),
+    dispatcher: z
+      .strictObject({
+        admin: listen(9081, 'Listener for /healthz, /readyz and /metrics.'),
+        maxQueuedBytes: z
+          .int()
+          .min(1)
+          .default(256 * MiB)
+          .describe('Ceiling on bytes queued across all targets; beyond it new events are dropped and counted.'),
+        responseBodyLimitBytes: z.int().min(0).default(4 * KiB).describe('Bytes of a webhook response read (for logs).'),
+        network: NetworkPolicy,
+        shutdownTimeoutMs: z.int().min(1).default(15_000).describe('Bound on draining in-flight deliveries at SIGTERM.'),
+      })
+      .prefault({}),
+    targets: z
+      .array(Target)
+      .default([])
+      .describe('Webhooks; each event goes to every target whose filters match.')
+      .check((ctx) => {
+        const seen = new Set<string>();
+        ctx.value.forEach((t, i) => {
+          if (seen.has(t.name)) {
+            ctx.issues.push({ code: 'custom', message: `duplicate target name "${t.name}"`, path: [i, 'name'], input: t.name });
+          }
+          seen.add(t.name);
+        });
+      }),
+  })
+  .describe('Request Mirror configuration, read by the ingress-tap and the dispatcher.');
+
+export type Config = z.infer<typeof Config>;
+export type ConfigInput = z.input<typeof Config>;
+export type Target = z.infer<typeof Target>;
+export type SecretSource = z.infer<typeof SecretSource>;
+export type RetryPolicy = z.infer<typeof RetryPolicy>;
+export type NetworkPolicy = z.infer<typeof NetworkPolicy>;

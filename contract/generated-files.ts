@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { Config } from './config.ts';
+import { MirrorEvent } from './event.ts';
+
+// Files derived from the zod contract. `make generate` writes them; test/contract/generated-files.test.ts fails when
+// a committed copy is stale.
+
+type JsonSchema = {
+  type?: string | string[];
+  description?: string;
+  default?: unknown;
+  properties?: Record<string, JsonSchema>;
+  items?: JsonSchema;
+  anyOf?: JsonSchema[];
+  required?: string[];
+  enum?: unknown[];
+  const?: unknown;
+  minimum?: number;
+  maximum?: number;
+  pattern?: string;
+  format?: string;
+};
+
+const SCHEMA_BASE = 'https://request-mirror.dev/schemas';
+
+export function configJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(Config, { io: 'input', target: 'draft-2020-12' }),
+    $id: `${SCHEMA_BASE}/config.schema.json`,
+    title: 'Request Mirror configuration',
+  };
+}
+
+export function eventJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(MirrorEvent, { io: 'output', target: 'draft-2020-12' }),
+    $id: `${SCHEMA_BASE}/event.schema.json`,
+    title: 'Request Mirror event',
+  };
+}
+
+export function generatedFiles(): Map<string, string> {
+  const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
+  return new Map([
+    ['contract/schemas/config.schema.json', json(configJsonSchema())],
+    ['contract/schemas/event.schema.json', json(eventJsonSchema())],
+    ['docs/configuration.md', configurationDoc(configJsonSchema())],
+  ]);
+}
+
+function configurationDoc(schema: JsonSchema): string {
+  const rows: string[] = [];
+  walk(schema, '', rows);
+  return [
+    '# Configuration reference',
+    '',
+    '<!-- Generated from contract/config.ts by `make generate`; do not edit. -->',
+    '',
+    'Both services read one YAML file, given as `--config FILE` or `REQUEST_MIRROR_CONFIG`. It is validated at',
+    'start-up, and on every change while running: a file that does not validate is reported and the previous',
+    'configuration stays in force. `node contract/validate-cli.ts FILE` checks a file without starting anything.',
+    'Environment: `NATS_URL` overrides `nats.url`; secrets are read from the env variables or files a target names.',
+    '',
+    'JSON Schema: [`contract/schemas/config.schema.json`](../contract/schemas/config.schema.json).',
+    '',
+    '| Field | Type | Default | Description |',
+    '| --- | --- | --- | --- |',
+    ...rows,
+    '',
+  ].join('\n');
+}
+
+function walk(node: JsonSchema, path: string, rows: string[], required = false): void {
+  if (path) {
+    const note = required ? '**Required.** ' : '';
+    rows.push(`| \`${path}\` | ${typeOf(node)} | ${defaultOf(node)} | ${note}${(node.description ?? '').replaceAll('|', '\\|')} |`);
+  }
+  for (const [key, child] of Object.entries(node.properties ?? {})) {
+    walk(child, path ? `${path}.${key}` : key, rows, node.required?.includes(key) === true && child.default === undefined);
+  }
+  for (const [key, child] of Object.entries(node.items?.properties ?? {})) {
+    walk(child, `${path}[].${key}`, rows, node.items?.required?.includes(key) === true && child.default === undefined);
+  }
+}
+
+function typeOf(node: JsonSchema): string {
+  if (node.anyOf) return node.anyOf.map(typeOf).join(' or ');
+  if (node.const !== undefined) return `\`${JSON.stringify(node.const)}\``;
+  if (node.enum) return node.enum.map((e) => `\`${JSON.stringify(e)}\``).join(', ');
+  if (node.type === 'array') return `list of ${node.items ? typeOf(node.items) : 'any'}`;
+  if (node.type === 'object' && node.properties) return `object {${Object.keys(node.properties).join(', ')}}`;
+  const t = Array.isArray(node.type) ? node.type.join(' or ') : (node.type ?? 'any');
+  const range = node.minimum !== undefined ? ` ≥ ${node.minimum}` : '';
+  return `${node.format === 'uri' ? 'URL' : t}${range}`;
+}
+
+function defaultOf(node: JsonSchema): string {
+  if (node.default === undefined) return '';
+  if (typeof node.default === 'object' && node.default !== null && Object.keys(node.default).length === 0 && !Array.isArray(node.default)) {
+    return '';
+  }
+  return `\`${JSON.stringify(node.default)}\``;
+}

