@@ -1,0 +1,3 @@
+module requestmirror.local/tools/responder
+
+go 1.26
