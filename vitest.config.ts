@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
     // Tests start real nats-server, Traefik and HTTP processes; on a shared 2-core machine they need headroom.
     testTimeout: 30_000,
     hookTimeout: 60_000,
