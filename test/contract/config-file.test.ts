@@ -66,7 +66,7 @@ targets:
       throw new Error('expected loadConfig to throw');
     })();
     expect(error).toBeInstanceOf(ConfigInvalidError);
-    expect((error as ConfigInvalidError).code).toBe('RM_CONFIG_INVALID');
+    expect(error).toHaveProperty('code', 'RM_CONFIG_INVALID');
     expect(error.message).toContain(path);
     expect(error.message).toContain('targets[0].name');
     expect(error.message).toContain('targets[0].watchURL');
@@ -126,7 +126,7 @@ describe('validate command', () => {
   it('exits 1 naming the code and the field for an invalid file', async () => {
     const result = await run(process.execPath, [cli, file('targets: [{ name: a }]')]).then(
       () => ({ code: 0, stderr: '' }),
-      (e: { code: number; stderr: string }) => e,
+      (e: unknown) => e as { code: number; stderr: string },
     );
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('RM_CONFIG_INVALID');
