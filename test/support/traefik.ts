@@ -1,0 +1,128 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './free-port.ts';
+import { answers2xx, startProcess, waitUntil, type ManagedProcess } from './process.ts';
+
+// A real Traefik (the pinned build from tools/env.sh) with the file provider reading a temp directory. Static
+// configuration is given as CLI flags; dynamic configuration as files (YAML or TOML, chosen by extension).
+
+export function traefikBin(): string {
+  const bin = process.env.TRAEFIK_BIN;
+  if (!bin || !existsSync(bin)) {
+    throw new Error('TRAEFIK_BIN is not set to a traefik binary: run the tests with `make test` (it builds one)');
+  }
+  return bin;
+}
+
+export interface TraefikOptions {
+  /** Dynamic configuration files by name, e.g. `{ 'routes.yml': '...' }` or `{ 'routes.toml': '...' }`. */
+  readonly files: Readonly<Record<string, string>>;
+  /** Routers (names without `@file`) that must be enabled before Traefik counts as ready. */
+  readonly routers: readonly string[];
+  readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  /** Fixed ports (the demo); default: free ones. */
+  readonly webPort?: number;
+  readonly adminPort?: number;
+  readonly host?: string;
+  readonly onOutput?: (text: string) => void;
+}
+
+export interface AccessLogEntry {
+  readonly RouterName?: string;
+  readonly ServiceName?: string;
+  readonly DownstreamStatus?: number;
+  readonly OriginStatus?: number;
+  readonly RequestMethod?: string;
+  readonly RequestPath?: string;
+  readonly [key: string]: unknown;
+}
+
+export interface Traefik {
+  /** The `web` entrypoint, e.g. `http://127.0.0.1:41234`. */
+  readonly url: string;
+  readonly webPort: number;
+  /** The `traefik` entrypoint: /ping and the API. */
+  readonly adminUrl: string;
+  readonly process: ManagedProcess;
+  /** Parsed JSON access log lines so far. */
+  accessLog(): AccessLogEntry[];
+  /** Lines of Traefik's own log (stdout/stderr) that contain `text`. */
+  logLines(text: string): string[];
+  stop(): Promise<void>;
+}
+
+interface RouterInfo {
+  readonly name: string;
+  readonly status: string;
+}
+
+export async function startTraefik(options: TraefikOptions): Promise<Traefik> {
+  const host = options.host ?? '127.0.0.1';
+  const dir = mkdtempSync(join(tmpdir(), 'rm-traefik-'));
+  const dynamicDir = join(dir, 'dynamic');
+  const accessLogPath = join(dir, 'access.log');
+  writeFileSync(accessLogPath, '');
+  mkdirSync(dynamicDir);
+  for (const [name, content] of Object.entries(options.files)) writeFileSync(join(dynamicDir, name), content);
+  const webPort = options.webPort ?? (await freePort(host));
+  const adminPort = options.adminPort ?? (await freePort(host));
+  const child = startProcess({
+    name: 'traefik',
+    command: traefikBin(),
+    args: [
+      `--entryPoints.web.address=${host}:${webPort}`,
+      `--entryPoints.traefik.address=${host}:${adminPort}`,
+      '--ping=true',
+      '--api.insecure=true',
+      `--providers.file.directory=${dynamicDir}`,
+      '--providers.file.watch=false',
+      `--log.level=${options.logLevel ?? 'INFO'}`,
+      '--accesslog=true',
+      `--accesslog.filepath=${accessLogPath}`,
+      '--accesslog.format=json',
+      '--accesslog.bufferingsize=0',
+      '--global.checkNewVersion=false',
+      '--global.sendAnonymousUsage=false',
+    ],
+    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+  });
+  const adminUrl = `http://${host}:${adminPort}`;
+  const stop = async () => {
+    await child.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitUntil('Traefik /ping', () => answers2xx(`${adminUrl}/ping`), { process: child });
+    const wanted = options.routers.map((r) => `${r}@file`);
+    await waitUntil(
+      `Traefik routers ${wanted.join(', ')} enabled`,
+      async () => {
+        const res = await fetch(`${adminUrl}/api/http/routers`, { signal: AbortSignal.timeout(2000) });
+        const routers = (await res.json()) as RouterInfo[];
+        return wanted.every((w) => routers.some((r) => r.name === w && r.status === 'enabled'));
+      },
+      { process: child },
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    url: `http://${host}:${webPort}`,
+    webPort,
+    adminUrl,
+    process: child,
+    accessLog: () =>
+      readFileSync(accessLogPath, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => JSON.parse(l) as AccessLogEntry),
+    logLines: (text) =>
+      child
+        .output()
+        .split('\n')
+        .filter((l) => l.includes(text)),
+    stop,
+  };
+}
