@@ -1,0 +1,267 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
+import type { ConfigInput } from '../../contract/config.ts';
+import { MirrorEvent } from '../../contract/event.ts';
+import { freePort } from './free-port.ts';
+import { startHttpReceiver, type HttpReceiver, type ReceivedRequest, type Responder } from './http-receiver.ts';
+import { startNatsServer, type NatsServer } from './nats-server.ts';
+import { answers2xx, startProcess, waitUntil, type ManagedProcess } from './process.ts';
+import { startTraefik, type Traefik } from './traefik.ts';
+
+// The whole product on loopback, as the e2e tests and the demo run it: NATS, the ingress-tap, the dispatcher, an
+// upstream, webhook receivers and Traefik in front. Each piece's teardown is registered the moment it starts, so a
+// failure half-way through start-up still stops what did start.
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Addresses the Traefik dynamic configuration points at. */
+export interface Backends {
+  /** forwardAuth address of the tap, e.g. `http://127.0.0.1:40001/`. */
+  readonly tapForwardAuthUrl: string;
+  /** Base URL of the tap's mirror listener (a Traefik server URL). */
+  readonly tapMirrorUrl: string;
+  readonly upstreamUrl: string;
+}
+
+export interface StackOptions {
+  /** Webhook receivers to start, by name; `targets` gets their URLs. */
+  readonly receivers?: readonly string[];
+  readonly targets?: (receivers: Readonly<Record<string, HttpReceiver>>) => NonNullable<ConfigInput['targets']>;
+  readonly tap?: Omit<NonNullable<ConfigInput['tap']>, 'forwardAuth' | 'mirror' | 'admin'>;
+  readonly dispatcher?: Omit<NonNullable<ConfigInput['dispatcher']>, 'admin' | 'network'>;
+  /** Dynamic Traefik configuration and the routers to wait for; no Traefik when absent. */
+  readonly traefik?: (backends: Backends) => { files: Record<string, string>; routers: string[] };
+  readonly traefikLogLevel?: 'DEBUG' | 'INFO';
+  /** How the upstream answers; default: `upstreamEcho`. */
+  readonly upstream?: Responder;
+}
+
+export interface Stack {
+  readonly dir: string;
+  readonly configPath: string;
+  nats: NatsServer;
+  readonly natsPort: number;
+  tap: ManagedProcess;
+  dispatcher: ManagedProcess;
+  readonly traefik: Traefik | undefined;
+  readonly upstream: HttpReceiver;
+  readonly receivers: Readonly<Record<string, HttpReceiver>>;
+  readonly tapAdminUrl: string;
+  readonly dispatcherAdminUrl: string;
+  readonly backends: Backends;
+  /** Sends a request through Traefik's `web` entrypoint (`path` may carry a query). */
+  send(path: string, init?: SendInit): Promise<SentResponse>;
+  /** Starts NATS again on its old port (after `nats.stop()`). */
+  restartNats(): Promise<void>;
+  startTap(): Promise<ManagedProcess>;
+  startDispatcher(): Promise<ManagedProcess>;
+  /** Every process's output, for a failure report. */
+  report(): string;
+  close(): Promise<void>;
+}
+
+export interface SendInit {
+  readonly method?: string;
+  readonly headers?: Record<string, string | string[]>;
+  readonly body?: string | Buffer | AsyncIterable<Buffer>;
+}
+
+export interface SentResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Buffer;
+}
+
+/** The upstream's default answer: 201, two custom headers and a binary body, so a changed response shows. */
+export const UPSTREAM_BODY = Buffer.from([0x00, 0xff, 0x10, 0x80, 0x41, 0x42, 0x43, 0x0a]);
+export const upstreamEcho: Responder = (_req, res) => {
+  res.writeHead(201, { 'content-type': 'application/octet-stream', 'x-upstream': 'yes', 'set-cookie': 'up=1; Path=/' });
+  res.end(UPSTREAM_BODY);
+};
+
+/** Runs cleanups in reverse order of registration, each once, and never stops at a failing one. */
+export class Cleanup {
+  readonly #fns: (() => Promise<void> | void)[] = [];
+  add(fn: () => Promise<void> | void): void {
+    this.#fns.push(fn);
+  }
+  async run(): Promise<void> {
+    const errors: unknown[] = [];
+    while (this.#fns.length > 0) {
+      const fn = this.#fns.pop();
+      try {
+        await fn?.();
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    if (errors.length > 0) throw new AggregateError(errors, 'cleanup failed');
+  }
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const cleanup = new Cleanup();
+  const processes: ManagedProcess[] = [];
+  try {
+    return await build(options, cleanup, processes);
+  } catch (error) {
+    const report = processes.map((p) => `--- ${p.name} ---\n${p.output()}`).join('\n');
+    await cleanup.run().catch(() => undefined);
+    throw new Error(`stack failed to start: ${(error as Error).message}\n${report}`, { cause: error });
+  }
+}
+
+async function build(options: StackOptions, cleanup: Cleanup, processes: ManagedProcess[]): Promise<Stack> {
+  const dir = mkdtempSync(join(tmpdir(), 'rm-stack-'));
+  cleanup.add(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  let nats = await startNatsServer();
+  cleanup.add(() => nats.stop());
+  const natsPort = nats.port;
+
+  const upstream = await startHttpReceiver(options.upstream ?? upstreamEcho);
+  cleanup.add(() => upstream.close());
+
+  const receivers: Record<string, HttpReceiver> = {};
+  for (const name of options.receivers ?? []) {
+    const r = await startHttpReceiver();
+    cleanup.add(() => r.close());
+    receivers[name] = r;
+  }
+
+  const [faPort, mirrorPort, tapAdminPort, dispatcherAdminPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  const config: ConfigInput = {
+    nats: { url: nats.url },
+    tap: {
+      ...options.tap,
+      forwardAuth: { host: '127.0.0.1', port: faPort },
+      mirror: { host: '127.0.0.1', port: mirrorPort },
+      admin: { host: '127.0.0.1', port: tapAdminPort },
+    },
+    dispatcher: {
+      ...options.dispatcher,
+      admin: { host: '127.0.0.1', port: dispatcherAdminPort },
+      network: { allowLoopback: true },
+    },
+    targets: options.targets?.(receivers) ?? [],
+  };
+  const configPath = join(dir, 'request-mirror.yaml');
+  // JSON is YAML; the services read it with the same loader as a hand-written file.
+  writeFileSync(configPath, JSON.stringify(config, null, 2));
+
+  const tapAdminUrl = `http://127.0.0.1:${tapAdminPort}`;
+  const dispatcherAdminUrl = `http://127.0.0.1:${dispatcherAdminPort}`;
+  const env = { ...process.env, NATS_URL: nats.url };
+
+  const startService = async (name: 'ingress-tap' | 'dispatcher', adminUrl: string) => {
+    const p = startProcess({
+      name,
+      command: process.execPath,
+      args: [join(ROOT, name, 'main.ts'), '--config', configPath],
+      env,
+      cwd: ROOT,
+    });
+    processes.push(p);
+    cleanup.add(() => p.stop());
+    await waitUntil(`${name} /readyz`, () => answers2xx(`${adminUrl}/readyz`), { process: p });
+    return p;
+  };
+
+  const tap = await startService('ingress-tap', tapAdminUrl);
+  const dispatcher = await startService('dispatcher', dispatcherAdminUrl);
+
+  const backends: Backends = {
+    tapForwardAuthUrl: `http://127.0.0.1:${faPort}/`,
+    tapMirrorUrl: `http://127.0.0.1:${mirrorPort}`,
+    upstreamUrl: upstream.url,
+  };
+
+  let traefik: Traefik | undefined;
+  if (options.traefik) {
+    const dynamic = options.traefik(backends);
+    traefik = await startTraefik({ ...dynamic, logLevel: options.traefikLogLevel ?? 'INFO' });
+    const t = traefik;
+    processes.push(t.process);
+    cleanup.add(() => t.stop());
+  }
+
+  const agent = new Agent({ connections: 64 });
+  cleanup.add(() => agent.close());
+
+  const stack: Stack = {
+    dir,
+    configPath,
+    nats,
+    natsPort,
+    tap,
+    dispatcher,
+    traefik,
+    upstream,
+    receivers,
+    tapAdminUrl,
+    dispatcherAdminUrl,
+    backends,
+    async send(path, init = {}) {
+      if (!traefik) throw new Error('this stack has no Traefik');
+      const res = await request(`${traefik.url}${path}`, {
+        dispatcher: agent,
+        method: (init.method ?? 'GET') as 'GET',
+        headers: init.headers ?? {},
+        body: init.body === undefined || typeof init.body === 'string' || Buffer.isBuffer(init.body) ? (init.body ?? null) : Readable.from(init.body),
+      });
+      const body = Buffer.from(await res.body.arrayBuffer());
+      return { status: res.statusCode, headers: res.headers, body };
+    },
+    async restartNats() {
+      nats = await startNatsServer({ port: natsPort });
+      stack.nats = nats;
+      cleanup.add(() => nats.stop());
+    },
+    async startTap() {
+      stack.tap = await startService('ingress-tap', tapAdminUrl);
+      return stack.tap;
+    },
+    async startDispatcher() {
+      stack.dispatcher = await startService('dispatcher', dispatcherAdminUrl);
+      return stack.dispatcher;
+    },
+    report: () => processes.map((p) => `--- ${p.name} (pid ${p.pid}) ---\n${p.output().slice(-20_000)}`).join('\n'),
+    close: () => cleanup.run(),
+  };
+  return stack;
+}
+
+/** The events a receiver got, parsed and checked against the contract. */
+export function eventsOf(requests: readonly ReceivedRequest[]): MirrorEvent[] {
+  return requests.map((r) => MirrorEvent.parse(JSON.parse(r.body.toString('utf8'))));
+}
+
+/** Waits until a receiver has an event whose data matches `pick`, and returns it. */
+export async function waitForEvent(
+  receiver: HttpReceiver,
+  pick: (event: MirrorEvent) => boolean,
+  timeoutMs = 15_000,
+): Promise<MirrorEvent> {
+  let found: MirrorEvent | undefined;
+  await waitUntil(
+    'a matching event at the webhook',
+    () => {
+      found = eventsOf(receiver.requests).find(pick);
+      return Promise.resolve(found !== undefined);
+    },
+    { timeoutMs, intervalMs: 50 },
+  );
+  if (!found) throw new Error('unreachable');
+  return found;
+}
