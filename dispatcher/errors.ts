@@ -1,0 +1,41 @@
+import { RequestMirrorError } from '../contract/errors.ts';
+
+// The dispatcher's failure modes; docs/errors.md (## dispatcher) lists the codes. None of them ever reaches the
+// tap or Traefik: each becomes a log line with the code and a counter in /metrics.
+
+/** A NATS message was not a valid Request Mirror event; it is logged, counted and skipped. */
+export class InvalidEventError extends RequestMirrorError {
+  readonly code = 'RM_EVENT_INVALID';
+}
+
+/** The address a target resolved to is refused by `dispatcher.network`; never retried. */
+export class AddressRefusedError extends RequestMirrorError {
+  readonly code = 'RM_ADDRESS_REFUSED';
+  readonly address: string;
+  constructor(address: string, host: string) {
+    super(`refusing to connect to ${address}${address === host ? '' : ` (resolved from ${host})`}: denied by dispatcher.network`);
+    this.address = address;
+  }
+}
+
+/** `dispatcher.network` holds a CIDR that does not parse. */
+export class NetworkPolicyInvalidError extends RequestMirrorError {
+  readonly code = 'RM_NETWORK_POLICY_INVALID';
+}
+
+/** One delivery attempt failed: a non-2xx answer, a timeout or a network error. `reason` labels the metric. */
+export class DeliveryFailedError extends RequestMirrorError {
+  readonly code = 'RM_DELIVERY_FAILED';
+  readonly reason: string;
+  readonly status: number | undefined;
+  constructor(message: string, reason: string, status?: number, options?: ErrorOptions) {
+    super(message, options);
+    this.reason = reason;
+    this.status = status;
+  }
+}
+
+/** A target answered 410 Gone; it receives nothing more until the config changes. */
+export class TargetGoneError extends RequestMirrorError {
+  readonly code = 'RM_TARGET_GONE';
+}

@@ -1,0 +1,65 @@
+import { createHash } from 'node:crypto';
+import type { Target } from '../contract/config.ts';
+import type { Body, MirrorEvent } from '../contract/event.ts';
+
+// What one target may see of an event. The tap removed what no target wanted; what it kept for one target must not
+// reach another: cookies outside this target's `cookieNames`, secret headers outside its `revealHeaders`, and body
+// bytes beyond its `maxBodyBytes`.
+
+export type ProjectionSettings = Pick<Target, 'cookieNames' | 'revealHeaders' | 'maxBodyBytes'>;
+
+/** Headers that carry credentials; a target receives them only when it lists them in `revealHeaders`. */
+export const SECRET_HEADERS: readonly string[] = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie'];
+
+/** True when the event as published is already what this target may see, so its bytes can be sent unchanged. */
+export function isUnchangedFor(event: MirrorEvent, target: ProjectionSettings): boolean {
+  const { headers, cookies, body } = event.data;
+  for (const name of SECRET_HEADERS) {
+    if (Object.hasOwn(headers, name) && !target.revealHeaders.includes(name)) return false;
+  }
+  for (const name in cookies) {
+    if (!target.cookieNames.includes(name)) return false;
+  }
+  return body === null || (target.maxBodyBytes > 0 && body.capturedBytes <= target.maxBodyBytes);
+}
+
+export function projectEvent(event: MirrorEvent, target: ProjectionSettings): MirrorEvent {
+  const data = event.data;
+  const headers: Record<string, string[]> = {};
+  const redacted = new Set(data.redactedHeaders);
+  for (const [name, values] of Object.entries(data.headers)) {
+    if (SECRET_HEADERS.includes(name) && !target.revealHeaders.includes(name)) {
+      redacted.add(name);
+    } else {
+      headers[name] = values;
+    }
+  }
+  const cookies: Record<string, string> = {};
+  for (const [name, value] of Object.entries(data.cookies)) {
+    if (target.cookieNames.includes(name)) cookies[name] = value;
+  }
+  return {
+    ...event,
+    data: { ...data, headers, redactedHeaders: [...redacted], cookies, body: cutBody(data.body, target.maxBodyBytes) },
+  };
+}
+
+/** Cuts bytes, not characters; a UTF-8 body is cut back to a character boundary so it stays valid UTF-8. */
+export function cutBody(body: Body | null, maxBytes: number): Body | null {
+  if (body === null || maxBytes === 0) return null;
+  if (body.capturedBytes <= maxBytes) return body;
+  const bytes = Buffer.from(body.data, body.encoding);
+  let end = Math.min(maxBytes, bytes.length);
+  if (body.encoding === 'utf8') {
+    // A continuation byte is 10xxxxxx; back up to the start of the character that straddles the cut.
+    while (end > 0 && end < bytes.length && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--;
+  }
+  const kept = bytes.subarray(0, end);
+  return {
+    ...body,
+    data: kept.toString(body.encoding),
+    capturedBytes: kept.length,
+    truncated: true,
+    sha256: createHash('sha256').update(kept).digest('hex'),
+  };
+}
