@@ -1,0 +1,163 @@
+import { createHash } from 'node:crypto';
+import { Webhook } from 'standardwebhooks';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { MirrorEvent } from '../../contract/event.ts';
+import { startHttpReceiver, type HttpReceiver } from '../support/http-receiver.ts';
+import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { eventually, makeEvent, metric, publish, startDispatcher, testConfig, type RunningDispatcher } from './harness.ts';
+
+let nats: NatsServer;
+const cleanups: (() => Promise<void>)[] = [];
+beforeAll(async () => {
+  nats = await startNatsServer();
+});
+afterAll(async () => {
+  await nats.stop();
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function receiver(): Promise<HttpReceiver> {
+  const r = await startHttpReceiver();
+  cleanups.push(() => r.close());
+  return r;
+}
+
+async function dispatcher(...args: Parameters<typeof startDispatcher>): Promise<RunningDispatcher> {
+  const d = await startDispatcher(...args);
+  cleanups.push(() => d.close());
+  return d;
+}
+
+const received = (r: HttpReceiver): MirrorEvent[] => r.requests.map((q) => JSON.parse(q.body.toString()) as MirrorEvent);
+
+describe('routing', () => {
+  it('posts each matching event to the watchURL path as CloudEvents JSON', async () => {
+    const r = await receiver();
+    const d = await dispatcher(nats.url, testConfig({ targets: [{ name: 'a', watchURL: `${r.url}/hooks/in?x=1`, methods: ['*'] }] }));
+    const event = makeEvent({ body: 'hello' });
+    await publish(d.nc, event);
+    const [req] = await r.waitFor(1);
+    expect(req?.method).toBe('POST');
+    expect(req?.url).toBe('/hooks/in?x=1');
+    expect(req?.headers['content-type']).toBe('application/cloudevents+json; charset=utf-8');
+    expect(req?.headers['webhook-id']).toBe(event.id);
+    expect(JSON.parse(req?.body.toString() ?? '')).toEqual(event);
+  });
+
+  it('sends a target only the methods, hosts and path prefixes it asked for', async () => {
+    const r = await receiver();
+    const d = await dispatcher(
+      nats.url,
+      testConfig({
+        targets: [{ name: 'a', watchURL: r.url, methods: ['POST', 'PUT'], hosts: ['api.example.com', '*.shop.example'], pathPrefixes: ['/v1/'] }],
+      }),
+    );
+    const wanted = [
+      makeEvent({ method: 'POST', host: 'api.example.com', path: '/v1/orders' }),
+      makeEvent({ method: 'PUT', host: 'eu.shop.example', path: '/v1/cart' }),
+    ];
+    const unwanted = [
+      makeEvent({ method: 'GET', host: 'api.example.com', path: '/v1/orders' }),
+      makeEvent({ method: 'POST', host: 'other.example.com', path: '/v1/orders' }),
+      makeEvent({ method: 'POST', host: 'shop.example', path: '/v1/orders' }),
+      makeEvent({ method: 'POST', host: 'api.example.com', path: '/v2/orders' }),
+    ];
+    await publish(d.nc, ...unwanted, ...wanted);
+    await r.waitFor(2);
+    // A later marker that matches proves the unwanted ones had their chance to arrive first.
+    const marker = makeEvent({ method: 'POST', host: 'api.example.com', path: '/v1/marker' });
+    await publish(d.nc, marker);
+    await r.waitFor(3);
+    expect(received(r).map((e) => e.id).sort()).toEqual([...wanted, marker].map((e) => e.id).sort());
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_events_received_total', { target: 'a' })).toBe(3);
+  });
+
+  it('gives each target only its own cookies and revealed headers', async () => {
+    const ra = await receiver();
+    const rb = await receiver();
+    const d = await dispatcher(
+      nats.url,
+      testConfig({
+        targets: [
+          { name: 'a', watchURL: ra.url, methods: ['*'], cookieNames: ['session'], revealHeaders: ['authorization'] },
+          { name: 'b', watchURL: rb.url, methods: ['*'], cookieNames: ['theme'] },
+        ],
+      }),
+    );
+    const event = makeEvent({
+      headers: { authorization: ['Bearer s3cret'], cookie: ['session=abc; theme=dark'], 'x-trace': ['1'] },
+      redactedHeaders: ['proxy-authorization'],
+      cookies: { session: 'abc', theme: 'dark' },
+    });
+    await publish(d.nc, event);
+    const [a] = received({ requests: await ra.waitFor(1) } as HttpReceiver);
+    const [b] = received({ requests: await rb.waitFor(1) } as HttpReceiver);
+    expect(a?.data.headers).toEqual({ authorization: ['Bearer s3cret'], 'x-trace': ['1'] });
+    expect(a?.data.cookies).toEqual({ session: 'abc' });
+    expect(a?.data.redactedHeaders.sort()).toEqual(['cookie', 'proxy-authorization']);
+    expect(b?.data.headers).toEqual({ 'x-trace': ['1'] });
+    expect(b?.data.cookies).toEqual({ theme: 'dark' });
+    expect(b?.data.redactedHeaders.sort()).toEqual(['authorization', 'cookie', 'proxy-authorization']);
+    expect(JSON.stringify(b)).not.toContain('s3cret');
+  });
+
+  it('cuts the body to each target maxBodyBytes in bytes, keeping UTF-8 whole', async () => {
+    const r0 = await receiver();
+    const r4 = await receiver();
+    const rAll = await receiver();
+    const d = await dispatcher(
+      nats.url,
+      testConfig({
+        targets: [
+          { name: 'none', watchURL: r0.url, methods: ['*'], maxBodyBytes: 0 },
+          { name: 'four', watchURL: r4.url, methods: ['*'], maxBodyBytes: 4 },
+          { name: 'all', watchURL: rAll.url, methods: ['*'] },
+        ],
+      }),
+    );
+    // "héllo": h(1) é(2) l l o — a cut at 4 bytes lands after "hél", at 2 it would split é.
+    await publish(d.nc, makeEvent({ body: 'héllo' }), makeEvent({ body: Buffer.from([0xff, 0x00, 0xfe, 0x01, 0x02, 0x03]) }));
+    const [n0] = received({ requests: await r0.waitFor(2) } as HttpReceiver);
+    const [t1, t2] = received({ requests: await r4.waitFor(2) } as HttpReceiver);
+    const [a1] = received({ requests: await rAll.waitFor(2) } as HttpReceiver);
+    expect(n0?.data.body).toBeNull();
+    expect(t1?.data.body).toMatchObject({ encoding: 'utf8', data: 'hél', capturedBytes: 4, truncated: true, receivedBytes: 6 });
+    expect(t1?.data.body?.sha256).toBe(createHash('sha256').update('hél').digest('hex'));
+    expect(t2?.data.body).toMatchObject({ encoding: 'base64', data: Buffer.from([0xff, 0x00, 0xfe, 0x01]).toString('base64'), capturedBytes: 4, truncated: true });
+    expect(a1?.data.body).toMatchObject({ data: 'héllo', capturedBytes: 6, truncated: false });
+  });
+
+  it('signs every delivery with each secret so the standardwebhooks verifier accepts either', async () => {
+    const r = await receiver();
+    const oldSecret = `whsec_${Buffer.from('old-secret-key-0123456789').toString('base64')}`;
+    const newSecret = `whsec_${Buffer.from('new-secret-key-9876543210').toString('base64')}`;
+    const d = await dispatcher(
+      nats.url,
+      testConfig({ targets: [{ name: 'a', watchURL: r.url, methods: ['*'], secrets: [{ env: 'OLD' }, { env: 'NEW' }] }] }),
+      { OLD: oldSecret, NEW: newSecret },
+    );
+    await publish(d.nc, makeEvent({ body: 'signed' }));
+    const [req] = await r.waitFor(1);
+    const headers = req?.headers as Record<string, string>;
+    expect(headers['webhook-signature']?.split(' ')).toHaveLength(2);
+    const body = req?.body.toString() ?? '';
+    expect(new Webhook(oldSecret).verify(body, headers)).toMatchObject({ type: 'io.request-mirror.request.v1' });
+    expect(new Webhook(newSecret).verify(body, headers)).toMatchObject({ type: 'io.request-mirror.request.v1' });
+    const other = `whsec_${Buffer.from('someone-else').toString('base64')}`;
+    expect(() => new Webhook(other).verify(body, headers)).toThrow();
+  });
+
+  it('counts and skips messages that are not valid events', async () => {
+    const r = await receiver();
+    const d = await dispatcher(nats.url, testConfig({ targets: [{ name: 'a', watchURL: r.url, methods: ['*'] }] }));
+    d.nc.publish('rm-test.requests.POST', 'not json');
+    d.nc.publish('rm-test.requests.POST', JSON.stringify({ specversion: '1.0' }));
+    const good = makeEvent();
+    await publish(d.nc, good);
+    await r.waitFor(1);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_invalid_events_total')).toBe(2);
+    expect(received(r).map((e) => e.id)).toEqual([good.id]);
+  });
+});
