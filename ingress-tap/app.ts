@@ -1,0 +1,62 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { monotonicFactory } from 'ulid';
+import type { Config } from '../contract/config.ts';
+import { createAdminServer } from './admin.ts';
+import { capturePolicy } from './capture-policy.ts';
+import type { TapMetrics } from './metrics.ts';
+import type { Publisher } from './publisher.ts';
+import { createRequestHandler } from './request-handler.ts';
+import { createTapServer } from './tap-server.ts';
+
+// The ingress-tap's behaviour, with its collaborators passed in: main.ts wires the real ones; tests pass a real
+// NATS publisher, their own metrics registry and, for reproducible events, their own id factory and clock.
+
+export interface TapDeps {
+  readonly config: Config;
+  readonly publisher: Publisher;
+  readonly metrics: TapMetrics;
+  readonly logger: Logger;
+  /** CloudEvents `source`, e.g. `/request-mirror/ingress-tap/<hostname>`. */
+  readonly source: string;
+  readonly newId?: () => string;
+  readonly now?: () => number;
+}
+
+export interface Tap {
+  readonly forwardAuth: FastifyInstance;
+  readonly mirror: FastifyInstance;
+  readonly admin: FastifyInstance;
+  /** Applies a reloaded config to the next request. Listener addresses and NATS settings need a restart. */
+  reconfigure(config: Config): void;
+  /** Stops accepting requests, answers those in flight, then closes the admin listener. */
+  close(): Promise<void>;
+}
+
+export function buildTap(deps: TapDeps): Tap {
+  const handler = createRequestHandler({
+    policy: capturePolicy(deps.config),
+    publisher: deps.publisher,
+    metrics: deps.metrics,
+    logger: deps.logger,
+    source: deps.source,
+    newId: deps.newId ?? monotonicFactory(),
+    now: deps.now ?? Date.now,
+  });
+  const keepAliveTimeoutMs = deps.config.tap.keepAliveTimeoutMs;
+  const forwardAuth = createTapServer({ attachment: 'forwardAuth', handler, keepAliveTimeoutMs });
+  const mirror = createTapServer({ attachment: 'mirror', handler, keepAliveTimeoutMs });
+  const admin = createAdminServer(deps.publisher, deps.metrics);
+  return {
+    forwardAuth,
+    mirror,
+    admin,
+    reconfigure(config) {
+      handler.setPolicy(capturePolicy(config));
+    },
+    async close() {
+      await Promise.all([forwardAuth.close(), mirror.close()]);
+      await admin.close();
+    },
+  };
+}

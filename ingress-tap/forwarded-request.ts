@@ -1,0 +1,62 @@
+import type { IncomingMessage } from 'node:http';
+import type { RequestSnapshot } from '../contract/event.ts';
+
+// Rebuilds the request line of the client's original request. Through forwardAuth the tap sees Traefik's GET to
+// the auth address, and the original method, scheme, host and URI arrive as X-Forwarded-* headers (Traefik sets
+// them itself with trustForwardHeader: false, so a client cannot forge them). Through Mirroring the request the
+// tap receives is the original one.
+
+export type Attachment = RequestSnapshot['attachment'];
+
+export interface OriginalRequest {
+  readonly method: string;
+  readonly scheme: 'http' | 'https';
+  readonly host: string;
+  readonly path: string;
+  readonly query: string;
+  readonly clientIp: string | null;
+}
+
+export function originalRequest(req: IncomingMessage, attachment: Attachment): OriginalRequest {
+  const h = req.headers;
+  const scheme = schemeOf(first(h['x-forwarded-proto']));
+  const forwardAuth = attachment === 'forwardAuth';
+  const method = (forwardAuth ? first(h['x-forwarded-method']) : undefined) ?? req.method ?? 'GET';
+  const host = (forwardAuth ? first(h['x-forwarded-host']) : undefined) ?? h.host ?? '';
+  const uri = (forwardAuth ? first(h['x-forwarded-uri']) : undefined) ?? req.url ?? '/';
+  const q = uri.indexOf('?');
+  return {
+    method,
+    scheme,
+    host: withoutDefaultPort(host.toLowerCase(), scheme),
+    path: q === -1 ? uri : uri.slice(0, q),
+    query: q === -1 ? '' : uri.slice(q + 1),
+    clientIp: clientIpOf(first(h['x-forwarded-for']), req.socket.remoteAddress),
+  };
+}
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+// Traefik reports a WebSocket upgrade as ws/wss; the snapshot's scheme is the HTTP one underneath.
+function schemeOf(proto: string | undefined): 'http' | 'https' {
+  if (proto === undefined) return 'http';
+  const p = proto.trim().toLowerCase();
+  return p === 'https' || p === 'wss' ? 'https' : 'http';
+}
+
+function withoutDefaultPort(host: string, scheme: 'http' | 'https'): string {
+  const port = scheme === 'https' ? ':443' : ':80';
+  return host.endsWith(port) ? host.slice(0, -port.length) : host;
+}
+
+// Node joins repeated X-Forwarded-For headers with ", "; the first entry is the client Traefik saw.
+function clientIpOf(forwardedFor: string | undefined, peer: string | undefined): string | null {
+  if (forwardedFor !== undefined) {
+    const comma = forwardedFor.indexOf(',');
+    const ip = (comma === -1 ? forwardedFor : forwardedFor.slice(0, comma)).trim();
+    if (ip !== '') return ip;
+  }
+  return peer ?? null;
+}

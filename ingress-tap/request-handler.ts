@@ -1,0 +1,121 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { requestSubject } from '../contract/subjects.ts';
+import { captureBody, type CapturedBody } from './body-capture.ts';
+import type { CaptureDecision, CapturePolicy } from './capture-policy.ts';
+import { EventTooLargeError, RejectedInputError } from './errors.ts';
+import { originalRequest, type Attachment, type OriginalRequest } from './forwarded-request.ts';
+import { captureHeaders } from './header-capture.ts';
+import type { TapMetrics } from './metrics.ts';
+import type { Publisher } from './publisher.ts';
+import { buildEvent, encodeEvent } from './snapshot.ts';
+
+// The tap's one job per request: answer 200 at once, then snapshot and publish. Nothing before the answer waits
+// on I/O; the body is read and the event built and published after the 200 is written, so neither a slow body
+// nor NATS can delay the user's request.
+
+export interface RequestHandlerDeps {
+  readonly policy: CapturePolicy;
+  readonly publisher: Publisher;
+  readonly metrics: TapMetrics;
+  readonly logger: Logger;
+  /** CloudEvents `source`, naming this tap instance. */
+  readonly source: string;
+  readonly newId: () => string;
+  readonly now: () => number;
+}
+
+export interface RequestHandler {
+  handle(req: IncomingMessage, res: ServerResponse, attachment: Attachment): void;
+  /** Counts and logs a malformed request that is being answered 200 anyway. */
+  rejected(reason: string, detail: unknown): void;
+  setPolicy(policy: CapturePolicy): void;
+}
+
+const EMPTY_OK = { 'content-length': '0' };
+
+export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
+  const { publisher, metrics, logger, source, newId, now } = deps;
+  let policy = deps.policy;
+
+  function rejected(reason: string, detail: unknown): void {
+    metrics.rejectedInput.inc({ reason });
+    // Checked first: building the error captures a stack, too dear for a flood of junk requests.
+    if (logger.isLevelEnabled('debug')) logger.debug({ err: new RejectedInputError(reason, { cause: detail }), reason }, 'malformed request answered 200');
+  }
+
+  function publishEvent(
+    attachment: Attachment,
+    id: string,
+    time: number,
+    subject: string,
+    original: OriginalRequest,
+    decision: CaptureDecision,
+    rawHeaders: string[],
+    body: CapturedBody | null,
+  ): void {
+    const headers = captureHeaders(rawHeaders, decision);
+    if (headers.malformedCookie) rejected('malformed_cookie', undefined);
+    if (body !== null && body.receivedBytes > body.bytes.length) metrics.truncated.inc({ reason: 'limit' });
+    const maxPayload = publisher.maxPayload();
+    if (maxPayload === 0) {
+      drop(publisher.publish(subject, EMPTY_PAYLOAD));
+      return;
+    }
+    const encoded = encodeEvent(buildEvent({ id, time, source, attachment, original, headers, body }), body, maxPayload);
+    if (encoded === null) {
+      logger.warn({ err: new EventTooLargeError(`event ${id} exceeds max_payload ${maxPayload} without its body`) }, 'event dropped');
+      drop('event_too_large');
+      return;
+    }
+    if (encoded.cut) metrics.truncated.inc({ reason: 'max_payload' });
+    drop(publisher.publish(subject, encoded.payload));
+  }
+
+  function drop(outcome: ReturnType<Publisher['publish']>): void {
+    if (outcome === 'published') metrics.published.inc();
+    else metrics.dropped.inc({ reason: outcome });
+  }
+
+  return {
+    rejected,
+    setPolicy(next) {
+      policy = next;
+    },
+    handle(req, res, attachment) {
+      const started = performance.now();
+      const time = now();
+      metrics.received.inc({ attachment });
+      const original = originalRequest(req, attachment);
+      const decision = policy.decide(original);
+      if (decision === null) {
+        req.resume();
+        res.writeHead(200, EMPTY_OK).end();
+        metrics.skipped.inc({ attachment });
+        metrics.handlingSeconds.observe({ attachment }, (performance.now() - started) / 1000);
+        return;
+      }
+      const id = newId();
+      const subject = requestSubject(policy.subjectPrefix, original.method);
+      // Listening before answering: Node discards an unread request body once the response has finished.
+      captureBody(req, decision.bodyLimit, (body, aborted) => {
+        if (aborted) {
+          metrics.dropped.inc({ reason: 'request_aborted' });
+          return;
+        }
+        try {
+          publishEvent(attachment, id, time, subject, original, decision, req.rawHeaders, body);
+        } catch (error) {
+          metrics.publishErrors.inc();
+          logger.error({ err: error, id }, 'building or publishing an event failed');
+        }
+      });
+      res.writeHead(200, { 'content-length': '0', 'x-request-mirror-id': id }).end();
+      metrics.handlingSeconds.observe({ attachment }, (performance.now() - started) / 1000);
+    },
+  };
+}
+
+// Stands in for the event while disconnected: the publisher drops it before looking at the bytes, so building the
+// real event would be wasted work during an outage.
+const EMPTY_PAYLOAD = new Uint8Array(0);

@@ -1,0 +1,92 @@
+import { createHash } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
+import { EVENT_TYPE, type Body, type MirrorEvent } from '../contract/event.ts';
+import type { CapturedBody } from './body-capture.ts';
+import type { Attachment, OriginalRequest } from './forwarded-request.ts';
+import type { HeaderCapture } from './header-capture.ts';
+
+// Builds the CloudEvent for one request and serializes it within the NATS server's max_payload. The event is
+// built to match contract/event.ts by construction; it is not validated at run time (the tests do that), because
+// validation would cost more than everything else on the path.
+
+export interface EventParts {
+  readonly id: string;
+  readonly time: number;
+  readonly source: string;
+  readonly attachment: Attachment;
+  readonly original: OriginalRequest;
+  readonly headers: HeaderCapture;
+  readonly body: CapturedBody | null;
+}
+
+export function buildEvent(parts: EventParts): MirrorEvent {
+  const { original, headers } = parts;
+  const event: MirrorEvent = {
+    specversion: '1.0',
+    id: parts.id,
+    source: parts.source,
+    type: EVENT_TYPE,
+    time: new Date(parts.time).toISOString(),
+    datacontenttype: 'application/json',
+    subject: `${original.host}${original.path}`,
+    data: {
+      attachment: parts.attachment,
+      method: original.method,
+      scheme: original.scheme,
+      host: original.host,
+      path: original.path,
+      query: original.query,
+      clientIp: original.clientIp,
+      headers: headers.headers,
+      redactedHeaders: headers.redactedHeaders,
+      cookies: headers.cookies,
+      body: parts.body === null ? null : bodyOf(parts.body.bytes, parts.body),
+    },
+  };
+  if (headers.traceparent !== undefined) event.traceparent = headers.traceparent;
+  return event;
+}
+
+export function bodyOf(bytes: Buffer, body: Pick<CapturedBody, 'receivedBytes' | 'declaredLength'>): Body {
+  const utf8 = isUtf8(bytes);
+  return {
+    encoding: utf8 ? 'utf8' : 'base64',
+    data: bytes.toString(utf8 ? 'utf8' : 'base64'),
+    capturedBytes: bytes.length,
+    declaredLength: body.declaredLength,
+    receivedBytes: body.receivedBytes,
+    truncated: body.receivedBytes > bytes.length,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+  };
+}
+
+export interface EncodedEvent {
+  readonly payload: Buffer;
+  /** True when the body was cut further to fit max_payload. */
+  readonly cut: boolean;
+}
+
+/**
+ * Serializes the event; when it exceeds `maxPayload`, cuts the body (marking it truncated) until it fits. Null when
+ * even an empty body does not fit, i.e. the headers alone are too large.
+ */
+export function encodeEvent(event: MirrorEvent, captured: CapturedBody | null, maxPayload: number): EncodedEvent | null {
+  let payload = Buffer.from(JSON.stringify(event));
+  if (payload.length <= maxPayload) return { payload, cut: false };
+  const body = event.data.body;
+  if (captured === null || body === null) return null;
+  let keep = body.capturedBytes;
+  // Each pass estimates how many captured bytes the overflow is worth; a few passes settle any encoding change.
+  for (let pass = 0; pass < 8 && keep > 0; pass++) {
+    const current = event.data.body as Body;
+    const over = payload.length - maxPayload;
+    const bytesPerCaptured = Math.max(1, Buffer.byteLength(JSON.stringify(current.data)) / Math.max(1, current.capturedBytes));
+    keep = Math.max(0, keep - Math.ceil(over / bytesPerCaptured) - 16);
+    // Never split a UTF-8 sequence: the cut would turn a text body into base64 and a third larger.
+    while (keep > 0 && ((captured.bytes[keep] as number) & 0xc0) === 0x80) keep--;
+    event.data.body = bodyOf(captured.bytes.subarray(0, keep), captured);
+    payload = Buffer.from(JSON.stringify(event));
+    if (payload.length <= maxPayload) return { payload, cut: true };
+  }
+  return null;
+}
