@@ -1,0 +1,211 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ConfigInput } from '../../contract/config.ts';
+import { startHttpReceiver, type HttpReceiver, type Responder } from '../support/http-receiver.ts';
+import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import {
+  accounting,
+  closedPort,
+  eventually,
+  makeEvent,
+  metric,
+  publish,
+  startBlackhole,
+  startDispatcher,
+  testConfig,
+  type RunningDispatcher,
+} from './harness.ts';
+
+let nats: NatsServer;
+const cleanups: (() => Promise<void>)[] = [];
+beforeAll(async () => {
+  nats = await startNatsServer();
+});
+afterAll(async () => {
+  await nats.stop();
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function receiver(respond?: Responder): Promise<HttpReceiver> {
+  const r = await startHttpReceiver(respond);
+  cleanups.push(() => r.close());
+  return r;
+}
+
+async function dispatcher(input: ConfigInput): Promise<RunningDispatcher> {
+  const d = await startDispatcher(nats.url, testConfig(input));
+  cleanups.push(() => d.close());
+  return d;
+}
+
+type TargetInput = NonNullable<ConfigInput['targets']>[number];
+const fastRetry = { maxAttempts: 3, initialBackoffMs: 5, maxBackoffMs: 20 };
+const target = (name: string, watchURL: string, extra: Partial<TargetInput> = {}): TargetInput => ({
+  name,
+  watchURL,
+  methods: ['*'],
+  retry: fastRetry,
+  ...extra,
+});
+
+const dropped = (d: RunningDispatcher, target: string, reason: string) =>
+  metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { target, reason });
+const failed = (d: RunningDispatcher, target: string, reason: string) =>
+  metric(d.metrics, 'request_mirror_dispatcher_delivery_attempts_failed_total', { target, reason });
+
+async function settled(d: RunningDispatcher, name: string): Promise<void> {
+  await eventually(async () => (await accounting(d.metrics, name)).pending === 0 && (await accounting(d.metrics, name)).received > 0);
+}
+
+describe('delivery failures', () => {
+  it('gives up on a target slower than its timeout and retries it', async () => {
+    const r = await receiver((_req, res) => {
+      setTimeout(() => res.writeHead(204).end(), 2000);
+    });
+    const d = await dispatcher({ targets: [target('slow', r.url, { timeoutMs: 100, retry: { ...fastRetry, maxAttempts: 2 } })] });
+    await publish(d.nc, makeEvent());
+    await settled(d, 'slow');
+    expect(await failed(d, 'slow', 'timeout')).toBe(2);
+    expect(await dropped(d, 'slow', 'retries_exhausted')).toBe(1);
+    expect(r.requests).toHaveLength(2);
+  });
+
+  it('retries a refused connection, then drops the event as retries exhausted', async () => {
+    const port = await closedPort();
+    const d = await dispatcher({ targets: [target('down', `http://127.0.0.1:${port}/`)] });
+    await publish(d.nc, makeEvent());
+    await settled(d, 'down');
+    expect(await failed(d, 'down', 'connection')).toBe(3);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_delivery_retries_total', { target: 'down' })).toBe(2);
+    expect(await dropped(d, 'down', 'retries_exhausted')).toBe(1);
+  });
+
+  it('times out on a blackholed target that accepts and never answers', async () => {
+    const hole = await startBlackhole();
+    cleanups.push(() => hole.close());
+    const d = await dispatcher({ targets: [target('hole', hole.url, { headersTimeoutMs: 100, timeoutMs: 150, retry: { ...fastRetry, maxAttempts: 1 } })] });
+    await publish(d.nc, makeEvent());
+    await settled(d, 'hole');
+    expect(await failed(d, 'hole', 'timeout')).toBe(1);
+    expect(await dropped(d, 'hole', 'retries_exhausted')).toBe(1);
+  });
+
+  it('keeps delivering to a healthy target while another is blackholed', async () => {
+    const hole = await startBlackhole();
+    cleanups.push(() => hole.close());
+    const healthy = await receiver();
+    const d = await dispatcher({
+      targets: [
+        target('hole', hole.url, { concurrency: 2, timeoutMs: 60_000, headersTimeoutMs: 60_000, queue: { maxEvents: 10 } }),
+        target('healthy', healthy.url, { concurrency: 2 }),
+      ],
+    });
+    const events = Array.from({ length: 200 }, () => makeEvent());
+    await publish(d.nc, ...events);
+    // Every event reaches the healthy target while the blackholed one still holds all its slots.
+    await healthy.waitFor(200, 15_000);
+    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total', { target: 'healthy' })) === 200);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_deliveries_in_flight', { target: 'hole' })).toBe(2);
+    expect(await dropped(d, 'hole', 'queue_full')).toBe(200 - 2 - 10);
+  });
+
+  it('disables a target that answers 410 Gone until the config changes', async () => {
+    const r = await receiver((_req, res) => {
+      res.writeHead(410).end('gone');
+    });
+    const d = await dispatcher({ targets: [target('gone', r.url)] });
+    await publish(d.nc, makeEvent());
+    await settled(d, 'gone');
+    await publish(d.nc, makeEvent(), makeEvent());
+    await eventually(async () => (await dropped(d, 'gone', 'disabled_410')) === 3);
+    expect(r.requests).toHaveLength(1);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_target_disabled', { target: 'gone' })).toBe(1);
+
+    r.respond = (_req, res) => {
+      res.writeHead(204).end();
+    };
+    d.dispatcher.reconfigure(testConfig({ targets: [target('gone', r.url, { timeoutMs: 5000 })] }), new Map());
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_target_disabled', { target: 'gone' })).toBe(0);
+    await publish(d.nc, makeEvent());
+    await r.waitFor(2);
+    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total', { target: 'gone' })) === 1);
+  });
+
+  it('retries a 429 after its Retry-After', async () => {
+    let calls = 0;
+    const r = await receiver((_req, res) => {
+      calls++;
+      if (calls === 1) res.writeHead(429, { 'retry-after': '1' }).end();
+      else res.writeHead(204).end();
+    });
+    const d = await dispatcher({ targets: [target('limited', r.url, { retry: { ...fastRetry, initialBackoffMs: 0, maxBackoffMs: 0 } })] });
+    await publish(d.nc, makeEvent());
+    const [first, second] = await r.waitFor(2);
+    // Backoff is 0 here, so a gap of about a second can only come from Retry-After.
+    expect((second?.receivedAt ?? 0) - (first?.receivedAt ?? 0)).toBeGreaterThanOrEqual(900);
+    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total', { target: 'limited' })) === 1);
+    expect(await failed(d, 'limited', 'http_429')).toBe(1);
+  });
+
+  it('retries a 5xx and drops the event once retries are exhausted', async () => {
+    const r = await receiver((_req, res) => {
+      res.writeHead(503).end('busy');
+    });
+    const d = await dispatcher({ targets: [target('flaky', r.url, { circuitBreaker: { failureThreshold: 100 } })] });
+    await publish(d.nc, makeEvent());
+    await settled(d, 'flaky');
+    expect(r.requests).toHaveLength(3);
+    expect(new Set(r.requests.map((q) => q.headers['webhook-id'])).size).toBe(1);
+    expect(await failed(d, 'flaky', 'http_5xx')).toBe(3);
+    expect(await dropped(d, 'flaky', 'retries_exhausted')).toBe(1);
+  });
+
+  it('does not retry other 4xx answers', async () => {
+    const r = await receiver((_req, res) => {
+      res.writeHead(400).end('bad');
+    });
+    const d = await dispatcher({ targets: [target('picky', r.url)] });
+    await publish(d.nc, makeEvent());
+    await settled(d, 'picky');
+    expect(r.requests).toHaveLength(1);
+    expect(await dropped(d, 'picky', 'not_retryable')).toBe(1);
+    expect(await failed(d, 'picky', 'http_4xx')).toBe(1);
+  });
+
+  it('treats a redirect as a failure and never follows it', async () => {
+    const elsewhere = await receiver();
+    const r = await receiver((_req, res) => {
+      res.writeHead(307, { location: `${elsewhere.url}/stolen` }).end();
+    });
+    const d = await dispatcher({ targets: [target('moved', r.url)] });
+    await publish(d.nc, makeEvent());
+    await settled(d, 'moved');
+    expect(await failed(d, 'moved', 'http_3xx')).toBe(1);
+    expect(await dropped(d, 'moved', 'not_retryable')).toBe(1);
+    expect(elsewhere.requests).toHaveLength(0);
+  });
+
+  it('opens the circuit after consecutive failures, drops while open, and closes after a good trial', async () => {
+    let healthy = false;
+    const r = await receiver((_req, res) => {
+      res.writeHead(healthy ? 204 : 500).end();
+    });
+    const d = await dispatcher({
+      targets: [target('breaker', r.url, { concurrency: 1, retry: { maxAttempts: 1 }, circuitBreaker: { failureThreshold: 3, cooldownMs: 500 } })],
+    });
+    await publish(d.nc, makeEvent(), makeEvent(), makeEvent());
+    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_circuit_open', { target: 'breaker' })) === 1);
+    await publish(d.nc, makeEvent(), makeEvent());
+    await eventually(async () => (await dropped(d, 'breaker', 'circuit_open')) === 2);
+    expect(r.requests).toHaveLength(3);
+
+    healthy = true;
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    await publish(d.nc, makeEvent());
+    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total', { target: 'breaker' })) === 1);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_circuit_open', { target: 'breaker' })).toBe(0);
+    await publish(d.nc, makeEvent());
+    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total', { target: 'breaker' })) === 2);
+  });
+});
