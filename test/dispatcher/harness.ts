@@ -126,7 +126,10 @@ export async function eventually(check: () => Promise<boolean> | boolean, timeou
   }
 }
 
-/** received = delivered + dropped + pending, read in one synchronous pass of the registry. */
+/**
+ * received = delivered + dropped + pending. The four reads form one consistent snapshot: prom-client's get() builds
+ * its values before its first await, and each metric() call reaches get() synchronously inside Promise.all.
+ */
 export async function accounting(metrics: DispatcherMetrics, target: string) {
   const [received, delivered, dropped, pending] = await Promise.all([
     metric(metrics, 'request_mirror_dispatcher_events_received_total', { target }),

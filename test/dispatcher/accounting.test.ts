@@ -1,0 +1,125 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startHttpReceiver, type HttpReceiver, type Responder } from '../support/http-receiver.ts';
+import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { accounting, eventually, makeEvent, metric, publish, startDispatcher, testConfig } from './harness.ts';
+
+let nats: NatsServer;
+const cleanups: (() => Promise<void>)[] = [];
+beforeAll(async () => {
+  nats = await startNatsServer();
+});
+afterAll(async () => {
+  await nats.stop();
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function receiver(respond?: Responder): Promise<HttpReceiver> {
+  const r = await startHttpReceiver(respond);
+  cleanups.push(() => r.close());
+  return r;
+}
+
+describe('accounting', () => {
+  it('drops the newest events when the target queue is full and counts them', async () => {
+    const release: (() => void)[] = [];
+    const r = await receiver((_req, res) => {
+      release.push(() => res.writeHead(204).end());
+    });
+    const d = await startDispatcher(nats.url, testConfig({ targets: [{ name: 'q', watchURL: r.url, methods: ['*'], concurrency: 1, queue: { maxEvents: 3 } }] }));
+    cleanups.push(() => d.close());
+    const events = Array.from({ length: 10 }, () => makeEvent());
+    await publish(d.nc, ...events);
+    await r.waitFor(1);
+    await eventually(async () => (await accounting(d.metrics, 'q')).received === 10);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { target: 'q', reason: 'queue_full' })).toBe(6);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_queue_events', { target: 'q' })).toBe(3);
+    // Released one by one: the oldest four were kept, the six newest dropped.
+    while (r.requests.length < 4 || release.length > 0) {
+      release.shift()?.();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual(events.slice(0, 4).map((e) => e.id));
+  });
+
+  it('drops events beyond the global byte ceiling across targets', async () => {
+    const release: (() => void)[] = [];
+    const hold: Responder = (_req, res) => {
+      release.push(() => res.writeHead(204).end());
+    };
+    const a = await receiver(hold);
+    const b = await receiver(hold);
+    const event = makeEvent({ body: 'x'.repeat(1000) });
+    const size = Buffer.byteLength(JSON.stringify(event));
+    const d = await startDispatcher(
+      nats.url,
+      testConfig({
+        // Room for three events in all; each target would take many more on its own.
+        dispatcher: { maxQueuedBytes: size * 3 + 10 },
+        targets: [
+          { name: 'a', watchURL: a.url, methods: ['*'], concurrency: 1 },
+          { name: 'b', watchURL: b.url, methods: ['*'], concurrency: 1 },
+        ],
+      }),
+    );
+    cleanups.push(async () => {
+      for (const f of release.splice(0)) f();
+      await d.close();
+    });
+    await publish(d.nc, event, makeEvent({ body: 'y'.repeat(1000) }), makeEvent({ body: 'z'.repeat(1000) }));
+    await eventually(async () => (await accounting(d.metrics, 'b')).received === 3);
+    const droppedGlobal = await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { reason: 'global_limit' });
+    expect(droppedGlobal).toBe(3);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_queued_bytes')).toBeLessThanOrEqual(size * 3 + 10);
+  });
+
+  it('keeps received = delivered + dropped + pending during and after a burst with mixed outcomes', async () => {
+    let n = 0;
+    const r = await receiver((_req, res) => {
+      const k = n++ % 5;
+      if (k === 0) res.writeHead(500).end();
+      else if (k === 1) res.writeHead(400).end();
+      else if (k === 2) setTimeout(() => res.writeHead(204).end(), 30);
+      else res.writeHead(204).end();
+    });
+    const d = await startDispatcher(
+      nats.url,
+      testConfig({
+        targets: [
+          {
+            name: 'mixed',
+            watchURL: r.url,
+            methods: ['*'],
+            concurrency: 4,
+            queue: { maxEvents: 50 },
+            retry: { maxAttempts: 2, initialBackoffMs: 5, maxBackoffMs: 20 },
+            circuitBreaker: { failureThreshold: 1000 },
+          },
+        ],
+      }),
+    );
+    cleanups.push(() => d.close());
+    const burst = Array.from({ length: 400 }, () => makeEvent());
+    const publishing = publish(d.nc, ...burst);
+    let samples = 0;
+    let sawPending = false;
+    for (;;) {
+      const s = await accounting(d.metrics, 'mixed');
+      expect(s.received).toBe(s.delivered + s.dropped + s.pending);
+      samples++;
+      if (s.pending > 0) sawPending = true;
+      if (s.received === 400 && s.pending === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    await publishing;
+    expect(sawPending).toBe(true);
+    expect(samples).toBeGreaterThan(1);
+    const final = await accounting(d.metrics, 'mixed');
+    expect(final.delivered).toBeGreaterThan(0);
+    expect(final.dropped).toBeGreaterThan(0);
+    expect(final.received).toBe(final.delivered + final.dropped);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_queue_events', { target: 'mixed' })).toBe(0);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_queued_bytes')).toBe(0);
+  });
+});
