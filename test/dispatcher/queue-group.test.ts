@@ -1,0 +1,54 @@
+import { connect } from '@nats-io/transport-node';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { allRequestsSubject } from '../../contract/subjects.ts';
+import { startHttpReceiver } from '../support/http-receiver.ts';
+import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { eventually, makeEvent, metric, publish, startDispatcher, testConfig, PREFIX } from './harness.ts';
+
+let nats: NatsServer;
+const cleanups: (() => Promise<void>)[] = [];
+beforeAll(async () => {
+  nats = await startNatsServer();
+});
+afterAll(async () => {
+  await nats.stop();
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+describe('queue group', () => {
+  it('delivers each event exactly once across two dispatchers while a plain subscriber sees every event', async () => {
+    const r = await startHttpReceiver();
+    cleanups.push(() => r.close());
+    const config = testConfig({ targets: [{ name: 'a', watchURL: r.url, methods: ['*'] }] });
+    const one = await startDispatcher(nats.url, config);
+    cleanups.push(() => one.close());
+    const two = await startDispatcher(nats.url, config);
+    cleanups.push(() => two.close());
+    const watcher = await connect({ servers: nats.url });
+    cleanups.push(() => watcher.close());
+    let seen = 0;
+    watcher.subscribe(allRequestsSubject(PREFIX), {
+      callback: () => {
+        seen++;
+      },
+    });
+    await watcher.flush();
+
+    const events = Array.from({ length: 200 }, (_, i) => makeEvent({ method: i % 2 ? 'GET' : 'POST' }));
+    await publish(one.nc, ...events);
+    await r.waitFor(200);
+    await eventually(() => seen === 200);
+    const ids = r.requests.map((q) => q.headers['webhook-id']);
+    expect(new Set(ids).size).toBe(200);
+    const received = async (d: typeof one) => metric(d.metrics, 'request_mirror_dispatcher_events_received_total', { target: 'a' });
+    const [n1, n2] = [await received(one), await received(two)];
+    expect(n1 + n2).toBe(200);
+    expect(n1).toBeGreaterThan(0);
+    expect(n2).toBeGreaterThan(0);
+    // Nothing arrives late as a duplicate.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(r.requests).toHaveLength(200);
+  });
+});
