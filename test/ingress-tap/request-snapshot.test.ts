@@ -1,0 +1,162 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import type { MirrorEvent } from '../../contract/event.ts';
+import { rawExchange, send, startTap, statusCodes, target, type TapHarness } from './tap-harness.ts';
+
+let nats: NatsServer;
+let tap: TapHarness;
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  tap = await startTap({ natsUrl: nats.url, config: { targets: [target('audit', { cookieNames: ['session'] })] } });
+});
+afterAll(async () => {
+  // Undefined when beforeAll failed half-way.
+  await (tap as TapHarness | undefined)?.close();
+  await (nats as NatsServer | undefined)?.stop();
+});
+afterEach(() => {
+  expect(tap.invalid).toEqual([]);
+  tap.received.length = 0;
+});
+
+// What Traefik v3.6 sends to a forwardAuth address with trustForwardHeader: false and forwardBody: true.
+function forwardAuthHeaders(extra: Record<string, string | string[]> = {}): Record<string, string | string[]> {
+  return {
+    'x-forwarded-method': 'POST',
+    'x-forwarded-proto': 'https',
+    'x-forwarded-host': 'Shop.Example.com:443',
+    'x-forwarded-uri': '/cart/items%20list?id=7&x=%2F',
+    'x-forwarded-for': '203.0.113.9',
+    'x-forwarded-port': '443',
+    'user-agent': 'curl/8.5.0',
+    ...extra,
+  };
+}
+
+describe('request snapshot', () => {
+  it('rebuilds the original request from the forwardAuth X-Forwarded headers', async () => {
+    const res = await send(`${tap.forwardAuthUrl}/auth`, { headers: forwardAuthHeaders(), body: 'qty=2' });
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('');
+    const [{ event, subject }] = (await tap.waitForEvents(1)) as [{ event: MirrorEvent; subject: string }];
+    expect(subject).toBe('request-mirror.requests.POST');
+    expect(event.data).toMatchObject({
+      attachment: 'forwardAuth',
+      method: 'POST',
+      scheme: 'https',
+      host: 'shop.example.com',
+      path: '/cart/items%20list',
+      query: 'id=7&x=%2F',
+      clientIp: '203.0.113.9',
+    });
+    expect(event.subject).toBe('shop.example.com/cart/items%20list');
+    expect(event.source).toBe('/request-mirror/ingress-tap/test');
+    expect(event.data.body?.data).toBe('qty=2');
+  });
+
+  it('answers with the event id in X-Request-Mirror-Id', async () => {
+    const res = await send(`${tap.forwardAuthUrl}/auth`, { headers: forwardAuthHeaders() });
+    const [received] = await tap.waitForEvents(1);
+    expect(res.headers['x-request-mirror-id']).toBe(received?.event.id);
+    expect(received?.event.id).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
+  });
+
+  it('leaves X-Forwarded and hop-by-hop headers out and keeps every value of a repeated header in order', async () => {
+    // Raw, because HTTP clients manage Connection themselves.
+    const raw = await rawExchange(
+      tap.forwardAuthPort,
+      [
+        'GET /auth HTTP/1.1',
+        'Host: tap.internal',
+        'X-Forwarded-Method: GET',
+        'X-Forwarded-Host: a.example',
+        'X-Forwarded-Uri: /',
+        'Accept: text/html',
+        'X-Tag: one',
+        'x-tag: two',
+        'X-TAG: three',
+        'Connection: close, X-Drop',
+        'X-Drop: gone',
+        'Keep-Alive: timeout=5',
+        '',
+        '',
+      ].join('\r\n'),
+    );
+    expect(statusCodes(raw)).toEqual([200]);
+    const [received] = await tap.waitForEvents(1);
+    const headers = received?.event.data.headers ?? {};
+    expect(headers['x-tag']).toEqual(['one', 'two', 'three']);
+    expect(headers.accept).toEqual(['text/html']);
+    expect(Object.keys(headers).filter((h) => h.startsWith('x-forwarded-'))).toEqual([]);
+    expect(headers.connection).toBeUndefined();
+    expect(headers['x-drop']).toBeUndefined();
+    expect(headers['keep-alive']).toBeUndefined();
+    expect(headers.host).toEqual(['tap.internal']);
+  });
+
+  it('keeps a non-default port in the host and drops the default one', async () => {
+    await send(`${tap.forwardAuthUrl}/auth`, { headers: { 'x-forwarded-proto': 'http', 'x-forwarded-host': 'a.example:8080', 'x-forwarded-uri': '/p' } });
+    await send(`${tap.forwardAuthUrl}/auth`, { headers: { 'x-forwarded-proto': 'http', 'x-forwarded-host': 'b.example:80', 'x-forwarded-uri': '/p' } });
+    const events = await tap.waitForEvents(2);
+    expect(events.map((e) => e.event.data.host)).toEqual(['a.example:8080', 'b.example']);
+  });
+
+  it('takes the request a mirror listener receives as the original', async () => {
+    const res = await send(`${tap.mirrorUrl}/api/orders?page=2`, {
+      method: 'PUT',
+      headers: { host: 'api.example.com', 'x-forwarded-proto': 'https', 'x-forwarded-for': '198.51.100.4, 10.0.0.1', 'content-type': 'application/json' },
+      body: '{"id":1}',
+    });
+    expect(res.status).toBe(200);
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.subject).toBe('request-mirror.requests.PUT');
+    expect(received?.event.data).toMatchObject({
+      attachment: 'mirror',
+      method: 'PUT',
+      scheme: 'https',
+      host: 'api.example.com',
+      path: '/api/orders',
+      query: 'page=2',
+      clientIp: '198.51.100.4',
+    });
+    expect(received?.event.data.headers['content-type']).toEqual(['application/json']);
+    expect(received?.event.data.body).toMatchObject({ encoding: 'utf8', data: '{"id":1}', declaredLength: 8, receivedBytes: 8, truncated: false });
+    expect(res.headers['x-request-mirror-id']).toBe(received?.event.id);
+  });
+
+  it('falls back to the peer address when there is no X-Forwarded-For', async () => {
+    await send(`${tap.mirrorUrl}/x`);
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.clientIp).toBe('127.0.0.1');
+    expect(received?.event.data.scheme).toBe('http');
+  });
+
+  it('publishes methods that are not a NATS subject token to the _OTHER subject', async () => {
+    await send(`${tap.forwardAuthUrl}/auth`, { headers: { 'x-forwarded-method': 'M.SEARCH', 'x-forwarded-uri': '/' } });
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.subject).toBe('request-mirror.requests._OTHER');
+    expect(received?.event.data.method).toBe('M.SEARCH');
+  });
+
+  it('carries a valid traceparent and ignores an invalid one', async () => {
+    const valid = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    await send(`${tap.forwardAuthUrl}/auth`, { headers: { 'x-forwarded-uri': '/t', traceparent: valid } });
+    await send(`${tap.forwardAuthUrl}/auth`, { headers: { 'x-forwarded-uri': '/t', traceparent: '00-00000000000000000000000000000000-00f067aa0ba902b7-01' } });
+    const events = await tap.waitForEvents(2);
+    expect(events[0]?.event.traceparent).toBe(valid);
+    expect(events[1]?.event).not.toHaveProperty('traceparent');
+    expect(events[1]?.event.data.headers.traceparent).toBeDefined();
+  });
+
+  it('stamps time with the moment the tap saw the request, in milliseconds', async () => {
+    const before = Date.now();
+    await send(`${tap.forwardAuthUrl}/auth`, { headers: { 'x-forwarded-uri': '/' } });
+    const after = Date.now();
+    const [received] = await tap.waitForEvents(1);
+    const time = Date.parse(received?.event.time ?? '');
+    expect(time).toBeGreaterThanOrEqual(before);
+    expect(time).toBeLessThanOrEqual(after);
+    expect(received?.event.time).toMatch(/\.\d{3}Z$/);
+  });
+});

@@ -1,0 +1,210 @@
+import { readFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { join } from 'node:path';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import { CloudEvent } from 'cloudevents';
+import { pino } from 'pino';
+import { Agent, request } from 'undici';
+import { Config, type ConfigInput } from '../../contract/config.ts';
+import type { MirrorEvent } from '../../contract/event.ts';
+import { allRequestsSubject } from '../../contract/subjects.ts';
+import { buildTap, type Tap, type TapDeps } from '../../ingress-tap/app.ts';
+import { createMetrics, type TapMetrics } from '../../ingress-tap/metrics.ts';
+import { startPublisher, type Publisher } from '../../ingress-tap/publisher.ts';
+
+// A real tap on port 0, publishing to a real nats-server, with a subscriber that validates every event it
+// receives against the generated JSON Schema and the CloudEvents SDK before handing it to the test.
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
+const schema = JSON.parse(readFileSync(join(import.meta.dirname, '../../contract/schemas/event.schema.json'), 'utf8')) as object;
+const ajv = addFormats(new Ajv2020({ allErrors: true, strict: false }));
+const validateSchema = ajv.compile(schema);
+
+export function assertValidEvent(event: unknown): asserts event is MirrorEvent {
+  if (!validateSchema(event)) {
+    throw new Error(`event does not match event.schema.json: ${ajv.errorsText(validateSchema.errors)}\n${JSON.stringify(event)}`);
+  }
+  // The SDK's own validation of the CloudEvents attributes (spec version, id, source, type, time…).
+  new CloudEvent(event, true).validate();
+}
+
+export interface Received {
+  readonly subject: string;
+  readonly size: number;
+  readonly event: MirrorEvent;
+}
+
+export interface TapHarness {
+  readonly tap: Tap;
+  readonly metrics: TapMetrics;
+  readonly publisher: Publisher;
+  readonly config: Config;
+  readonly forwardAuthUrl: string;
+  readonly mirrorUrl: string;
+  readonly adminUrl: string;
+  readonly forwardAuthPort: number;
+  readonly mirrorPort: number;
+  readonly received: Received[];
+  /** Events that failed validation; a test's afterEach expects none. */
+  readonly invalid: Error[];
+  /** Resolves with the first `count` events received in all. */
+  waitForEvents(count: number, timeoutMs?: number): Promise<Received[]>;
+  /** Value of a counter or gauge, 0 when the labelled series does not exist yet. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface TapHarnessOptions {
+  readonly natsUrl: string;
+  readonly config?: ConfigInput;
+  readonly deps?: Partial<Pick<TapDeps, 'newId' | 'now' | 'source'>>;
+  /** Subscribe to the events (default true); a test that keeps NATS down at start subscribes later itself. */
+  readonly subscribe?: boolean;
+}
+
+export const agent = new Agent({ keepAliveTimeout: 1000 });
+
+export async function startTap(options: TapHarnessOptions): Promise<TapHarness> {
+  const config = Config.parse({
+    ...options.config,
+    nats: { ...options.config?.nats, url: options.natsUrl },
+    tap: {
+      ...options.config?.tap,
+      forwardAuth: { host: '127.0.0.1', port: 0 },
+      mirror: { host: '127.0.0.1', port: 0 },
+      admin: { host: '127.0.0.1', port: 0 },
+    },
+  });
+  const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
+  const metrics = createMetrics();
+  const publisher = startPublisher({ servers: config.nats.url, maxPendingBytes: config.tap.maxPendingPublishBytes, metrics, logger });
+  const tap = buildTap({ config, publisher, metrics, logger, source: '/request-mirror/ingress-tap/test', ...options.deps });
+  const cleanups: (() => Promise<unknown>)[] = [() => publisher.close(), () => tap.close()];
+  const close = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  };
+  try {
+    await tap.forwardAuth.listen({ host: '127.0.0.1', port: 0 });
+    await tap.mirror.listen({ host: '127.0.0.1', port: 0 });
+    await tap.admin.listen({ host: '127.0.0.1', port: 0 });
+    const received: Received[] = [];
+    const invalid: Error[] = [];
+    const waiters = new Set<() => void>();
+    let sub: { nc: NatsConnection; sub: Subscription } | undefined;
+    if (options.subscribe !== false) {
+      const nc = await connect({ servers: config.nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+      cleanups.push(() => nc.close());
+      sub = { nc, sub: nc.subscribe(allRequestsSubject(config.nats.subjectPrefix)) };
+      await nc.flush();
+      void (async () => {
+        for await (const m of sub.sub) {
+          try {
+            const event: unknown = m.json();
+            assertValidEvent(event);
+            received.push({ subject: m.subject, size: m.data.length, event });
+          } catch (error) {
+            invalid.push(error as Error);
+          }
+          for (const w of [...waiters]) w();
+        }
+      })();
+    }
+    const port = (app: Tap['forwardAuth']) => (app.server.address() as { port: number }).port;
+    return {
+      tap,
+      metrics,
+      publisher,
+      config,
+      forwardAuthPort: port(tap.forwardAuth),
+      mirrorPort: port(tap.mirror),
+      forwardAuthUrl: `http://127.0.0.1:${port(tap.forwardAuth)}`,
+      mirrorUrl: `http://127.0.0.1:${port(tap.mirror)}`,
+      adminUrl: `http://127.0.0.1:${port(tap.admin)}`,
+      received,
+      invalid,
+      waitForEvents(count, timeoutMs = 10_000) {
+        return new Promise((resolve, reject) => {
+          const check = () => {
+            if (received.length >= count) {
+              waiters.delete(check);
+              clearTimeout(timer);
+              resolve(received.slice(0, count));
+            }
+          };
+          const timer = setTimeout(() => {
+            waiters.delete(check);
+            reject(new Error(`expected ${count} events, received ${received.length} (${invalid.length} invalid: ${invalid[0]?.message ?? ''})`));
+          }, timeoutMs);
+          waiters.add(check);
+          check();
+        });
+      },
+      async metric(name, labels = {}) {
+        const metric = metrics.registry.getSingleMetric(name);
+        if (!metric) throw new Error(`no metric ${name}`);
+        const { values } = await metric.get();
+        const wanted = Object.entries(labels);
+        const found = values.find((v) => wanted.every(([k, val]) => (v.labels as Record<string, unknown>)[k] === val));
+        return found?.value ?? 0;
+      },
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+export interface TapResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: string;
+}
+
+/** A real HTTP request through undici, which (unlike fetch) sends bodies with GET. */
+export async function send(
+  url: string,
+  options: { method?: string; headers?: Record<string, string | string[]> | string[]; body?: string | Buffer | Iterable<Buffer> } = {},
+): Promise<TapResponse> {
+  const res = await request(url, {
+    dispatcher: agent,
+    method: options.method ?? 'GET',
+    headers: options.headers,
+    body: options.body,
+  } as Parameters<typeof request>[1]);
+  return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
+}
+
+/**
+ * Writes raw bytes to the port, half-closes, and returns everything the server wrote before closing. For
+ * requests undici would refuse to send.
+ */
+export function rawExchange(port: number, bytes: string | Buffer, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no close within ${timeoutMs} ms; got ${JSON.stringify(Buffer.concat(chunks).toString('latin1'))}`));
+    }, timeoutMs);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    });
+    socket.end(bytes);
+  });
+}
+
+/** Status codes of every response in a raw exchange, in order. */
+export function statusCodes(raw: string): number[] {
+  return [...raw.matchAll(/HTTP\/1\.[01] (\d{3})/g)].map((m) => Number(m[1]));
+}
+
+/** Minimal valid target for a config. */
+export function target(name: string, extra: Partial<NonNullable<ConfigInput['targets']>[number]> = {}): NonNullable<ConfigInput['targets']>[number] {
+  return { name, watchURL: `http://127.0.0.1:9/${name}`, methods: ['*'], ...extra };
+}
