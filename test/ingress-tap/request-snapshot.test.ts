@@ -1,7 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import type { MirrorEvent } from '../../contract/event.ts';
-import { rawExchange, send, startTap, statusCodes, target, type TapHarness } from './tap-harness.ts';
+import { rawExchange, send, startTap, statusCodes, target, type Received, type TapHarness } from './tap-harness.ts';
 
 let nats: NatsServer;
 let tap: TapHarness;
@@ -39,7 +38,8 @@ describe('request snapshot', () => {
     const res = await send(`${tap.forwardAuthUrl}/auth`, { headers: forwardAuthHeaders(), body: 'qty=2' });
     expect(res.status).toBe(200);
     expect(res.body).toBe('');
-    const [{ event, subject }] = (await tap.waitForEvents(1)) as [{ event: MirrorEvent; subject: string }];
+    const [received] = await tap.waitForEvents(1);
+    const { event, subject } = received as Received;
     expect(subject).toBe('request-mirror.requests.POST');
     expect(event.data).toMatchObject({
       attachment: 'forwardAuth',

@@ -27,7 +27,7 @@ export function assertValidEvent(event: unknown): asserts event is MirrorEvent {
     throw new Error(`event does not match event.schema.json: ${ajv.errorsText(validateSchema.errors)}\n${JSON.stringify(event)}`);
   }
   // The SDK's own validation of the CloudEvents attributes (spec version, id, source, type, time…).
-  new CloudEvent(event, true).validate();
+  new CloudEvent({ ...(event as object) }, true).validate();
 }
 
 export interface Received {
