@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { MirrorEvent } from '../../contract/event.ts';
 import { startHttpReceiver, type HttpReceiver } from '../support/http-receiver.ts';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { eventually, makeEvent, metric, publish, startDispatcher, testConfig, type RunningDispatcher } from './harness.ts';
+import { makeEvent, metric, publish, startDispatcher, testConfig, type RunningDispatcher } from './harness.ts';
 
 let nats: NatsServer;
 const cleanups: (() => Promise<void>)[] = [];
