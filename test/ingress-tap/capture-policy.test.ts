@@ -1,0 +1,127 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { send, startTap, target, type TapHarness } from './tap-harness.ts';
+
+let nats: NatsServer;
+let tap: TapHarness;
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  tap = await startTap({
+    natsUrl: nats.url,
+    config: {
+      targets: [
+        target('api', {
+          methods: ['POST', 'PUT'],
+          hosts: ['api.example.com', '*.shop.example'],
+          pathPrefixes: ['/v1/'],
+          cookieNames: ['session'],
+          revealHeaders: ['authorization'],
+          maxBodyBytes: 100,
+        }),
+        target('audit', { methods: ['DELETE'], cookieNames: ['csrf'], maxBodyBytes: 0 }),
+      ],
+    },
+  });
+});
+afterAll(async () => {
+  await (tap as TapHarness | undefined)?.close();
+  await (nats as NatsServer | undefined)?.stop();
+});
+afterEach(() => {
+  expect(tap.invalid).toEqual([]);
+  tap.received.length = 0;
+});
+
+function forwardAuth(method: string, host: string, uri: string, headers: Record<string, string> = {}, body?: string) {
+  return send(`${tap.forwardAuthUrl}/`, {
+    headers: { 'x-forwarded-method': method, 'x-forwarded-host': host, 'x-forwarded-uri': uri, 'x-forwarded-proto': 'https', ...headers },
+    body,
+  });
+}
+
+/** Sends a request every config wants last; NATS keeps one connection's order, so it arrives after anything earlier. */
+async function eventsUpToMarker(): Promise<string[]> {
+  await forwardAuth('DELETE', 'marker.example', '/marker');
+  for (;;) {
+    const events = await tap.waitForEvents(tap.received.length + 1);
+    if (events.at(-1)?.event.data.path === '/marker') return events.slice(0, -1).map((e) => `${e.event.data.method} ${e.event.subject}`);
+  }
+}
+
+describe('capture policy', () => {
+  it('publishes a request some target wants', async () => {
+    await forwardAuth('POST', 'api.example.com', '/v1/orders');
+    await forwardAuth('PUT', 'eu.shop.example', '/v1/cart');
+    expect(await eventsUpToMarker()).toEqual(['POST api.example.com/v1/orders', 'PUT eu.shop.example/v1/cart']);
+  });
+
+  it('answers 200 but publishes nothing when no target wants the method, host or path', async () => {
+    const skippedBefore = await tap.metric('request_mirror_tap_requests_skipped_total', { attachment: 'forwardAuth' });
+    const answers = await Promise.all([
+      forwardAuth('GET', 'api.example.com', '/v1/orders'),
+      forwardAuth('POST', 'www.example.com', '/v1/orders'),
+      forwardAuth('POST', 'shop.example', '/v1/orders'),
+      forwardAuth('POST', 'api.example.com', '/v2/orders'),
+    ]);
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+    expect(await eventsUpToMarker()).toEqual([]);
+    expect((await tap.metric('request_mirror_tap_requests_skipped_total', { attachment: 'forwardAuth' })) - skippedBefore).toBe(4);
+  });
+
+  it('captures only the cookies a target wanting the request names, and redacts the Cookie header', async () => {
+    const cookie = 'session=s%201; csrf=c1; other=o';
+    await forwardAuth('POST', 'api.example.com', '/v1/login', { cookie });
+    await forwardAuth('DELETE', 'api.example.com', '/v1/login', { cookie });
+    const [post, del] = await tap.waitForEvents(2);
+    expect(post?.event.data.cookies).toEqual({ session: 's 1' });
+    expect(del?.event.data.cookies).toEqual({ csrf: 'c1' });
+    expect(post?.event.data.headers.cookie).toBeUndefined();
+    expect(post?.event.data.redactedHeaders).toEqual(['cookie']);
+  });
+
+  it('answers 200 to malformed Cookie headers and counts them', async () => {
+    const before = await tap.metric('request_mirror_tap_rejected_input_total', { reason: 'malformed_cookie' });
+    const answers = await Promise.all(
+      ['session', '=; ;=x; session=ok', 'session=%E0%A4%A', ';;;', 'session="unterminated'].map((cookie) =>
+        forwardAuth('POST', 'api.example.com', '/v1/c', { cookie }),
+      ),
+    );
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
+    const events = await tap.waitForEvents(5);
+    const byCookie = events.map((e) => e.event.data.cookies.session);
+    expect(byCookie).toContain('ok');
+    expect(byCookie).toContain('%E0%A4%A');
+    expect((await tap.metric('request_mirror_tap_rejected_input_total', { reason: 'malformed_cookie' })) - before).toBe(3);
+  });
+
+  it('redacts credential headers by default', async () => {
+    await forwardAuth('DELETE', 'x.example', '/item/1', { authorization: 'Bearer secret', 'proxy-authorization': 'Basic abc', 'set-cookie': 'a=b' });
+    const [received] = await tap.waitForEvents(1);
+    const data = received?.event.data;
+    expect(data?.headers.authorization).toBeUndefined();
+    expect(data?.headers['proxy-authorization']).toBeUndefined();
+    expect(data?.headers['set-cookie']).toBeUndefined();
+    expect(data?.redactedHeaders).toEqual(['authorization', 'proxy-authorization', 'set-cookie']);
+    expect(JSON.stringify(received?.event)).not.toContain('secret');
+  });
+
+  it('keeps a credential header a target wanting the request reveals', async () => {
+    await forwardAuth('POST', 'api.example.com', '/v1/me', { authorization: 'Bearer visible', 'proxy-authorization': 'Basic abc' });
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.headers.authorization).toEqual(['Bearer visible']);
+    expect(received?.event.data.redactedHeaders).toEqual(['proxy-authorization']);
+  });
+
+  it('leaves the body out when no wanting target takes bodies', async () => {
+    await forwardAuth('DELETE', 'x.example', '/item/2', { 'content-type': 'text/plain' }, 'do not keep');
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.body).toBeNull();
+  });
+
+  it('captures up to the largest body limit among the wanting targets', async () => {
+    await forwardAuth('POST', 'api.example.com', '/v1/big', {}, 'x'.repeat(150));
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.body).toMatchObject({ capturedBytes: 100, receivedBytes: 150, truncated: true });
+  });
+});
