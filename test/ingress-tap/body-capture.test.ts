@@ -1,0 +1,129 @@
+import { createHash } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Body } from '../../contract/event.ts';
+import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { rawExchange, send, startTap, statusCodes, target, type TapHarness } from './tap-harness.ts';
+
+const LIMIT = 1000;
+
+let nats: NatsServer;
+let tap: TapHarness;
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  tap = await startTap({ natsUrl: nats.url, config: { tap: { maxBodyBytes: LIMIT }, targets: [target('all', { maxBodyBytes: 64 * 1024 })] } });
+});
+afterAll(async () => {
+  await (tap as TapHarness | undefined)?.close();
+  await (nats as NatsServer | undefined)?.stop();
+});
+afterEach(() => {
+  expect(tap.invalid).toEqual([]);
+  tap.received.length = 0;
+});
+
+async function bodyOf(body: string | Buffer | Iterable<Buffer>, method = 'POST'): Promise<Body> {
+  const res = await send(`${tap.mirrorUrl}/upload`, { method, body, headers: { 'content-type': 'application/octet-stream' } });
+  expect(res.status).toBe(200);
+  const [received] = await tap.waitForEvents(1);
+  const body_ = received?.event.data.body;
+  if (!body_) throw new Error('event has no body');
+  return body_;
+}
+
+function decoded(body: Body): Buffer {
+  return Buffer.from(body.data, body.encoding === 'utf8' ? 'utf8' : 'base64');
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('body capture', () => {
+  it.each([
+    ['one under the limit', LIMIT - 1],
+    ['exactly the limit', LIMIT],
+  ])('keeps a body %s whole', async (_name, size) => {
+    const sent = Buffer.from('a'.repeat(size));
+    const body = await bodyOf(sent);
+    expect(body).toMatchObject({ encoding: 'utf8', capturedBytes: size, receivedBytes: size, declaredLength: size, truncated: false, sha256: sha256(sent) });
+    expect(decoded(body)).toEqual(sent);
+  });
+
+  it('cuts a body one byte over the limit and marks it truncated', async () => {
+    const before = await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'limit' });
+    const sent = Buffer.from('b'.repeat(LIMIT + 1));
+    const body = await bodyOf(sent);
+    expect(body).toMatchObject({ capturedBytes: LIMIT, receivedBytes: LIMIT + 1, declaredLength: LIMIT + 1, truncated: true });
+    expect(body.sha256).toBe(sha256(sent.subarray(0, LIMIT)));
+    expect(await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'limit' })).toBe(before + 1);
+  });
+
+  it('counts every byte of a body far over the limit without keeping it', async () => {
+    const body = await bodyOf(Buffer.alloc(3 * 1024 * 1024, 0x41));
+    expect(body).toMatchObject({ capturedBytes: LIMIT, receivedBytes: 3 * 1024 * 1024, truncated: true });
+  });
+
+  it('records an empty body as zero captured bytes', async () => {
+    const body = await bodyOf('');
+    expect(body).toMatchObject({ encoding: 'utf8', data: '', capturedBytes: 0, receivedBytes: 0, declaredLength: 0, truncated: false, sha256: sha256(Buffer.alloc(0)) });
+  });
+
+  it('encodes binary and invalid UTF-8 bodies as base64', async () => {
+    const binary = Buffer.from([0, 1, 2, 0xff, 0xfe, 0x80, 0x7f]);
+    const body = await bodyOf(binary);
+    expect(body.encoding).toBe('base64');
+    expect(decoded(body)).toEqual(binary);
+    tap.received.length = 0;
+    const invalid = Buffer.concat([Buffer.from('héllo '), Buffer.from([0xc3, 0x28])]);
+    const body2 = await bodyOf(invalid);
+    expect(body2.encoding).toBe('base64');
+    expect(decoded(body2)).toEqual(invalid);
+  });
+
+  it('keeps valid multi-byte UTF-8 as text', async () => {
+    const body = await bodyOf('Grüße, 世界 🌍');
+    expect(body).toMatchObject({ encoding: 'utf8', data: 'Grüße, 世界 🌍' });
+  });
+
+  it('captures a chunked body, which has no declared length', async () => {
+    const body = await bodyOf((function* () {
+      yield Buffer.from('part one, ');
+      yield Buffer.from('part two');
+    })());
+    expect(body).toMatchObject({ data: 'part one, part two', declaredLength: null, receivedBytes: 18, truncated: false });
+  });
+
+  it('captures the body of a GET, as forwardAuth with forwardBody sends it', async () => {
+    const res = await send(`${tap.forwardAuthUrl}/`, {
+      method: 'GET',
+      headers: { 'x-forwarded-method': 'POST', 'x-forwarded-uri': '/form', 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'a=1&b=2',
+    });
+    expect(res.status).toBe(200);
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.body).toMatchObject({ data: 'a=1&b=2', declaredLength: 7 });
+  });
+
+  it('captures the body of a HEAD sent over a raw socket', async () => {
+    const raw = await rawExchange(tap.mirrorPort, 'HEAD /h HTTP/1.1\r\nHost: h.example\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello');
+    expect(statusCodes(raw)).toEqual([200]);
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.body).toMatchObject({ data: 'hello' });
+  });
+
+  it('answers before the body has arrived', async () => {
+    const { connect } = await import('node:net');
+    const socket = connect(tap.mirrorPort, '127.0.0.1');
+    socket.on('error', () => undefined);
+    try {
+      const answer = new Promise<string>((resolve) => socket.once('data', (c: Buffer) => { resolve(c.toString('latin1')); }));
+      socket.write('POST /slow HTTP/1.1\r\nHost: s.example\r\nContent-Length: 10\r\n\r\nfirst');
+      expect(statusCodes(await answer)).toEqual([200]);
+      expect(tap.received).toEqual([]);
+      socket.end('-last');
+      const [received] = await tap.waitForEvents(1);
+      expect(received?.event.data.body).toMatchObject({ data: 'first-last', receivedBytes: 10 });
+    } finally {
+      socket.destroy();
+    }
+  });
+});
