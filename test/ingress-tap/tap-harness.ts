@@ -208,3 +208,12 @@ export function statusCodes(raw: string): number[] {
 export function target(name: string, extra: Partial<NonNullable<ConfigInput['targets']>[number]> = {}): NonNullable<ConfigInput['targets']>[number] {
   return { name, watchURL: `http://127.0.0.1:9/${name}`, methods: ['*'], ...extra };
 }
+
+/** Polls `probe` until it returns true; the tap counts some outcomes just after its answer has gone out. */
+export async function eventually(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

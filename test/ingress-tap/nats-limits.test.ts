@@ -1,0 +1,76 @@
+import { createHash } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { eventually, send, startTap, target, type TapHarness } from './tap-harness.ts';
+
+const MAX_PAYLOAD = 4096;
+
+let nats: NatsServer;
+let tap: TapHarness;
+
+beforeAll(async () => {
+  nats = await startNatsServer({ maxPayloadBytes: MAX_PAYLOAD });
+  tap = await startTap({ natsUrl: nats.url, config: { targets: [target('all')] } });
+});
+afterAll(async () => {
+  await (tap as TapHarness | undefined)?.close();
+  await (nats as NatsServer | undefined)?.stop();
+});
+afterEach(() => {
+  expect(tap.invalid).toEqual([]);
+  tap.received.length = 0;
+});
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('NATS limits', () => {
+  it.each([
+    ['text', Buffer.from('t'.repeat(10_000)), 'utf8'],
+    ['binary', Buffer.from(Array.from({ length: 10_000 }, (_, i) => (i * 7) % 256)), 'base64'],
+    ['multi-byte text', Buffer.from('é'.repeat(5000)), 'utf8'],
+    ['text full of characters JSON escapes', Buffer.from('\u0001'.repeat(10_000)), 'utf8'],
+  ])('cuts a %s body so the event fits max_payload, and marks it truncated', async (_name, sent, encoding) => {
+    const before = await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'max_payload' });
+    const res = await send(`${tap.mirrorUrl}/big`, { method: 'POST', body: sent });
+    expect(res.status).toBe(200);
+    const [received] = await tap.waitForEvents(1);
+    const body = received?.event.data.body;
+    expect(received?.size).toBeLessThanOrEqual(MAX_PAYLOAD);
+    expect(body?.encoding).toBe(encoding);
+    expect(body?.truncated).toBe(true);
+    expect(body?.receivedBytes).toBe(sent.length);
+    const captured = body?.capturedBytes ?? 0;
+    expect(captured).toBeGreaterThan(0);
+    expect(captured).toBeLessThan(sent.length);
+    expect(body?.sha256).toBe(sha256(sent.subarray(0, captured)));
+    expect(Buffer.from(body?.data ?? '', encoding === 'utf8' ? 'utf8' : 'base64')).toEqual(sent.subarray(0, captured));
+    expect(await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'max_payload' })).toBe(before + 1);
+  });
+
+  it('drops and counts an event whose headers alone exceed max_payload, and still answers 200', async () => {
+    const before = await tap.metric('request_mirror_tap_events_dropped_total', { reason: 'event_too_large' });
+    const res = await send(`${tap.mirrorUrl}/huge-headers`, { headers: { 'x-big': 'h'.repeat(MAX_PAYLOAD) } });
+    expect(res.status).toBe(200);
+    await send(`${tap.mirrorUrl}/after`);
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.path).toBe('/after');
+    expect(await tap.metric('request_mirror_tap_events_dropped_total', { reason: 'event_too_large' })).toBe(before + 1);
+  });
+});
+
+describe('pending publish bytes', () => {
+  let small: TapHarness | undefined;
+  afterEach(async () => {
+    await small?.close();
+  });
+
+  it('drops and counts events beyond tap.maxPendingPublishBytes instead of buffering them', async () => {
+    small = await startTap({ natsUrl: nats.url, config: { tap: { maxPendingPublishBytes: 1 }, targets: [target('all')] } });
+    const tap_ = small;
+    await eventually('NATS connection', () => tap_.publisher.isConnected());
+    const answers = await Promise.all([1, 2, 3].map((i) => send(`${tap_.mirrorUrl}/p${i}`)));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
+    await eventually('3 drops', async () => (await tap_.metric('request_mirror_tap_events_dropped_total', { reason: 'pending_bytes_exceeded' })) === 3);
+    expect(await small.metric('request_mirror_tap_events_published_total')).toBe(0);
+  });
+});
