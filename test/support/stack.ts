@@ -38,6 +38,10 @@ export interface StackOptions {
   readonly traefikLogLevel?: 'DEBUG' | 'INFO';
   /** How the upstream answers; default: `upstreamEcho`. */
   readonly upstream?: Responder;
+  /** Fixed ports (the demo); each absent one is a free port. */
+  readonly ports?: Partial<Record<'nats' | 'upstream' | 'tapForwardAuth' | 'tapMirror' | 'tapAdmin' | 'dispatcherAdmin' | 'traefikWeb' | 'traefikAdmin', number>>;
+  /** Sees every child's output as it arrives, e.g. to echo it with `--verbose`. */
+  readonly onOutput?: (name: string, text: string) => void;
 }
 
 export interface Stack {
@@ -121,11 +125,12 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
     rmSync(dir, { recursive: true, force: true });
   });
 
-  let nats = await startNatsServer();
+  const ports = options.ports ?? {};
+  let nats = await startNatsServer(ports.nats === undefined ? {} : { port: ports.nats });
   cleanup.add(() => nats.stop());
   const natsPort = nats.port;
 
-  const upstream = await startHttpReceiver(options.upstream ?? upstreamEcho);
+  const upstream = await startHttpReceiver(options.upstream ?? upstreamEcho, ports.upstream ?? 0);
   cleanup.add(() => upstream.close());
 
   const receivers: Record<string, HttpReceiver> = {};
@@ -135,12 +140,10 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
     receivers[name] = r;
   }
 
-  const [faPort, mirrorPort, tapAdminPort, dispatcherAdminPort] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ];
+  const faPort = ports.tapForwardAuth ?? (await freePort());
+  const mirrorPort = ports.tapMirror ?? (await freePort());
+  const tapAdminPort = ports.tapAdmin ?? (await freePort());
+  const dispatcherAdminPort = ports.dispatcherAdmin ?? (await freePort());
   const config: ConfigInput = {
     nats: { url: nats.url },
     tap: {
@@ -171,6 +174,7 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
       args: [join(ROOT, name, 'main.ts'), '--config', configPath],
       env,
       cwd: ROOT,
+      ...(options.onOutput ? { onOutput: (text: string) => options.onOutput?.(name, text) } : {}),
     });
     processes.push(p);
     cleanup.add(() => p.stop());
@@ -190,7 +194,13 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
   let traefik: Traefik | undefined;
   if (options.traefik) {
     const dynamic = options.traefik(backends);
-    traefik = await startTraefik({ ...dynamic, logLevel: options.traefikLogLevel ?? 'INFO' });
+    traefik = await startTraefik({
+      ...dynamic,
+      logLevel: options.traefikLogLevel ?? 'INFO',
+      ...(ports.traefikWeb === undefined ? {} : { webPort: ports.traefikWeb }),
+      ...(ports.traefikAdmin === undefined ? {} : { adminPort: ports.traefikAdmin }),
+      ...(options.onOutput ? { onOutput: (text: string) => options.onOutput?.('traefik', text) } : {}),
+    });
     const t = traefik;
     processes.push(t.process);
     cleanup.add(() => t.stop());
