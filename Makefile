@@ -3,7 +3,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 RUN := tools/run
 
-.PHONY: help test demo bench generate build
+.PHONY: help test demo bench generate build tail
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
@@ -15,3 +15,9 @@ generate: ## regenerate JSON Schemas, the CRD schema and docs from the zod contr
 
 build: ## compile to dist/ for the container image
 	@$(RUN) npm run build
+
+demo: ## run the whole local stack (Traefik, NATS, ingress-tap, dispatcher) and watch mirrored events; Ctrl-C stops it
+	@$(RUN) node tools/demo/run.ts
+
+tail: ## print every event published to NATS (request-mirror.requests.>) as it happens, e.g. next to `make demo`
+	@$(RUN) node tools/demo/tail.ts
