@@ -5,6 +5,7 @@ import type { Target } from '../contract/config.ts';
 import type { AddressPolicy } from './address-policy.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
 import { attemptDelivery, createTargetPool, CONTENT_TYPE, type AttemptOptions, type AttemptResult } from './delivery.ts';
+import { DeliveryFailedError, TargetGoneError } from './errors.ts';
 import type { DropReason, TargetMetrics } from './metrics.ts';
 import { backoffMs, retryAfterMs } from './retry-policy.ts';
 import type { Signer } from './signing.ts';
@@ -238,13 +239,13 @@ export class TargetQueue {
       return;
     }
     if (!result.retryable) {
-      this.#logger.warn({ eventId: entry.id, reason: result.reason, detail: result.detail }, 'delivery failed, not retryable');
+      this.#logger.warn({ eventId: entry.id, err: failure(result) }, 'delivery failed, not retryable');
       this.#finish(entry, result.reason === 'address_refused' ? 'address_refused' : 'not_retryable');
       return;
     }
     const retry = this.#target.retry;
     if (entry.attempts >= retry.maxAttempts) {
-      this.#logger.warn({ eventId: entry.id, reason: result.reason, attempts: entry.attempts, detail: result.detail }, 'delivery failed, retries exhausted');
+      this.#logger.warn({ eventId: entry.id, attempts: entry.attempts, err: failure(result) }, 'delivery failed, retries exhausted');
       this.#finish(entry, 'retries_exhausted');
       return;
     }
@@ -264,7 +265,7 @@ export class TargetQueue {
     if (this.#disabled) return;
     this.#disabled = true;
     this.#metrics.disabled.set(1);
-    this.#logger.error({ detail }, 'target answered 410 Gone: disabled until the config changes');
+    this.#logger.error({ err: new TargetGoneError(`${this.#target.watchURL} answered ${detail}`) }, 'target disabled until the config changes');
     this.#dropWaiting('disabled_410', true);
   }
 
@@ -322,6 +323,10 @@ export class TargetQueue {
       for (const resolve of waiters) resolve();
     }
   }
+}
+
+function failure(result: Exclude<AttemptResult, { ok: true }>): DeliveryFailedError {
+  return new DeliveryFailedError(result.detail, result.reason, result.status);
 }
 
 function attemptOptions(target: Target, responseBodyLimitBytes: number): AttemptOptions {

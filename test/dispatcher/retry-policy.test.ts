@@ -1,0 +1,34 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { RetryPolicy } from '../../contract/config.ts';
+import { backoffMs, isRetryableStatus, retryAfterMs } from '../../dispatcher/retry-policy.ts';
+
+const policy = RetryPolicy.parse({ initialBackoffMs: 100, maxBackoffMs: 1000, maxRetryAfterMs: 5000 });
+
+describe('retry policy', () => {
+  it('retries 408, 429 and 5xx and nothing else', () => {
+    expect([408, 429, 500, 502, 503, 599].every(isRetryableStatus)).toBe(true);
+    expect([300, 307, 400, 401, 403, 404, 410, 422].some(isRetryableStatus)).toBe(false);
+  });
+
+  it('keeps full-jitter backoff within [0, min(max, initial·2^(n-1))]', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 20 }), fc.double({ min: 0, max: 0.9999999, noNaN: true }), (n, r) => {
+        const ms = backoffMs(policy, n, () => r);
+        return ms >= 0 && ms <= Math.min(1000, 100 * 2 ** (n - 1));
+      }),
+    );
+    expect(backoffMs(policy, 3, () => 0.9999999)).toBe(400);
+    expect(backoffMs(policy, 3, () => 0)).toBe(0);
+  });
+
+  it('reads Retry-After as seconds or an HTTP date, capped at maxRetryAfterMs', () => {
+    const now = Date.parse('2025-01-01T00:00:00Z');
+    expect(retryAfterMs('2', policy, now)).toBe(2000);
+    expect(retryAfterMs('3600', policy, now)).toBe(5000);
+    expect(retryAfterMs('Wed, 01 Jan 2025 00:00:03 GMT', policy, now)).toBe(3000);
+    expect(retryAfterMs('Tue, 31 Dec 2024 23:00:00 GMT', policy, now)).toBe(0);
+    expect(retryAfterMs('soon', policy, now)).toBeUndefined();
+    expect(retryAfterMs(undefined, policy, now)).toBeUndefined();
+  });
+});
