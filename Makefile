@@ -3,7 +3,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 RUN := tools/run
 
-.PHONY: help test demo bench generate build tail
+.PHONY: help test demo bench bench-smoke generate build tail
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
@@ -15,6 +15,12 @@ generate: ## regenerate JSON Schemas, the CRD schema and docs from the zod contr
 
 build: ## compile to dist/ for the container image
 	@$(RUN) npm run build
+
+bench: ## measure what Request Mirror adds to Traefik's latency (~15 min; writes docs/benchmarks.md and .json)
+	@. tools/env.sh && _rm_bench_setup && node tools/bench/main.ts --out docs
+
+bench-smoke: ## a few-seconds run of the benchmark harness at tiny rates, into a temporary directory
+	@. tools/env.sh && _rm_bench_setup && node tools/bench/main.ts --smoke
 
 demo: ## run the whole local stack (Traefik, NATS, ingress-tap, dispatcher) and watch mirrored events; Ctrl-C stops it
 	@$(RUN) node tools/demo/run.ts

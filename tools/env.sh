@@ -64,3 +64,32 @@ _rm_setup() {
   export NATS_SERVER_BIN="${NATS_SERVER_BIN:-$(_rm_go_tool nats-server github.com/nats-io/nats-server/v2 github.com/nats-io/nats-server/v2)}" || return 1
   export TRAEFIK_BIN="${TRAEFIK_BIN:-$(_rm_go_tool traefik github.com/traefik/traefik/v3/cmd/traefik github.com/traefik/traefik/v3 '-X github.com/traefik/traefik/v3/pkg/version.Version={version}')}" || return 1
 }
+
+# `make bench` only: vegeta (keyed by its pinned module version), the Go 200 responder of tools/go/responder (keyed
+# by a hash of its source) and Debian's nginx for the S9 peer. Exports VEGETA_BIN, RESPONDER_BIN and, when nginx
+# is or can be installed, NGINX_BIN; without nginx the benchmark reports S9 as not run rather than failing.
+_rm_bench_setup() {
+  _rm_setup || return 1
+  export VEGETA_BIN="${VEGETA_BIN:-$(_rm_go_tool vegeta github.com/tsenart/vegeta/v12 github.com/tsenart/vegeta/v12 '-X main.Version={version}')}" || return 1
+  if [[ -z "${RESPONDER_BIN:-}" ]]; then
+    local src="$_rm_root/tools/go/responder" hash
+    hash="$(cat "$src/go.mod" "$src/main.go" | sha256sum | cut -c1-16)"
+    RESPONDER_BIN="$REQUEST_MIRROR_CACHE/bin/responder-$hash"
+    if [[ ! -x "$RESPONDER_BIN" ]]; then
+      _rm_log "building the benchmark responder"
+      mkdir -p "$REQUEST_MIRROR_CACHE/bin"
+      (cd "$src" && go build -trimpath -ldflags '-s -w' -o "$RESPONDER_BIN.partial" .) || return 1
+      mv "$RESPONDER_BIN.partial" "$RESPONDER_BIN"
+    fi
+    export RESPONDER_BIN
+  fi
+  if [[ -z "${NGINX_BIN:-}" ]]; then
+    if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]] && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+      _rm_log "installing Debian's nginx-light for the S9 peer"
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; } >&2 || _rm_log "nginx install failed; S9 will be skipped"
+    fi
+    NGINX_BIN="$(command -v nginx || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } || true)"
+    [[ -n "$NGINX_BIN" ]] && export NGINX_BIN
+  fi
+  return 0
+}

@@ -1,0 +1,93 @@
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { routerTimings } from './access-log.ts';
+import type { Findings, Section } from './goals.ts';
+import { isolation } from './isolation.ts';
+import { runLatency } from './latency.ts';
+import { load1, machine, versions } from './machine.ts';
+import { dispatcherSoak, uploads } from './memory.ts';
+import { FULL, SMOKE } from './plan.ts';
+import { REPO_ROOT } from './processes.ts';
+import { writeReport } from './report.ts';
+import { dispatcherThroughput, tapThroughput } from './throughput.ts';
+import { startWorld } from './world.ts';
+
+// `make bench` / `make bench-smoke`. Runs every part in one invocation against one set of processes, then writes
+// the report from what it measured. Logs, configs and vegeta results of the run stay in the run directory.
+
+const { values } = parseArgs({
+  options: {
+    smoke: { type: 'boolean', default: false },
+    out: { type: 'string' },
+  },
+});
+const plan = values.smoke ? SMOKE : FULL;
+const runDir = values.smoke
+  ? mkdtempSync(join(tmpdir(), 'rm-bench-'))
+  : join(REPO_ROOT, '.bench', `run-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+mkdirSync(runDir, { recursive: true });
+const outDir = resolve(values.out ?? join(runDir, 'report'));
+const command = values.smoke ? 'make bench-smoke' : 'make bench';
+
+let loadMax = load1();
+const started = Date.now();
+const log = (line: string) => {
+  loadMax = Math.max(loadMax, load1());
+  process.stderr.write(`[bench +${((Date.now() - started) / 1000).toFixed(0)}s] ${line}\n`);
+};
+
+async function section<T>(name: string, ready: string | null, run: () => Promise<T>): Promise<Section<T>> {
+  if (ready) return { status: 'not run', reason: ready };
+  try {
+    return { status: 'run', value: await run() };
+  } catch (error) {
+    log(`${name} failed: ${(error as Error).message}`);
+    return { status: 'failed', reason: `failed: ${(error as Error).message.split('\n')[0] ?? ''}` };
+  }
+}
+
+log(`run directory ${runDir}`);
+const startedAt = new Date().toISOString();
+const load1AtStart = load1();
+const world = await startWorld(runDir);
+let findings: Findings;
+try {
+  const noPipelines = world.unavailable.get('pipelines') ?? null;
+  const scenarios = await runLatency(world, plan, log);
+  const uploadSection = await section('uploads', noPipelines, () => uploads(world, plan, log));
+  const tapSection = await section('tap throughput', noPipelines, () => tapThroughput(world, plan, log));
+  const dispatcherSection = await section('dispatcher throughput', noPipelines, () => dispatcherThroughput(world, plan, log));
+  const isolationSection = await section('isolation', noPipelines, () => isolation(world, plan, log));
+  const soakSection = await section('soak', noPipelines, () => dispatcherSoak(world, plan, log));
+  findings = {
+    scenarios,
+    tapThroughput: tapSection,
+    dispatcherThroughput: dispatcherSection,
+    isolation: isolationSection,
+    uploads: uploadSection,
+    soak: soakSection,
+  };
+} finally {
+  await world.stop();
+}
+const report = writeReport(
+  {
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    plan,
+    machine: machine(),
+    versions: versions(),
+    load1AtStart,
+    load1AtEnd: load1(),
+    load1Max: loadMax,
+    command,
+    findings,
+    routerTimings: await routerTimings(world.traefik.accessLogPath),
+    unavailable: Object.fromEntries(world.unavailable),
+  },
+  outDir,
+);
+log(`report written to ${outDir}/benchmarks.md`);
+for (const g of report.goals) log(`${g.status.padEnd(7)} ${g.goal}: ${g.measured}`);

@@ -1,0 +1,44 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
+
+// The ceiling for the dispatcher: POST each payload of a file (one JSON document per line) to one URL with a fixed
+// number of requests in flight over a keep-alive pool, nothing else. Prints `{"sent":N,"ms":T}`.
+
+const { values } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    payloads: { type: 'string' },
+    concurrency: { type: 'string', default: '16' },
+  },
+});
+if (!values.url || !values.payloads) throw new Error('usage: undici-loop --url URL --payloads FILE [--concurrency N]');
+const url = new URL(values.url);
+const concurrency = Number(values.concurrency);
+const payloads = readFileSync(values.payloads, 'utf8')
+  .split('\n')
+  .filter((l) => l !== '');
+const pool = new Pool(url.origin, { connections: concurrency, pipelining: 1 });
+
+let next = 0;
+let failed = 0;
+const started = performance.now();
+async function worker(): Promise<void> {
+  for (;;) {
+    const i = next++;
+    const body = payloads[i];
+    if (body === undefined) return;
+    const res = await pool.request({
+      method: 'POST',
+      path: url.pathname,
+      headers: { 'content-type': 'application/cloudevents+json' },
+      body,
+    });
+    await res.body.dump();
+    if (res.statusCode >= 300) failed++;
+  }
+}
+await Promise.all(Array.from({ length: concurrency }, () => worker()));
+const ms = performance.now() - started;
+await pool.close();
+process.stdout.write(`${JSON.stringify({ sent: payloads.length, failed, ms })}\n`);

@@ -1,0 +1,336 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RouterTiming } from './access-log.ts';
+import { added, evaluate, PLATEAU_MIB_PER_MIN, UPLOAD_GROWTH_BOUND, type Findings, type Goal } from './goals.ts';
+import { BODY_MIX, type ScenarioResult } from './latency.ts';
+import type { Machine, Versions } from './machine.ts';
+import type { Plan } from './plan.ts';
+import { LABELS } from './stats.ts';
+import { percentilePlot, timePlot } from './svg-plot.ts';
+
+// docs/benchmarks.md, docs/benchmarks.json and the plots, all written from one run's figures.
+
+export interface Run {
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly plan: Plan;
+  readonly machine: Machine;
+  readonly versions: Versions;
+  readonly load1AtStart: number;
+  readonly load1AtEnd: number;
+  readonly load1Max: number;
+  readonly command: string;
+  readonly findings: Findings;
+  readonly routerTimings: readonly RouterTiming[];
+  readonly unavailable: Readonly<Record<string, string>>;
+}
+
+const f3 = (v: number | null | undefined) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(3));
+const f0 = (v: number | null | undefined) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(0));
+const f2 = (v: number | null | undefined) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(2));
+
+function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+const PLOTS = {
+  latency: { file: 'latency.svg', ids: ['S0', 'S1', 'S2', 'S3', 'S4', 'S5', 'S6', 'S7', 'X1', 'X2'], title: 'GET scenarios through Traefik' },
+  bodies: { file: 'latency-bodies.svg', ids: ['S0b', 'S8'], title: 'Bodies up to 1 MiB (forwardBody)' },
+  peer: { file: 'latency-nginx.svg', ids: ['S0', 'S1', 'S2', 'S7', 'S9'], title: 'Request Mirror vs nginx mirror (slow mirror)' },
+} as const;
+
+function writePlots(run: Run, plotDir: string): string[] {
+  mkdirSync(plotDir, { recursive: true });
+  const written: string[] = [];
+  for (const plot of Object.values(PLOTS)) {
+    const curves = run.findings.scenarios
+      .filter((s) => (plot.ids as readonly string[]).includes(s.id) && s.curve)
+      .map((s) => ({ name: `${s.id} (${f0(s.offeredRate)}/s)`, points: s.curve ?? [] }));
+    if (!curves.length) continue;
+    writeFileSync(join(plotDir, plot.file), percentilePlot(`Latency by percentile: ${plot.title}`, curves));
+    written.push(plot.file);
+  }
+  const soak = run.findings.soak.value;
+  if (soak) {
+    writeFileSync(
+      join(plotDir, 'dispatcher-rss.svg'),
+      timePlot(`Dispatcher RSS, every target blackholed, ${soak.rate} events/s`, 'RSS (MiB)', [
+        { name: 'dispatcher', points: soak.series.map((p) => ({ x: p.t, y: p.rssMiB })) },
+      ]),
+    );
+    written.push('dispatcher-rss.svg');
+  }
+  return written;
+}
+
+function scenarioTables(scenarios: readonly ScenarioResult[]): string {
+  const ran = scenarios.filter((s) => s.status === 'run');
+  const latency = table(
+    ['Scenario', 'Offered req/s', 'Sent req/s', 'OK req/s', 'Requests', ...LABELS.map((l) => `${l} ms`), 'Client errors'],
+    ran.map((s) => [
+      `**${s.id}** ${s.title}`,
+      f0(s.offeredRate),
+      f0(s.sentRate),
+      f0(s.throughput),
+      f0(s.requests),
+      ...LABELS.map((l) => f3(s.latency?.ms[l])),
+      `${s.errors ?? 0}${s.errorSamples?.length ? ` (${s.errorSamples.join('; ').slice(0, 120)})` : ''}`,
+    ]),
+  );
+  const s1 = ran.find((s) => s.id === 'S1');
+  const addedRows = ran
+    .filter((s) => s.baseline)
+    .map((s) => [
+      s.id,
+      s.baseline ?? '',
+      ...LABELS.map((l) => f3(added(s, scenarios, l))),
+      ...(['p50', 'p99', 'p99.9'] as const).map((l) => {
+        const a = added(s, scenarios, l);
+        const b = s1 ? added(s1, scenarios, l) : null;
+        return a !== null && b !== null && b > 0 ? `${f2(a / b)}×` : '–';
+      }),
+    ]);
+  const addedTable = table(
+    ['Scenario', 'Baseline', ...LABELS.map((l) => `+${l} ms`), '× S1 added p50', '× S1 added p99', '× S1 added p99.9'],
+    addedRows,
+  );
+  const res = (s: ScenarioResult, who: string) => {
+    const r = s.resources?.[who];
+    return r ? `${f0(r.rssPeakMiB)} / ${f0(r.rssMeanMiB)}` : '–';
+  };
+  const cpu = (s: ScenarioResult, who: string) => {
+    const r = s.resources?.[who];
+    return r ? `${f0(r.cpuPeakPct)} / ${f0(r.cpuMeanPct)}` : '–';
+  };
+  const resources = table(
+    [
+      'Scenario',
+      'Proxy RSS MiB peak / mean',
+      'Proxy CPU % peak / mean',
+      'Tap RSS',
+      'Tap CPU %',
+      'Dispatcher RSS',
+      'Dispatcher CPU %',
+      'Auth server RSS',
+      'Auth server CPU %',
+      'New conns/s to the called server',
+    ],
+    ran.map((s) => [
+      s.id,
+      res(s, 'proxy'),
+      cpu(s, 'proxy'),
+      res(s, 'tap'),
+      cpu(s, 'tap'),
+      res(s, 'dispatcher'),
+      cpu(s, 'dispatcher'),
+      res(s, 'authServer'),
+      cpu(s, 'authServer'),
+      f0(s.newConnectionsPerSecond),
+    ]),
+  );
+  return [
+    '### Latency (client side, vegeta)',
+    latency,
+    '',
+    '### Added latency (minus the baseline, per percentile) and ratio to S1 (the forwardAuth floor)',
+    addedTable,
+    '',
+    '### Resources during each scenario (sampled every 500 ms; CPU in % of one core)',
+    'The proxy is Traefik, or nginx (master and workers) for S9. "Auth server" is the Go responder (S1) or bare fastify (X1, X2).',
+    '',
+    resources,
+  ].join('\n');
+}
+
+function goalTable(goals: readonly Goal[]): string {
+  return table(['Goal', 'Measured', 'Status'], goals.map((g) => [g.goal, g.measured, g.status === 'met' ? '✅ met' : g.status === 'not met' ? '❌ not met' : '⚪ not run']));
+}
+
+export function writeReport(run: Run, outDir: string): { markdown: string; json: string; goals: Goal[] } {
+  mkdirSync(outDir, { recursive: true });
+  const goals = evaluate(run.findings);
+  const plots = writePlots(run, join(outDir, 'benchmarks'));
+  const f = run.findings;
+  const notRun = f.scenarios.filter((s) => s.status === 'not run');
+  const md: string[] = [
+    '# Benchmarks',
+    '',
+    `<!-- Written by \`${run.command}\` (tools/bench/main.ts) from the run of ${run.finishedAt}. Do not edit by hand. -->`,
+    '',
+    `Issue #4: prove Request Mirror never delays traffic. ${run.plan.smoke ? '**Smoke run: tiny rates and durations; these figures prove only that the harness works.**' : ''}`,
+    '',
+    '## Goals',
+    '',
+    goalTable(goals),
+    '',
+    '## Machine and versions',
+    '',
+    table(
+      ['', ''],
+      [
+        ['CPU', `${run.machine.nproc} × ${run.machine.cpuModel}`],
+        ['Memory', `${run.machine.memoryGiB} GiB`],
+        ['Kernel', run.machine.kernel],
+        ['Load average (1 min)', `${run.load1AtStart} at start, ${run.load1AtEnd} at end, ${run.load1Max} highest seen between scenarios`],
+        ['Node.js', run.versions.node],
+        ['Traefik', run.versions.traefik],
+        ['nats-server', run.versions.natsServer],
+        ['nginx', run.versions.nginx],
+        ['vegeta', run.versions.vegeta],
+        ['Run', `${run.startedAt} → ${run.finishedAt}`],
+      ],
+    ),
+    '',
+    '## Method',
+    '',
+    `- \`${run.command}\` starts everything on loopback: one Traefik (file provider, one router per scenario on \`PathPrefix(/<id>/)\`, JSON access log buffered, only RouterName/Duration/OriginDuration/Overhead/DownstreamStatus kept), the pinned nats-server, one ingress-tap + dispatcher pair per webhook condition (own subject prefix and queue group), the Go responder (tools/go/responder) as upstream and as the S1 floor, bare fastify (HTTP/1.1, and HTTP/2 over TLS), webhook receivers in their own process, and Debian's nginx for S9.`,
+    `- Load: vegeta, open model (requests leave at the offered rate whatever the latency, so queueing is not hidden). GET scenarios at ${run.plan.rate} req/s; the body scenarios S0b and S8 at ${run.plan.bodyRate} req/s because their bodies (${BODY_MIX.map((b) => (b >= 1024 * 1024 ? `${b / 1024 / 1024} MiB` : `${b / 1024} KiB`)).join(', ')}, cycled) cost far more per request. ${run.plan.rounds} round(s) of ${run.plan.roundS} s per scenario, the order rotating each round, after ${run.plan.warmupS} s of warm-up each; results pooled per scenario. Percentiles are nearest-rank over every request (\`vegeta encode -to json\`), not vegeta's histogram.`,
+    '- Added latency = scenario percentile minus the same percentile of its baseline (S0; S0b for S8). "× S1" divides that by S1\'s added latency at the same percentile.',
+    '- RSS from /proc/PID/status VmRSS, CPU from /proc/PID/stat utime+stime, sampled every 500 ms during each round; peak is the highest sample, mean the time average.',
+    '- New connections per second to the server Traefik calls (tap, Go responder, bare fastify): distinct ephemeral ports seen at either end of a socket to that port in /proc/net/tcp, sampled every 250 ms (TIME_WAIT keeps closed sockets visible for 60 s); a lower bound.',
+    '',
+    'Example commands (first round of each scenario):',
+    '',
+    '```sh',
+    ...f.scenarios.filter((s) => s.commands?.[0]).map((s) => s.commands?.[0] ?? ''),
+    '```',
+    '',
+    '## Latency',
+    '',
+    ...plots.filter((p) => p.startsWith('latency')).map((p) => `![${p}](benchmarks/${p})`),
+    '',
+    scenarioTables(f.scenarios),
+    '',
+    ...(notRun.length ? ['Not run:', '', ...notRun.map((s) => `- **${s.id}** ${s.title}: ${(s.reason ?? '').split('\n')[0] ?? ''}`), ''] : []),
+    '### Traefik\'s own split (access log, per router; warm-up included)',
+    '',
+    'Overhead = Duration − OriginDuration: time spent in Traefik and its middlewares (the forwardAuth call included).',
+    '',
+    table(
+      ['Router', 'Requests', 'Duration p50 / p99 ms', 'OriginDuration p50 / p99 ms', 'Overhead p50 / p99 ms'],
+      run.routerTimings.map((t) => [
+        t.router,
+        String(t.requests),
+        `${f3(t.durationMs.p50)} / ${f3(t.durationMs.p99)}`,
+        `${f3(t.originMs.p50)} / ${f3(t.originMs.p99)}`,
+        `${f3(t.overheadMs.p50)} / ${f3(t.overheadMs.p99)}`,
+      ]),
+    ),
+    '',
+    '## Throughput',
+    '',
+  ];
+  const tt = f.tapThroughput.value;
+  md.push(
+    tt
+      ? [
+          `Closed loop, vegeta \`-rate=0 -workers=${tt.workers} -max-workers=${tt.workers}\`, ${tt.durationS} s per round, rounds alternating, GET with the headers Traefik's forwardAuth sends, straight to the listener (no Traefik). The tap runs without a dispatcher; NATS drops its events.`,
+          '',
+          table(
+            ['Server', 'OK req/s per round', 'Mean'],
+            [
+              ['ingress-tap forwardAuth listener', tt.tapRps.map(f0).join(', '), f0(mean(tt.tapRps))],
+              ['bare fastify 200 responder', tt.fastifyRps.map(f0).join(', '), f0(mean(tt.fastifyRps))],
+            ],
+          ),
+          '',
+          `Tap / bare fastify: **${f2(tt.ratio)}×**; tap errors: ${tt.tapErrors}.`,
+        ].join('\n')
+      : `Tap throughput not measured: ${f.tapThroughput.reason ?? ''}`,
+    '',
+  );
+  const dt = f.dispatcherThroughput.value;
+  md.push(
+    dt
+      ? [
+          `${dt.events} events (~${dt.payloadBytes} bytes of JSON each) published at once to NATS; the time until a fast receiver (its own process) has all of them. Reference: an undici Pool loop (its own process) POSTing the same payloads to the same receiver. Both with ${dt.concurrency} requests in flight; the dispatcher's queue is sized to hold the whole burst.`,
+          '',
+          table(
+            ['Sender', 'Events/s per round', 'Mean'],
+            [
+              ['dispatcher (NATS → webhook)', dt.dispatcherEps.map((x) => (x === null ? 'timed out' : f0(x))).join(', '), f0(mean(dt.dispatcherEps.map((x) => x ?? 0)))],
+              ['raw undici loop', dt.undiciEps.map(f0).join(', '), f0(mean(dt.undiciEps))],
+            ],
+          ),
+          '',
+          `Dispatcher / raw undici: **${f2(dt.ratio)}×**.`,
+        ].join('\n')
+      : `Dispatcher throughput not measured: ${f.dispatcherThroughput.reason ?? ''}`,
+    '',
+    '## Isolation',
+    '',
+  );
+  const iso = f.isolation.value;
+  md.push(
+    iso
+      ? [
+          `One dispatcher, four targets; ${iso.events} events published at once; events/s at which each of targets 1-3 received all of them (mean of the three), with target 4 healthy vs blackholed.`,
+          '',
+          table(
+            ['Case', 'Events/s per healthy target, per round', 'Mean'],
+            [
+              ['all four healthy', iso.allHealthyEps.map(f0).join(', '), f0(mean(iso.allHealthyEps))],
+              ['target 4 blackholed', iso.oneBlackholedEps.map((x) => (x === null ? 'timed out' : f0(x))).join(', '), f0(mean(iso.oneBlackholedEps.map((x) => x ?? 0)))],
+            ],
+          ),
+          '',
+          `Ratio: **${f2(iso.ratio)}**.`,
+        ].join('\n')
+      : `Isolation not measured: ${f.isolation.reason ?? ''}`,
+    '',
+    '## Memory',
+    '',
+  );
+  const up = f.uploads.value;
+  md.push(
+    up
+      ? [
+          `${up[0]?.concurrency ?? 0} concurrent 1 MiB uploads (vegeta closed loop, ${up[0]?.durationS ?? 0} s) through each attachment; RSS sampled every 200 ms. Bound used for the goal: tap growth ≤ ${UPLOAD_GROWTH_BOUND} MiB per concurrent upload (capture + encoded copy + serialised event).`,
+          '',
+          table(
+            ['Attachment', 'Requests', 'Errors', 'Traefik RSS before → peak MiB', 'Tap RSS before → peak MiB'],
+            up.map((u) => [
+              u.attachment,
+              String(u.requests),
+              `${u.errors}${u.errorSamples.length ? ` (${u.errorSamples.join('; ').slice(0, 100)})` : ''}`,
+              `${f0(u.traefikBeforeMiB)} → ${f0(u.traefikPeakMiB)}`,
+              `${f0(u.tapBeforeMiB)} → ${f0(u.tapPeakMiB)}`,
+            ]),
+          ),
+        ].join('\n')
+      : `Upload memory not measured: ${f.uploads.reason ?? ''}`,
+    '',
+  );
+  const soak = f.soak.value;
+  md.push(
+    soak
+      ? [
+          `Dispatcher with ${soak.targets} targets, both blackholed, default queue/timeout/retry/circuit-breaker settings; ${soak.published} events published at ${soak.rate}/s over ${soak.durationS} s. Plateau: least-squares slope of RSS over the second half ≤ ${PLATEAU_MIB_PER_MIN} MiB/min.`,
+          '',
+          table(['Seconds', ...soak.rssEvery10s.map((p) => String(p.t))], [['RSS MiB', ...soak.rssEvery10s.map((p) => f0(p.rssMiB))]]),
+          '',
+          `Slope of the last half: **${f2(soak.lastHalfSlopeMiBPerMin)} MiB/min**; peak ${f0(soak.peakMiB)} MiB.`,
+          '',
+          ...(plots.includes('dispatcher-rss.svg') ? ['![dispatcher RSS](benchmarks/dispatcher-rss.svg)'] : []),
+        ].join('\n')
+      : `Dispatcher soak not measured: ${f.soak.reason ?? ''}`,
+    '',
+  );
+  const unavailable = Object.entries(run.unavailable);
+  if (unavailable.length) {
+    md.push('## Parts that could not start', '', ...unavailable.map(([k, v]) => `- ${k}: ${v.split('\n')[0] ?? ''}`), '');
+  }
+  const markdown = `${md.join('\n')}\n`;
+  const strip = (s: ScenarioResult) => {
+    const { curve, ...rest } = s;
+    return { ...rest, curve: curve?.filter((_, i) => i % 5 === 0) };
+  };
+  const json = `${JSON.stringify({ ...run, findings: { ...f, scenarios: f.scenarios.map(strip) }, goals }, null, 2)}\n`;
+  writeFileSync(join(outDir, 'benchmarks.md'), markdown);
+  writeFileSync(join(outDir, 'benchmarks.json'), json);
+  return { markdown, json, goals };
+}
+
+function mean(xs: readonly number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
+}
