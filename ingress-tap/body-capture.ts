@@ -17,13 +17,21 @@ export interface CapturedBody {
 export function captureBody(req: IncomingMessage, limit: number, done: (body: CapturedBody | null, aborted: boolean) => void): void {
   // An 'error' without a listener would crash the process; a reset mid-body is the client's business.
   req.on('error', noop);
-  let ended = false;
-  req.once('close', () => {
-    if (!ended) done(null, true);
-  });
+  let settled = false;
+  const abort = () => {
+    if (settled) return;
+    settled = true;
+    done(null, true);
+  };
+  req.once('close', abort);
+  // Once a request has been answered, Node no longer tells it when the connection breaks off mid-body; the socket
+  // does. Listening only until the body ends keeps keep-alive sockets from collecting listeners.
+  const socket = req.complete ? null : req.socket;
+  socket?.once('close', abort);
+  req.once('end', () => socket?.off('close', abort));
   if (limit === 0) {
     req.once('end', () => {
-      ended = true;
+      settled = true;
       done(null, false);
     });
     req.resume();
@@ -41,7 +49,7 @@ export function captureBody(req: IncomingMessage, limit: number, done: (body: Ca
     }
   });
   req.once('end', () => {
-    ended = true;
+    settled = true;
     const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, captured);
     done({ bytes, receivedBytes: received, declaredLength: declaredLength(req) }, false);
   });

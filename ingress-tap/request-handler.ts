@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { requestSubject } from '../contract/subjects.ts';
 import { captureBody, type CapturedBody } from './body-capture.ts';
@@ -30,6 +31,8 @@ export interface RequestHandler {
   /** Counts and logs a malformed request that is being answered 200 anyway. */
   rejected(reason: string, detail: unknown): void;
   setPolicy(policy: CapturePolicy): void;
+  /** True while a request on this socket has been answered and its body is still arriving. */
+  answeredMidBody(socket: Socket): boolean;
 }
 
 const EMPTY_OK = { 'content-length': '0' };
@@ -37,6 +40,7 @@ const EMPTY_OK = { 'content-length': '0' };
 export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
   const { publisher, metrics, logger, source, newId, now } = deps;
   let policy = deps.policy;
+  const midBody = new WeakSet<Socket>();
 
   function rejected(reason: string, detail: unknown): void {
     metrics.rejectedInput.inc({ reason });
@@ -82,6 +86,7 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
     setPolicy(next) {
       policy = next;
     },
+    answeredMidBody: (socket) => midBody.has(socket),
     handle(req, res, attachment) {
       const started = performance.now();
       const time = now();
@@ -98,7 +103,9 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
       const id = newId();
       const subject = requestSubject(policy.subjectPrefix, original.method);
       // Listening before answering: Node discards an unread request body once the response has finished.
+      const socket = req.socket;
       captureBody(req, decision.bodyLimit, (body, aborted) => {
+        midBody.delete(socket);
         if (aborted) {
           metrics.dropped.inc({ reason: 'request_aborted' });
           return;
@@ -111,6 +118,7 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
         }
       });
       res.writeHead(200, { 'content-length': '0', 'x-request-mirror-id': id }).end();
+      if (!req.complete) midBody.add(socket);
       metrics.handlingSeconds.observe({ attachment }, (performance.now() - started) / 1000);
     },
   };

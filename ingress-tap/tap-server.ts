@@ -19,6 +19,7 @@ export interface TapServerOptions {
 
 export function createTapServer(options: TapServerOptions): FastifyInstance {
   const { attachment, handler } = options;
+  const failedSockets = new WeakSet<Socket>();
   const app = Fastify({
     logger: false,
     http: { maxHeaderSize: MAX_HEADER_BYTES, requireHostHeader: false },
@@ -36,10 +37,14 @@ export function createTapServer(options: TapServerOptions): FastifyInstance {
       handler.handle(request.raw, reply.raw, attachment);
     },
     clientErrorHandler(error: Error & { code?: string }, socket: Socket) {
+      // A socket errs once as far as we are concerned: the parser may report more once it has failed.
+      if (failedSockets.has(socket)) return;
+      failedSockets.add(socket);
       handler.rejected((error.code ?? 'client_error').toLowerCase(), error);
       // Node's own handler makes the same check: never write a second status line into a response under way.
-      const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-      if (error.code !== 'ECONNRESET' && socket.writable && inFlight?.headersSent !== true) {
+      // A request already answered whose body then breaks off has had its 200; a second one would be unsolicited.
+      const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+      if (error.code !== 'ECONNRESET' && socket.writable && inFlight?.headersSent !== true && !handler.answeredMidBody(socket)) {
         socket.end(RAW_OK);
       } else {
         socket.destroy();

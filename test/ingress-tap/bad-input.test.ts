@@ -1,0 +1,148 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { eventually, rawExchange, send, startTap, statusCodes, target, type TapHarness } from './tap-harness.ts';
+
+// Traefik hands any non-2xx from forwardAuth to the user, so every input fastify or Node would refuse must still
+// get a 200 from the tap, and leave a trace in /metrics.
+
+let nats: NatsServer;
+let tap: TapHarness;
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  tap = await startTap({ natsUrl: nats.url, config: { targets: [target('all')] } });
+});
+afterAll(async () => {
+  await (tap as TapHarness | undefined)?.close();
+  await (nats as NatsServer | undefined)?.stop();
+});
+afterEach(() => {
+  expect(tap.invalid).toEqual([]);
+  tap.received.length = 0;
+});
+
+const rejected = (reason: string) => tap.metric('request_mirror_tap_rejected_input_total', { reason });
+
+describe('bad input', () => {
+  it.each([
+    ['invalid JSON', 'application/json', '{"unterminated": '],
+    ['an unknown content type', 'application/x-made-up', 'whatever'],
+    ['a malformed content type', ';;; =', 'x'],
+    ['a multipart type without boundary', 'multipart/form-data', '--x--'],
+  ])('answers 200 to a body with %s and publishes it unparsed', async (_name, contentType, body) => {
+    for (const url of [tap.forwardAuthUrl, tap.mirrorUrl]) {
+      const res = await send(`${url}/in`, { method: 'POST', headers: { 'content-type': contentType }, body });
+      expect(res.status).toBe(200);
+    }
+    const events = await tap.waitForEvents(2);
+    expect(events.map((e) => e.event.data.body?.data)).toEqual([body, body]);
+  });
+
+  it('answers 200 to a body without a content type', async () => {
+    const raw = await rawExchange(tap.mirrorPort, 'PATCH /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc');
+    expect(statusCodes(raw)).toEqual([200]);
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.body?.data).toBe('abc');
+  });
+
+  it("answers 200 to a body over fastify's default body limit", async () => {
+    const res = await send(`${tap.mirrorUrl}/big`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.alloc(3 * 1024 * 1024, 0x20) });
+    expect(res.status).toBe(200);
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.body?.truncated).toBe(true);
+  });
+
+  it('answers 200 to a URL with bad percent-encoding, counts it and publishes the path as sent', async () => {
+    const before = await rejected('fst_err_bad_url');
+    const res = await send(`${tap.mirrorUrl}/a/%zz/%E0%A4%A?q=%%`, { method: 'POST' });
+    expect(res.status).toBe(200);
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data).toMatchObject({ path: '/a/%zz/%E0%A4%A', query: 'q=%%' });
+    expect(await rejected('fst_err_bad_url')).toBe(before + 1);
+    expect(res.headers['x-request-mirror-id']).toBe(received?.event.id);
+  });
+
+  it('publishes a forwarded URI with bad percent-encoding as sent', async () => {
+    const res = await send(`${tap.forwardAuthUrl}/`, { headers: { 'x-forwarded-uri': '/%zz?%' } });
+    expect(res.status).toBe(200);
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data).toMatchObject({ path: '/%zz', query: '%' });
+  });
+
+  it('answers 200 to 1 MiB of headers and publishes them', async () => {
+    const headers: Record<string, string> = {};
+    for (let i = 0; i < 16; i++) headers[`x-big-${i}`] = 'v'.repeat(64 * 1024 - 16);
+    const res = await send(`${tap.forwardAuthUrl}/`, { headers });
+    expect(res.status).toBe(200);
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.headers['x-big-15']?.[0]).toHaveLength(64 * 1024 - 16);
+  });
+
+  it('answers 200 to headers beyond what the tap accepts, and counts it', async () => {
+    const before = await rejected('hpe_header_overflow');
+    const raw = await rawExchange(tap.forwardAuthPort, `GET / HTTP/1.1\r\nHost: a\r\nX-Huge: ${'h'.repeat(3 * 1024 * 1024)}\r\n\r\n`);
+    expect(statusCodes(raw)).toEqual([200]);
+    expect(await rejected('hpe_header_overflow')).toBe(before + 1);
+  });
+
+  it.each([
+    ['an unparseable request line', 'GARBAGE\r\n\r\n', 'hpe_invalid_method'],
+    ['a method Node does not know', 'BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n', 'hpe_invalid_method'],
+    ['an invalid header name', 'GET / HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n', 'hpe_invalid_header_token'],
+    ['a bad Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n', 'hpe_invalid_content_length'],
+    ['both Content-Length and Transfer-Encoding', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 'hpe_invalid_transfer_encoding'],
+    ['a broken chunked body', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 'hpe_invalid_chunk_size'],
+    ['an unsupported HTTP version', 'GET / HTTP/9.9\r\nHost: a\r\n\r\n', 'hpe_invalid_version'],
+  ])('answers 200 to %s and counts it', async (_name, bytes, reason) => {
+    const before = await rejected(reason);
+    const raw = await rawExchange(tap.forwardAuthPort, bytes);
+    expect(statusCodes(raw)).toEqual([200]);
+    expect(await rejected(reason)).toBe(before + 1);
+  });
+
+  it('answers 200 to a request cut off mid-body, and drops it as aborted', async () => {
+    const before = await tap.metric('request_mirror_tap_events_dropped_total', { reason: 'request_aborted' });
+    const raw = await rawExchange(tap.mirrorPort, 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly part');
+    expect(statusCodes(raw)).toEqual([200]);
+    await eventually('aborted drop', async () => (await tap.metric('request_mirror_tap_events_dropped_total', { reason: 'request_aborted' })) === before + 1);
+  });
+
+  it.each(['PROPFIND', 'MKCALENDAR', 'PURGE', 'M-SEARCH', 'UNLOCK'])('answers 200 to the %s method and publishes it', async (method) => {
+    const raw = await rawExchange(tap.mirrorPort, `${method} /dav HTTP/1.1\r\nHost: dav.example\r\nConnection: close\r\n\r\n`);
+    expect(statusCodes(raw)).toEqual([200]);
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.method).toBe(method);
+  });
+
+  it('answers 200 to CONNECT and counts it', async () => {
+    const before = await rejected('connect_method');
+    const raw = await rawExchange(tap.forwardAuthPort, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    expect(statusCodes(raw)).toEqual([200]);
+    expect(await rejected('connect_method')).toBe(before + 1);
+  });
+
+  it('answers 200 to an Expect other than 100-continue, counts it and publishes the request', async () => {
+    const before = await rejected('unsupported_expect');
+    // Raw, because HTTP clients refuse to send Expect themselves.
+    const raw = await rawExchange(tap.mirrorPort, 'GET /e HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\nConnection: close\r\n\r\n');
+    expect(statusCodes(raw)).toEqual([200]);
+    await tap.waitForEvents(1);
+    expect(await rejected('unsupported_expect')).toBe(before + 1);
+  });
+
+  it('answers 200 to HTTP/1.1 without Host, to absolute-form and to asterisk-form targets', async () => {
+    for (const line of ['GET /no-host HTTP/1.1\r\n', 'GET http://abs.example/x?y HTTP/1.1\r\nHost: abs.example\r\n', 'OPTIONS * HTTP/1.1\r\nHost: a\r\n']) {
+      const raw = await rawExchange(tap.mirrorPort, `${line}Connection: close\r\n\r\n`);
+      expect(statusCodes(raw)).toEqual([200]);
+    }
+    const events = await tap.waitForEvents(3);
+    expect(events.map((e) => `${e.event.data.host}|${e.event.data.path}|${e.event.data.query}`)).toEqual(['|/no-host|', 'abs.example|http://abs.example/x|y', 'a|*|']);
+  });
+
+  it('answers every request of a keep-alive connection, pipelined ones included', async () => {
+    const one = 'GET /k HTTP/1.1\r\nHost: k\r\n\r\n';
+    const raw = await rawExchange(tap.mirrorPort, one + one + `POST /k HTTP/1.1\r\nHost: k\r\nContent-Length: 2\r\n\r\nok${one}`);
+    expect(statusCodes(raw)).toEqual([200, 200, 200, 200]);
+    await tap.waitForEvents(4);
+  });
+});
