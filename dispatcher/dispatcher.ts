@@ -82,7 +82,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         if (!targetWants(target, event.data)) continue;
         let payload: Uint8Array;
         if (isUnchangedFor(event, target)) {
-          payload = raw ??= Buffer.from(data);
+          payload = raw ??= Buffer.copyBytesFrom(data);
         } else {
           payload = Buffer.from(JSON.stringify(projectEvent(event, target)));
         }
