@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect } from '@nats-io/transport-node';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { CloudEvent } from 'cloudevents';
@@ -89,28 +89,8 @@ export async function startTap(options: TapHarnessOptions): Promise<TapHarness> 
     await tap.forwardAuth.listen({ host: '127.0.0.1', port: 0 });
     await tap.mirror.listen({ host: '127.0.0.1', port: 0 });
     await tap.admin.listen({ host: '127.0.0.1', port: 0 });
-    const received: Received[] = [];
-    const invalid: Error[] = [];
-    const waiters = new Set<() => void>();
-    let sub: { nc: NatsConnection; sub: Subscription } | undefined;
-    if (options.subscribe !== false) {
-      const nc = await connect({ servers: config.nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-      cleanups.push(() => nc.close());
-      sub = { nc, sub: nc.subscribe(allRequestsSubject(config.nats.subjectPrefix)) };
-      await nc.flush();
-      void (async () => {
-        for await (const m of sub.sub) {
-          try {
-            const event: unknown = m.json();
-            assertValidEvent(event);
-            received.push({ subject: m.subject, size: m.data.length, event });
-          } catch (error) {
-            invalid.push(error as Error);
-          }
-          for (const w of [...waiters]) w();
-        }
-      })();
-    }
+    const collector = options.subscribe === false ? undefined : await collectEvents(config.nats.url, config.nats.subjectPrefix);
+    if (collector) cleanups.push(() => collector.close());
     const port = (app: Tap['forwardAuth']) => (app.server.address() as { port: number }).port;
     return {
       tap,
@@ -122,24 +102,11 @@ export async function startTap(options: TapHarnessOptions): Promise<TapHarness> 
       forwardAuthUrl: `http://127.0.0.1:${port(tap.forwardAuth)}`,
       mirrorUrl: `http://127.0.0.1:${port(tap.mirror)}`,
       adminUrl: `http://127.0.0.1:${port(tap.admin)}`,
-      received,
-      invalid,
-      waitForEvents(count, timeoutMs = 10_000) {
-        return new Promise((resolve, reject) => {
-          const check = () => {
-            if (received.length >= count) {
-              waiters.delete(check);
-              clearTimeout(timer);
-              resolve(received.slice(0, count));
-            }
-          };
-          const timer = setTimeout(() => {
-            waiters.delete(check);
-            reject(new Error(`expected ${count} events, received ${received.length} (${invalid.length} invalid: ${invalid[0]?.message ?? ''})`));
-          }, timeoutMs);
-          waiters.add(check);
-          check();
-        });
+      received: collector?.received ?? [],
+      invalid: collector?.invalid ?? [],
+      waitForEvents: (count, timeoutMs) => {
+        if (!collector) throw new Error('this harness does not subscribe');
+        return collector.waitForEvents(count, timeoutMs);
       },
       async metric(name, labels = {}) {
         const metric = metrics.registry.getSingleMetric(name);
@@ -155,6 +122,57 @@ export async function startTap(options: TapHarnessOptions): Promise<TapHarness> 
     await close();
     throw error;
   }
+}
+
+export interface EventCollector {
+  readonly received: Received[];
+  readonly invalid: Error[];
+  waitForEvents(count: number, timeoutMs?: number): Promise<Received[]>;
+  close(): Promise<void>;
+}
+
+/** Subscribes to every request subject under `prefix`, validating each event; ready once the server has the SUB. */
+export async function collectEvents(natsUrl: string, prefix: string): Promise<EventCollector> {
+  const received: Received[] = [];
+  const invalid: Error[] = [];
+  const waiters = new Set<() => void>();
+  const nc = await connect({ servers: natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  const sub = nc.subscribe(allRequestsSubject(prefix));
+  await nc.flush();
+  void (async () => {
+    for await (const m of sub) {
+      try {
+        const event: unknown = m.json();
+        assertValidEvent(event);
+        received.push({ subject: m.subject, size: m.data.length, event });
+      } catch (error) {
+        invalid.push(error as Error);
+      }
+      for (const w of [...waiters]) w();
+    }
+  })();
+  return {
+    received,
+    invalid,
+    waitForEvents(count, timeoutMs = 10_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (received.length >= count) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            resolve(received.slice(0, count));
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`expected ${count} events, received ${received.length} (${invalid.length} invalid: ${invalid[0]?.message ?? ''})`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    close: () => nc.close(),
+  };
 }
 
 export interface TapResponse {
