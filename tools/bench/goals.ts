@@ -27,8 +27,12 @@ export interface Findings {
   readonly soak: Section<DispatcherSoak>;
 }
 
-/** Bound on the tap's RSS growth per concurrent upload, in multiples of its 1 MiB capture limit. */
+/**
+ * Bound on the tap's RSS growth under concurrent uploads: a fixed allowance for V8 heap slack, plus this many MiB
+ * per upload in flight (capture, encoded copy, serialised event) at the 1 MiB capture limit.
+ */
 export const UPLOAD_GROWTH_BOUND = 3;
+export const UPLOAD_GROWTH_ALLOWANCE_MIB = 64;
 /** A dispatcher whose RSS grows slower than this over the second half of the soak has plateaued. */
 export const PLATEAU_MIB_PER_MIN = 6;
 
@@ -119,10 +123,10 @@ export function evaluate(f: Findings): Goal[] {
   const up = f.uploads.value;
   if (up) {
     const worst = up.reduce((w, u) => (u.tapPeakMiB - u.tapBeforeMiB > w.tapPeakMiB - w.tapBeforeMiB ? u : w));
-    const bound = UPLOAD_GROWTH_BOUND * worst.concurrency;
+    const bound = UPLOAD_GROWTH_ALLOWANCE_MIB + UPLOAD_GROWTH_BOUND * worst.concurrency;
     const growth = worst.tapPeakMiB - worst.tapBeforeMiB;
     goals.push({
-      goal: `tap memory bounded under ${worst.concurrency} concurrent 1 MiB uploads (growth ≤ ${UPLOAD_GROWTH_BOUND} MiB per upload)`,
+      goal: `tap memory bounded under ${worst.concurrency} concurrent 1 MiB uploads (growth ≤ ${UPLOAD_GROWTH_ALLOWANCE_MIB} MiB + ${UPLOAD_GROWTH_BOUND} MiB per upload)`,
       measured: `worst +${growth.toFixed(0)} MiB (${worst.attachment}), bound ${bound} MiB`,
       status: growth <= bound ? 'met' : 'not met',
     });

@@ -74,7 +74,7 @@ export async function isolation(world: World, plan: Plan, log: (l: string) => vo
         const eps = ms === null ? null : (n / ms) * 1000;
         if (which === 'healthy') allHealthyEps.push(eps ?? 0);
         else oneBlackholedEps.push(eps);
-        await sleep(1000);
+        await sleep(plan.pauseMs);
       }
     }
     const b = oneBlackholedEps.filter((x): x is number => x !== null);

@@ -166,7 +166,8 @@ export async function runLatency(world: World, plan: Plan, log: (line: string) =
     targetFiles.set(def.id, file);
   }
   const rateOf = (def: ScenarioDef) => (def.body ? plan.bodyRate : plan.rate);
-  const settle = (def: ScenarioDef) => (def.via === 'nginx' ? 3000 : 1000);
+  // nginx's mirror subrequests outlive the attack by the mirror's 2 s.
+  const settle = (def: ScenarioDef) => (def.via === 'nginx' && !plan.smoke ? 3000 : plan.pauseMs);
   if (plan.warmupS > 0) {
     for (const def of runnable) {
       log(`warm-up ${def.id}`);

@@ -76,7 +76,7 @@ export async function uploads(world: World, plan: Plan, log: (l: string) => void
       outDir: world.dir,
     });
     // Mirrors run after the response; give them time to land before the last samples.
-    await sleep(1000);
+    await sleep(plan.pauseMs);
     const figs = sampler.stop();
     out.push({
       attachment: a.attachment,
@@ -91,7 +91,7 @@ export async function uploads(world: World, plan: Plan, log: (l: string) => void
       tapPeakMiB: figs.tap?.rssPeakMiB ?? 0,
       command: res.command,
     });
-    await sleep(2000);
+    await sleep(2 * plan.pauseMs);
   }
   return out;
 }

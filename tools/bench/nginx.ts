@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { freePort } from '../../test/support/free-port.ts';
 import { waitUntil, type ManagedProcess } from '../../test/support/process.ts';
 import { startLogged } from './processes.ts';
@@ -18,12 +18,9 @@ export interface BenchNginx {
 }
 
 export function nginxVersion(bin: string): string {
-  try {
-    return execFileSync(bin, ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim() || 'unknown';
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr;
-    return stderr?.trim() ?? 'unknown';
-  }
+  // `nginx -v` prints to stderr.
+  const res = spawnSync(bin, ['-v'], { encoding: 'utf8' });
+  return `${res.stderr}${res.stdout}`.trim() || 'unknown';
 }
 
 export async function startBenchNginx(bin: string, upstreamPort: number, mirrorPort: number, dir: string): Promise<BenchNginx> {

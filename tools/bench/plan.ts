@@ -10,6 +10,8 @@ export interface Plan {
   readonly roundS: number;
   readonly rounds: number;
   readonly warmupS: number;
+  /** Pause between parts, so sockets and queues of one settle before the next. */
+  readonly pauseMs: number;
   readonly scenarios: readonly string[] | 'all';
   readonly throughputS: number;
   readonly throughputRounds: number;
@@ -30,6 +32,7 @@ export const FULL: Plan = {
   roundS: 10,
   rounds: 3,
   warmupS: 2,
+  pauseMs: 1000,
   scenarios: 'all',
   throughputS: 8,
   throughputRounds: 2,
@@ -50,6 +53,7 @@ export const SMOKE: Plan = {
   roundS: 1,
   rounds: 1,
   warmupS: 0,
+  pauseMs: 100,
   scenarios: ['S0', 'S1', 'S2', 'S4', 'S6', 'S7', 'S0b', 'S8', 'S9', 'X1', 'X2'],
   throughputS: 1,
   throughputRounds: 1,

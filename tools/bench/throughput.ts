@@ -85,7 +85,7 @@ export async function tapThroughput(world: World, plan: Plan, log: (l: string) =
           tapRps.push(res.throughput);
           tapErrors += res.errors;
         } else fastifyRps.push(res.throughput);
-        await sleep(1000);
+        await sleep(plan.pauseMs);
       }
     }
     return {
@@ -156,7 +156,7 @@ export async function dispatcherThroughput(world: World, plan: Plan, log: (l: st
             const out = JSON.parse(child.output().trim().split('\n').pop() ?? '{}') as { sent: number; ms: number };
             undiciEps.push((out.sent / out.ms) * 1000);
           }
-          await sleep(1000);
+          await sleep(plan.pauseMs);
         }
       }
     } finally {

@@ -1,0 +1,72 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+// Runs `make bench-smoke`'s harness end to end so it cannot rot between full runs. It checks that every part of the
+// report is produced and well formed; it never judges a timing (the smoke run's figures mean nothing).
+
+interface Report {
+  readonly plan: { readonly smoke: boolean };
+  readonly goals: readonly { readonly goal: string; readonly status: string; readonly measured: string }[];
+  readonly findings: {
+    readonly scenarios: readonly { readonly id: string; readonly status: string; readonly requests?: number; readonly reason?: string }[];
+    readonly tapThroughput: { readonly status: string };
+    readonly dispatcherThroughput: { readonly status: string };
+    readonly isolation: { readonly status: string };
+    readonly uploads: { readonly status: string };
+    readonly soak: { readonly status: string };
+  };
+  readonly versions: Readonly<Record<string, string>>;
+}
+
+const out = mkdtempSync(join(tmpdir(), 'rm-bench-test-'));
+afterAll(() => {
+  rmSync(out, { recursive: true, force: true });
+});
+
+function runSmoke(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'bash',
+      ['-c', `. tools/env.sh && _rm_bench_setup && node tools/bench/main.ts --smoke --out "$1"`, 'bench-smoke', out],
+      { cwd: join(import.meta.dirname, '../..'), maxBuffer: 16 * 1024 * 1024 },
+      (error, _stdout, stderr) => {
+        if (error) reject(new Error(`bench smoke run failed: ${error.message}\n${stderr}`));
+        else resolve(stderr);
+      },
+    );
+  });
+}
+
+describe('benchmark harness', () => {
+  it('writes the markdown report, the JSON figures and the plots from a smoke run', { timeout: 240_000 }, async () => {
+    await runSmoke();
+    const report = JSON.parse(readFileSync(join(out, 'benchmarks.json'), 'utf8')) as Report;
+    expect(report.plan.smoke).toBe(true);
+    expect(report.goals.map((g) => g.goal)).toHaveLength(12);
+    for (const g of report.goals) expect(['met', 'not met', 'not run']).toContain(g.status);
+
+    const byId = new Map(report.findings.scenarios.map((s) => [s.id, s]));
+    for (const id of ['S0', 'S1', 'S2', 'S7', 'S8', 'X2']) {
+      expect(byId.get(id), `${id}: ${byId.get(id)?.reason ?? ''}`).toMatchObject({ status: 'run' });
+      expect(byId.get(id)?.requests).toBeGreaterThan(0);
+    }
+    for (const part of ['tapThroughput', 'dispatcherThroughput', 'isolation', 'uploads', 'soak'] as const) {
+      expect(report.findings[part].status, part).toBe('run');
+    }
+    expect(report.versions.traefik).toMatch(/^v3\./);
+
+    const markdown = readFileSync(join(out, 'benchmarks.md'), 'utf8');
+    for (const heading of ['## Goals', '## Machine and versions', '## Method', '## Latency', '## Throughput', '## Isolation', '## Memory']) {
+      expect(markdown).toContain(heading);
+    }
+    for (const plot of ['latency.svg', 'latency-bodies.svg', 'dispatcher-rss.svg']) {
+      const file = join(out, 'benchmarks', plot);
+      expect(existsSync(file), plot).toBe(true);
+      expect(readFileSync(file, 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*<polyline [\s\S]*<\/svg>\n$/);
+      expect(markdown).toContain(`(benchmarks/${plot})`);
+    }
+  });
+});
