@@ -21,9 +21,9 @@ export function originalRequest(req: IncomingMessage, attachment: Attachment): O
   const h = req.headers;
   const scheme = schemeOf(first(h['x-forwarded-proto']));
   const forwardAuth = attachment === 'forwardAuth';
-  const method = (forwardAuth ? first(h['x-forwarded-method']) : undefined) ?? req.method ?? 'GET';
-  const host = (forwardAuth ? first(h['x-forwarded-host']) : undefined) ?? h.host ?? '';
-  const uri = (forwardAuth ? first(h['x-forwarded-uri']) : undefined) ?? req.url ?? '/';
+  const method = (forwardAuth ? nonEmpty(h['x-forwarded-method']) : undefined) ?? req.method ?? 'GET';
+  const host = (forwardAuth ? nonEmpty(h['x-forwarded-host']) : undefined) ?? h.host ?? '';
+  const uri = (forwardAuth ? nonEmpty(h['x-forwarded-uri']) : undefined) ?? req.url ?? '/';
   const q = uri.indexOf('?');
   return {
     method,
@@ -33,6 +33,12 @@ export function originalRequest(req: IncomingMessage, attachment: Attachment): O
     query: q === -1 ? '' : uri.slice(q + 1),
     clientIp: clientIpOf(first(h['x-forwarded-for']), req.socket.remoteAddress),
   };
+}
+
+// An empty X-Forwarded value is as good as none (Traefik never sends one; something else did).
+function nonEmpty(value: string | string[] | undefined): string | undefined {
+  const v = first(value);
+  return v === undefined || v === '' ? undefined : v;
 }
 
 function first(value: string | string[] | undefined): string | undefined {

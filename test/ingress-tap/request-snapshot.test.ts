@@ -125,6 +125,12 @@ describe('request snapshot', () => {
     expect(res.headers['x-request-mirror-id']).toBe(received?.event.id);
   });
 
+  it('takes the tap request itself where a forwarded value is missing or empty', async () => {
+    await send(`${tap.forwardAuthUrl}/auth?k=v`, { method: 'PUT', headers: { 'x-forwarded-method': '', 'x-forwarded-host': '' } });
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data).toMatchObject({ method: 'PUT', path: '/auth', query: 'k=v', host: expect.stringMatching(/^127\.0\.0\.1:/) as unknown });
+  });
+
   it('falls back to the peer address when there is no X-Forwarded-For', async () => {
     await send(`${tap.mirrorUrl}/x`);
     const [received] = await tap.waitForEvents(1);
