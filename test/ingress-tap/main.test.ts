@@ -1,0 +1,117 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ConfigInput } from '../../contract/config.ts';
+import { freePort } from '../support/free-port.ts';
+import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { answers2xx, startProcess, waitUntil, type ManagedProcess } from '../support/process.ts';
+import { collectEvents, send, target, type EventCollector } from './tap-harness.ts';
+
+// The tap as production runs it: `node ingress-tap/main.ts --config FILE`, reloading the file while running and
+// stopping cleanly on SIGTERM.
+
+const ROOT = join(import.meta.dirname, '../..');
+const dir = mkdtempSync(join(tmpdir(), 'rm-tap-main-'));
+const configPath = join(dir, 'request-mirror.yaml');
+
+let nats: NatsServer;
+let events: EventCollector;
+let tap: ManagedProcess;
+let ports: { fa: number; mirror: number; admin: number };
+
+function writeConfig(targets: ConfigInput['targets']): void {
+  const config: ConfigInput = {
+    tap: {
+      forwardAuth: { host: '127.0.0.1', port: ports.fa },
+      mirror: { host: '127.0.0.1', port: ports.mirror },
+      admin: { host: '127.0.0.1', port: ports.admin },
+    },
+    targets,
+  };
+  // JSON is YAML.
+  writeFileSync(configPath, JSON.stringify(config));
+}
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  events = await collectEvents(nats.url, 'request-mirror');
+  ports = { fa: await freePort(), mirror: await freePort(), admin: await freePort() };
+  writeConfig([target('posts', { methods: ['POST'] })]);
+  tap = startProcess({
+    name: 'ingress-tap',
+    command: process.execPath,
+    args: [join(ROOT, 'ingress-tap/main.ts'), '--config', configPath],
+    env: { ...process.env, NATS_URL: nats.url, LOG_LEVEL: 'info' },
+    cwd: ROOT,
+  });
+  await waitUntil('ingress-tap /readyz', () => answers2xx(`http://127.0.0.1:${ports.admin}/readyz`), { process: tap });
+});
+afterAll(async () => {
+  await (tap as ManagedProcess | undefined)?.stop();
+  await (events as EventCollector | undefined)?.close();
+  await (nats as NatsServer | undefined)?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const forwardAuth = (method: string, uri: string) =>
+  send(`http://127.0.0.1:${ports.fa}/`, { headers: { 'x-forwarded-method': method, 'x-forwarded-uri': uri, 'x-forwarded-host': 'app.example' } });
+
+describe('ingress-tap process', () => {
+  it('serves /healthz and Prometheus metrics on the admin listener', async () => {
+    expect((await send(`http://127.0.0.1:${ports.admin}/healthz`)).status).toBe(200);
+    const metrics = await send(`http://127.0.0.1:${ports.admin}/metrics`);
+    expect(metrics.status).toBe(200);
+    for (const name of [
+      'request_mirror_tap_requests_received_total',
+      'request_mirror_tap_events_published_total',
+      'request_mirror_tap_requests_skipped_total',
+      'request_mirror_tap_events_dropped_total',
+      'request_mirror_tap_bodies_truncated_total',
+      'request_mirror_tap_publish_errors_total',
+      'request_mirror_tap_rejected_input_total',
+      'request_mirror_tap_handling_seconds',
+      'process_cpu_seconds_total',
+    ]) {
+      expect(metrics.body).toContain(`# TYPE ${name}`);
+    }
+  });
+
+  it('applies a changed config file to the next requests, and keeps the old one when the new one is invalid', async () => {
+    await forwardAuth('GET', '/before-reload');
+    await forwardAuth('POST', '/post-1');
+    const [first] = await events.waitForEvents(1);
+    expect(first?.event.data.path).toBe('/post-1');
+
+    writeConfig([target('gets', { methods: ['GET'] })]);
+    await waitUntil('reloaded config', () => Promise.resolve(tap.output().includes('config reloaded')), { process: tap });
+    await forwardAuth('POST', '/post-2');
+    await forwardAuth('GET', '/get-1');
+    const second = await events.waitForEvents(2);
+    expect(second[1]?.event.data.path).toBe('/get-1');
+
+    writeFileSync(configPath, JSON.stringify({ targets: [{ name: 'Bad Name', methods: [] }] }));
+    await waitUntil('rejected config', () => Promise.resolve(tap.output().includes('RM_CONFIG_INVALID')), { process: tap });
+    await forwardAuth('GET', '/get-2');
+    const third = await events.waitForEvents(3);
+    expect(third[2]?.event.data.path).toBe('/get-2');
+    expect(events.invalid).toEqual([]);
+  });
+
+  it('stops on SIGTERM with exit code 0', async () => {
+    await tap.stop(10_000);
+    expect(await tap.exit).toBe(0);
+    expect(tap.output()).toContain('"msg":"stopped"');
+  });
+});
+
+describe('ingress-tap start-up', () => {
+  it('exits 1 naming the problem when the config file is invalid', async () => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'tap: { maxBodyBytes: -1 }\n');
+    const p = startProcess({ name: 'bad-tap', command: process.execPath, args: [join(ROOT, 'ingress-tap/main.ts')], env: { ...process.env, REQUEST_MIRROR_CONFIG: bad }, cwd: ROOT });
+    expect(await p.exit).toBe(1);
+    expect(p.output()).toContain('RM_CONFIG_INVALID');
+    expect(p.output()).toContain('maxBodyBytes');
+  });
+});
