@@ -12,6 +12,7 @@ import { FULL, SMOKE } from './plan.ts';
 import { REPO_ROOT } from './processes.ts';
 import { writeReport } from './report.ts';
 import { dispatcherThroughput, tapThroughput } from './throughput.ts';
+import { tapView, type TapView } from './tap-metrics.ts';
 import { startWorld } from './world.ts';
 
 // `make bench` / `make bench-smoke`. Runs every part in one invocation against one set of processes, then writes
@@ -53,9 +54,20 @@ const startedAt = new Date().toISOString();
 const load1AtStart = load1();
 const world = await startWorld(runDir);
 let findings: Findings;
+let tapViews: TapView[];
 try {
   const noPipelines = world.unavailable.get('pipelines') ?? null;
   const scenarios = await runLatency(world, plan, log);
+  tapViews = (
+    await Promise.all(
+      [...world.pipelines.values()].map((p) =>
+        tapView(p).catch((error: unknown) => {
+          log(`tap ${p.name} /metrics: ${(error as Error).message}`);
+          return null;
+        }),
+      ),
+    )
+  ).filter((v): v is TapView => v !== null);
   const uploadSection = await section('uploads', noPipelines, () => uploads(world, plan, log));
   const tapSection = await section('tap throughput', noPipelines, () => tapThroughput(world, plan, log));
   const dispatcherSection = await section('dispatcher throughput', noPipelines, () => dispatcherThroughput(world, plan, log));
@@ -85,6 +97,7 @@ const report = writeReport(
     command,
     findings,
     routerTimings: await routerTimings(world.traefik.accessLogPath),
+    tapViews,
     unavailable: Object.fromEntries(world.unavailable),
   },
   outDir,

@@ -7,6 +7,7 @@ import type { Machine, Versions } from './machine.ts';
 import type { Plan } from './plan.ts';
 import { LABELS } from './stats.ts';
 import { percentilePlot, timePlot } from './svg-plot.ts';
+import type { TapView } from './tap-metrics.ts';
 
 // docs/benchmarks.md, docs/benchmarks.json and the plots, all written from one run's figures.
 
@@ -22,6 +23,7 @@ export interface Run {
   readonly command: string;
   readonly findings: Findings;
   readonly routerTimings: readonly RouterTiming[];
+  readonly tapViews: readonly TapView[];
   readonly unavailable: Readonly<Record<string, string>>;
 }
 
@@ -217,6 +219,8 @@ export function writeReport(run: Run, outDir: string): { markdown: string; json:
       ]),
     ),
     '',
+    tapViewSection(run.tapViews),
+    '',
     '## Throughput',
     '',
   ];
@@ -333,4 +337,38 @@ export function writeReport(run: Run, outDir: string): { markdown: string; json:
 
 function mean(xs: readonly number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
+}
+
+function tapViewSection(views: readonly TapView[]): string {
+  if (!views.length) return '';
+  const bounds = ['5e-05', '0.0001', '0.00025', '0.001', '0.005'];
+  const label = (le: string) => `≤ ${Number(le) * 1e6 >= 1000 ? `${Number(le) * 1000} ms` : `${Number(le) * 1e6} µs`}`;
+  const rows: string[][] = [];
+  for (const v of views) {
+    for (const [attachment, buckets] of Object.entries(v.handling)) {
+      rows.push([
+        `${v.pipeline} (${attachment})`,
+        ...bounds.map((b) => {
+          const hit = buckets.find((x) => Number(x.le) === Number(b));
+          return hit ? `${(hit.fraction * 100).toFixed(2)} %` : '–';
+        }),
+        `${f3(v.eventLoopLagMs.p50)} / ${f3(v.eventLoopLagMs.p99)} / ${f3(v.eventLoopLagMs.max)}`,
+      ]);
+    }
+  }
+  const counters = views.map((v) => {
+    const c = Object.entries(v.counters)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k.replace(/^request_mirror_tap_/, '')} ${n}`);
+    return `- ${v.pipeline}: ${c.join(', ') || 'no requests'}`;
+  });
+  return [
+    "### The tap's own view (its /metrics after the latency rounds)",
+    '',
+    'Share of requests the tap answered within each bound, from seeing the request to writing the 200 (request_mirror_tap_handling_seconds), and its event-loop lag (prom-client, since its last scrape).',
+    '',
+    table(['Pipeline', ...bounds.map(label), 'Event-loop lag p50 / p99 / max ms'], rows),
+    '',
+    ...counters,
+  ].join('\n');
 }
