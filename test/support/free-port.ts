@@ -1,35 +1,41 @@
 import { createServer } from 'node:net';
 
-// A port the kernel just handed out on loopback. Another process could take it before ours binds, so callers that
-// can listen on port 0 themselves should; this is for children that must be told their port up front (Traefik,
-// the tap and dispatcher listeners).
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
+// A port free on loopback right now, for children that must be told their port up front (Traefik, the tap and
+// dispatcher listeners); callers that can listen on port 0 themselves should. Ports are drawn below Linux's default
+// ephemeral range (32768-60999): a port from that range, once released, is soon reused as the source port of some
+// outgoing connection, and under heavy traffic on the machine the child's bind then fails.
+
+const LOW = 20_000;
+const HIGH = 32_767;
+
+function tryListen(port: number, host: string): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.once('error', reject);
-    server.listen(0, host, () => {
+    server.once('error', () => {
+      resolve(undefined);
+    });
+    server.listen(port, host, () => {
       const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
+      const got = typeof address === 'object' && address ? address.port : undefined;
       server.close(() => {
-        resolve(port);
+        resolve(got);
       });
     });
   });
 }
 
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const port = await tryListen(LOW + Math.floor(Math.random() * (HIGH - LOW)), host);
+    if (port !== undefined) return port;
+  }
+  const any = await tryListen(0, host);
+  if (any === undefined) throw new Error(`no free port on ${host}`);
+  return any;
+}
+
 /** `preferred` when it is free on `host`, else any free port: fixed, memorable ports for the demo with a fallback. */
-export function portOrFree(preferred: number, host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', () => {
-      resolve(freePort(host));
-    });
-    server.listen(preferred, host, () => {
-      server.close(() => {
-        resolve(preferred);
-      });
-    });
-  });
+export async function portOrFree(preferred: number, host = '127.0.0.1'): Promise<number> {
+  return (await tryListen(preferred, host)) ?? freePort(host);
 }

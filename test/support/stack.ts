@@ -126,7 +126,8 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
   });
 
   const ports = options.ports ?? {};
-  let nats = await startNatsServer(ports.nats === undefined ? {} : { port: ports.nats });
+  // A port below the ephemeral range (see free-port.ts) rather than nats-server's own port 0 pick.
+  let nats = await startNatsServer({ port: ports.nats ?? (await freePort()) });
   cleanup.add(() => nats.stop());
   const natsPort = nats.port;
 
