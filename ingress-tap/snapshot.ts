@@ -29,6 +29,8 @@ export function buildEvent(parts: EventParts): MirrorEvent {
     time: new Date(parts.time).toISOString(),
     datacontenttype: 'application/json',
     subject: `${original.host}${original.path}`,
+    // Before data, so a reader of the JSON meets every CloudEvents attribute first.
+    ...(headers.traceparent === undefined ? {} : { traceparent: headers.traceparent }),
     data: {
       attachment: parts.attachment,
       method: original.method,
@@ -43,7 +45,6 @@ export function buildEvent(parts: EventParts): MirrorEvent {
       body: parts.body === null ? null : bodyOf(parts.body.bytes, parts.body),
     },
   };
-  if (headers.traceparent !== undefined) event.traceparent = headers.traceparent;
   return event;
 }
 
