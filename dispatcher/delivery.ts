@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { Pool, buildConnector, type Dispatcher } from 'undici';
 import type { Target } from '../contract/config.ts';
 import { guardedLookup, type AddressPolicy } from './address-policy.ts';
+import type { Deadlines } from './deadlines.ts';
 import { AddressRefusedError } from './errors.ts';
 import { isRetryableStatus } from './retry-policy.ts';
 
@@ -47,52 +48,116 @@ export interface AttemptOptions {
   readonly responseBodyLimitBytes: number;
 }
 
-export async function attemptDelivery(
+/** Bytes of a 2xx answer read and thrown away to keep its connection reusable; past this the connection is closed. */
+const DISCARD_LIMIT_BYTES = 128 * 1024;
+
+/**
+ * A bare undici dispatch handler rather than `pool.request`: no response stream, no AbortSignal, no async resource
+ * per attempt — the delivery profile was spent there. The whole attempt (connect, send, headers, body) is bounded
+ * by `timeoutMs` through `deadlines`; undici's own timeouts only bound parts of it.
+ */
+export function attemptDelivery(
   pool: Dispatcher,
   options: AttemptOptions,
-  headers: Record<string, string>,
+  headers: string[],
   body: Uint8Array,
+  deadlines: Deadlines,
 ): Promise<AttemptResult> {
-  // One bound on the whole attempt (connect, send, headers, body); undici's own timeouts only bound parts of it.
-  const abort = new AbortController();
-  const timer = setTimeout(() => {
-    abort.abort();
-  }, options.timeoutMs);
-  try {
-    const response = await pool.request({
-      path: options.path,
-      method: 'POST',
-      headers,
-      body,
-      signal: abort.signal,
-      headersTimeout: options.headersTimeoutMs,
-      bodyTimeout: options.timeoutMs,
-    });
-    const status = response.statusCode;
-    if (status >= 200 && status < 300) {
-      // Webhook answers are usually empty; reading them keeps the connection reusable, the limit keeps memory flat.
-      await response.body.dump({ limit: options.responseBodyLimitBytes });
-      return { ok: true, status };
-    }
-    const text = await readLimited(response.body, options.responseBodyLimitBytes);
-    const retryAfter = response.headers['retry-after'];
-    return {
-      ok: false,
-      reason: statusReason(status),
-      retryable: isRetryableStatus(status),
-      unhealthy: status >= 500,
-      status,
-      retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
-      detail: `HTTP ${status}${text ? `: ${text}` : ''}`,
+  return new Promise((resolve) => {
+    let controller: Dispatcher.DispatchController | undefined;
+    let timedOut = false;
+    let status = 0;
+    let retryAfter: string | undefined;
+    let chunks: Buffer[] | undefined;
+    let read = 0;
+    let settled = false;
+    const settle = (result: AttemptResult) => {
+      if (settled) return;
+      settled = true;
+      deadlines.remove(deadline);
+      resolve(result);
     };
-  } catch (error) {
-    if (abort.signal.aborted) {
-      return { ok: false, reason: 'timeout', retryable: true, unhealthy: true, detail: `no complete answer within ${options.timeoutMs} ms` };
+    const answered = (): AttemptResult => {
+      if (status >= 200 && status < 300) return { ok: true, status };
+      const text = chunks ? Buffer.concat(chunks).toString('utf8') : '';
+      return {
+        ok: false,
+        reason: statusReason(status),
+        retryable: isRetryableStatus(status),
+        unhealthy: status >= 500,
+        status,
+        retryAfter,
+        detail: `HTTP ${status}${text ? `: ${text}` : ''}`,
+      };
+    };
+    const deadline = deadlines.add(options.timeoutMs, () => {
+      timedOut = true;
+      // Before the connection is up there is nothing to abort yet; onRequestStart aborts at once instead.
+      controller?.abort(new Error(`no complete answer within ${options.timeoutMs} ms`));
+    });
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c;
+        if (timedOut) c.abort(new Error(`no complete answer within ${options.timeoutMs} ms`));
+      },
+      onResponseStart(c, statusCode, responseHeaders) {
+        if (statusCode < 200) return;
+        status = statusCode;
+        if (status >= 200 && status < 300) return;
+        const value = responseHeaders['retry-after'];
+        retryAfter = Array.isArray(value) ? value[0] : value;
+        // The answer is only kept for the log line; the limit keeps memory flat.
+        if (options.responseBodyLimitBytes === 0) {
+          c.abort(new Error('answer not read'));
+          settle(answered());
+        } else {
+          chunks = [];
+        }
+      },
+      onResponseData(c, chunk) {
+        if (chunks === undefined) {
+          read += chunk.length;
+          if (read > DISCARD_LIMIT_BYTES) c.abort(new Error('answer too long'));
+          return;
+        }
+        const room = options.responseBodyLimitBytes - read;
+        chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
+        read += Math.min(chunk.length, room);
+        if (read >= options.responseBodyLimitBytes) {
+          c.abort(new Error('answer longer than the limit'));
+          settle(answered());
+        }
+      },
+      onResponseEnd() {
+        settle(answered());
+      },
+      onResponseError(_c, error) {
+        // A 2xx is only delivered once its answer is complete within the deadline; an error answer stands as given.
+        if (timedOut && status < 300) settle(timeoutResult(options.timeoutMs));
+        else if (status >= 200) settle(answered());
+        else settle(errorResult(error));
+      },
+    };
+    try {
+      pool.dispatch(
+        {
+          path: options.path,
+          method: 'POST',
+          headers,
+          body,
+          headersTimeout: options.headersTimeoutMs,
+          bodyTimeout: options.timeoutMs,
+        },
+        handler,
+      );
+    } catch (error) {
+      settle(errorResult(error));
     }
-    return errorResult(error);
-  } finally {
-    clearTimeout(timer);
-  }
+  });
+}
+
+function timeoutResult(timeoutMs: number): AttemptResult {
+  return { ok: false, reason: 'timeout', retryable: true, unhealthy: true, detail: `no complete answer within ${timeoutMs} ms` };
 }
 
 function statusReason(status: number): string {
@@ -125,23 +190,4 @@ function findCause(error: unknown, match: (e: unknown) => boolean): Error | unde
     }
   }
   return undefined;
-}
-
-async function readLimited(body: AsyncIterable<Buffer> & { destroy(): void }, limit: number): Promise<string> {
-  if (limit === 0) {
-    body.destroy();
-    return '';
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body) {
-      chunks.push(chunk.subarray(0, limit - size));
-      size += Math.min(chunk.length, limit - size);
-      if (size >= limit) break;
-    }
-  } catch {
-    // The answer is only kept for the log line; a broken one is no worse than none.
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

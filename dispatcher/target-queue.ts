@@ -4,6 +4,7 @@ import type { Pool } from 'undici';
 import type { Target } from '../contract/config.ts';
 import type { AddressPolicy } from './address-policy.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
+import { Deadlines } from './deadlines.ts';
 import { attemptDelivery, createTargetPool, CONTENT_TYPE, type AttemptOptions, type AttemptResult } from './delivery.ts';
 import { DeliveryFailedError, TargetGoneError } from './errors.ts';
 import type { DropReason, TargetMetrics } from './metrics.ts';
@@ -61,6 +62,7 @@ export class TargetQueue {
   #poolKey: string;
   #attempt: AttemptOptions;
   readonly #breaker: CircuitBreaker;
+  readonly #deadlines = new Deadlines();
   readonly #budget: ByteBudget;
   readonly #metrics: TargetMetrics;
   readonly #logger: Logger;
@@ -193,15 +195,12 @@ export class TargetQueue {
 
   async #send(entry: Entry): Promise<void> {
     entry.attempts++;
-    const headers: Record<string, string> = {
-      'content-type': CONTENT_TYPE,
-      'webhook-id': entry.id,
-      'webhook-timestamp': String(Math.floor(this.#now() / 1000)),
-    };
+    const timestamp = Math.floor(this.#now() / 1000);
+    const headers = ['content-type', CONTENT_TYPE, 'webhook-id', entry.id, 'webhook-timestamp', String(timestamp)];
     // Signed per attempt: receivers reject stale timestamps, and a retry can come minutes later.
-    if (this.#signer) headers['webhook-signature'] = this.#signer(entry.id, Number(headers['webhook-timestamp']), entry.payload);
+    if (this.#signer) headers.push('webhook-signature', this.#signer(entry.id, timestamp, entry.payload));
     const started = performance.now();
-    const result = await attemptDelivery(this.#pool, this.#attempt, headers, entry.payload);
+    const result = await attemptDelivery(this.#pool, this.#attempt, headers, entry.payload, this.#deadlines);
     this.#metrics.observeLatency(result.ok ? 'delivered' : result.reason, (performance.now() - started) / 1000);
     this.#active--;
     this.#metrics.inFlight.dec();

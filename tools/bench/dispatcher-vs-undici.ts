@@ -1,0 +1,287 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { connect } from '@nats-io/transport-node';
+import { ulid } from 'ulid';
+import { Pool } from 'undici';
+import { EVENT_TYPE } from '../../contract/event.ts';
+import { requestSubject } from '../../contract/subjects.ts';
+import { startNatsServer } from '../../test/support/nats-server.ts';
+
+// The dispatcher's own throughput probe (issue goal: dispatcher deliveries/s ≥ 0.7 × a raw undici loop POSTing the
+// same payloads to the same receiver, in the same run). Quicker than the full harness (tools/bench/main.ts) and
+// without Traefik, so a change to dispatcher/ can be judged in a minute:
+//
+//   node tools/bench/dispatcher-vs-undici.ts [--events 20000] [--rounds 3] [--concurrency 8] [--cpu-prof DIR]
+//
+// Every party is its own process so none shares an event loop with another: the receiver (node:http, 204), the raw
+// undici loop, a real `node dispatcher/main.ts` and a real nats-server. Rounds alternate loop/dispatcher (the order
+// flips each round) because other work on the machine comes and goes. The dispatcher's time runs from the first
+// publish until the receiver has counted every event.
+
+const ROOT = join(import.meta.dirname, '../..');
+const SELF = import.meta.filename;
+
+const { values } = parseArgs({
+  options: {
+    role: { type: 'string', default: 'orchestrate' },
+    events: { type: 'string', default: '20000' },
+    rounds: { type: 'string', default: '3' },
+    concurrency: { type: 'string', default: '8' },
+    url: { type: 'string' },
+    payloads: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+  },
+});
+
+function makePayloads(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => {
+    const body = JSON.stringify({ orderId: i, items: [{ sku: `sku-${i % 97}`, qty: 1 + (i % 5) }], note: 'x'.repeat(200) });
+    return JSON.stringify({
+      specversion: '1.0',
+      id: ulid(),
+      source: '//request-mirror/bench',
+      type: EVENT_TYPE,
+      time: new Date().toISOString(),
+      datacontenttype: 'application/json',
+      subject: `shop.example.com/api/orders/${i}`,
+      data: {
+        attachment: 'forwardAuth',
+        method: 'POST',
+        scheme: 'https',
+        host: 'shop.example.com',
+        path: `/api/orders/${i}`,
+        query: 'expand=items',
+        clientIp: '203.0.113.7',
+        headers: {
+          accept: ['application/json'],
+          'content-type': ['application/json'],
+          'user-agent': ['Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36'],
+          'x-request-id': [`req-${i}`],
+        },
+        redactedHeaders: ['authorization', 'cookie'],
+        cookies: {},
+        body: {
+          encoding: 'utf8',
+          data: body,
+          capturedBytes: Buffer.byteLength(body),
+          declaredLength: Buffer.byteLength(body),
+          receivedBytes: Buffer.byteLength(body),
+          truncated: false,
+          sha256: createHash('sha256').update(body).digest('hex'),
+        },
+      },
+    });
+  });
+}
+
+/** node:http answering 204; `GET /__wait?n=N` answers once N requests have been counted in all. */
+function receiver(): void {
+  let count = 0;
+  let waiters: { n: number; res: import('node:http').ServerResponse }[] = [];
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url?.startsWith('/__wait')) {
+      const n = Number(new URL(req.url, 'http://x').searchParams.get('n'));
+      if (count >= n) res.end(String(count));
+      else waiters.push({ n, res });
+      return;
+    }
+    req.resume();
+    req.on('end', () => {
+      count++;
+      res.writeHead(204).end();
+      if (waiters.length > 0) {
+        waiters = waiters.filter((w) => {
+          if (count < w.n) return true;
+          w.res.end(String(count));
+          return false;
+        });
+      }
+    });
+  });
+  server.keepAliveTimeout = 120_000;
+  server.listen(0, '127.0.0.1', 4096, () => {
+    process.stdout.write(`listening ${(server.address() as AddressInfo).port}\n`);
+  });
+}
+
+/** The reference: the same bytes, the same number in flight, a keep-alive pool, nothing else. */
+async function loop(): Promise<void> {
+  const url = new URL(values.url ?? '');
+  const concurrency = Number(values.concurrency);
+  const payloads = readFileSync(values.payloads ?? '', 'utf8').split('\n').filter((l) => l !== '');
+  const pool = new Pool(url.origin, { connections: concurrency, pipelining: 1 });
+  const run = async (list: string[]) => {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        for (let i = next++; i < list.length; i = next++) {
+          const res = await pool.request({
+            method: 'POST',
+            path: url.pathname,
+            headers: { 'content-type': 'application/cloudevents+json; charset=utf-8' },
+            body: list[i],
+          });
+          await res.body.dump();
+        }
+      }),
+    );
+  };
+  // The dispatcher process is warm by the time it is measured; warm the loop the same way.
+  await run(payloads.slice(0, 2000));
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  await run(payloads);
+  const ms = performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  await pool.close();
+  process.stdout.write(`${JSON.stringify({ ms, cpuUs: used.user + used.system })}\n`);
+}
+
+/** User + system CPU of a process so far, in µs (Linux /proc; clock ticks are 100 Hz here). */
+function cpuOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+function child(args: string[], nodeArgs: string[] = []): { proc: ChildProcess; line: (re: RegExp) => Promise<RegExpExecArray>; out: () => string } {
+  const proc = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  process.once('exit', () => proc.kill('SIGKILL'));
+  return {
+    proc,
+    out: () => out,
+    line: (re) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const m = re.exec(out);
+          if (m) {
+            proc.stdout.off('data', check);
+            resolve(m);
+          }
+        };
+        proc.stdout.on('data', check);
+        proc.once('exit', (code) => {
+          reject(new Error(`${args[0]} exited (${code}) before ${re}:\n${out}`));
+        });
+        check();
+      }),
+  };
+}
+
+async function orchestrate(): Promise<void> {
+  const events = Number(values.events);
+  const rounds = Number(values.rounds);
+  const concurrency = Number(values.concurrency);
+  const dir = mkdtempSync(join(tmpdir(), 'rm-dvu-'));
+  const nats = await startNatsServer();
+  const rcv = child([SELF, '--role', 'receiver']);
+  const port = Number((await rcv.line(/listening (\d+)/))[1]);
+  const url = `http://127.0.0.1:${port}/hook`;
+  const wait = async (n: number) => {
+    const res = await fetch(`http://127.0.0.1:${port}/__wait?n=${n}`, { signal: AbortSignal.timeout(600_000) });
+    return Number(await res.text());
+  };
+  let received = 0;
+
+  const payloads = makePayloads(events);
+  const payloadFile = join(dir, 'payloads.ndjson');
+  writeFileSync(payloadFile, `${payloads.join('\n')}\n`);
+
+  const configFile = join(dir, 'config.yaml');
+  writeFileSync(
+    configFile,
+    `nats: { url: "${nats.url}", subjectPrefix: bench }
+dispatcher:
+  admin: { host: 127.0.0.1, port: 0 }
+  network: { allowLoopback: true }
+targets:
+  - name: fast
+    watchURL: "${url}"
+    methods: ["*"]
+    concurrency: ${concurrency}
+    queue: { maxEvents: ${events + 1000}, maxBytes: 1073741824 }
+`,
+  );
+  const profDir = values['cpu-prof'];
+  const disp = child([join(ROOT, 'dispatcher/main.ts'), '--config', configFile], profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []);
+  await disp.line(/"msg":"subscribed"/);
+  const nc = await connect({ servers: nats.url });
+  const subject = requestSubject('bench', 'POST');
+  const burst = async (list: readonly string[]) => {
+    for (const p of list) nc.publish(subject, p);
+    await nc.flush();
+  };
+
+  // Warm-up, as the loop warms itself.
+  await burst(payloads.slice(0, 2000));
+  received = await wait(received + 2000);
+
+  const dispatcherEps: number[] = [];
+  const undiciEps: number[] = [];
+  // CPU per delivery is steadier than deliveries/s on a shared machine: it says what a change saves even when
+  // other work takes the cores.
+  const dispatcherCpuUs: number[] = [];
+  const undiciCpuUs: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const order = r % 2 === 0 ? ['undici', 'dispatcher'] : ['dispatcher', 'undici'];
+    for (const which of order) {
+      if (which === 'undici') {
+        const l = child([SELF, '--role', 'loop', '--url', url, '--payloads', payloadFile, '--concurrency', String(concurrency)]);
+        const { ms, cpuUs } = JSON.parse((await l.line(/\{"ms":[^}]+\}/))[0]) as { ms: number; cpuUs: number };
+        received = await wait(received + events + 2000);
+        undiciEps.push((events / ms) * 1000);
+        undiciCpuUs.push(cpuUs / events);
+      } else {
+        const pid = disp.proc.pid ?? 0;
+        const cpu = cpuOf(pid);
+        const started = performance.now();
+        await burst(payloads);
+        received = await wait(received + events);
+        const ms = performance.now() - started;
+        dispatcherEps.push((events / ms) * 1000);
+        dispatcherCpuUs.push((cpuOf(pid) - cpu) / events);
+      }
+      const last = which === 'undici' ? undiciEps.at(-1) : dispatcherEps.at(-1);
+      process.stdout.write(`round ${r + 1} ${which.padEnd(10)} ${last?.toFixed(0)} /s\n`);
+    }
+  }
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+  const ratios = dispatcherEps.map((d, i) => d / (undiciEps[i] ?? Number.NaN));
+  process.stdout.write(
+    `${JSON.stringify({
+      events,
+      concurrency,
+      dispatcherEps: dispatcherEps.map(Math.round),
+      undiciEps: undiciEps.map(Math.round),
+      ratioPerRound: ratios.map((x) => Number(x.toFixed(3))),
+      ratio: Number((mean(dispatcherEps) / mean(undiciEps)).toFixed(3)),
+      medianRatio: Number(median(ratios).toFixed(3)),
+      cpuUsPerEvent: { dispatcher: Number(median(dispatcherCpuUs).toFixed(1)), undici: Number(median(undiciCpuUs).toFixed(1)) },
+    })}\n`,
+  );
+  await nc.close();
+  disp.proc.kill('SIGTERM');
+  await new Promise((resolve) => disp.proc.once('exit', resolve));
+  rcv.proc.kill('SIGTERM');
+  await nats.stop();
+}
+
+switch (values.role) {
+  case 'receiver':
+    receiver();
+    break;
+  case 'loop':
+    await loop();
+    break;
+  default:
+    await orchestrate();
+}
