@@ -33,7 +33,7 @@ export interface ChurnCounter {
   stop(): { newConnections: number; perSecond: number };
 }
 
-export function countNewConnections(port: number, intervalMs = 250): ChurnCounter {
+export function countNewConnections(port: number, intervalMs = 1000): ChurnCounter {
   const started = performance.now();
   const before = portsTalkingTo(port);
   const seen = new Set<number>();

@@ -18,6 +18,7 @@ import { startNatsServer } from '../../test/support/nats-server.ts';
 // without Traefik, so a change to dispatcher/ can be judged in a minute:
 //
 //   node tools/bench/dispatcher-vs-undici.ts [--events 20000] [--rounds 3] [--concurrency 8] [--cpu-prof DIR]
+//                                            [--dispatcher OTHER_CHECKOUT/dispatcher/main.ts]
 //
 // Every party is its own process so none shares an event loop with another: the receiver (node:http, 204), the raw
 // undici loop, a real `node dispatcher/main.ts` and a real nats-server. Rounds alternate loop/dispatcher (the order
@@ -36,6 +37,8 @@ const { values } = parseArgs({
     url: { type: 'string' },
     payloads: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    // Another checkout's dispatcher/main.ts, to compare a change against its parent on the same machine.
+    dispatcher: { type: 'string' },
   },
 });
 
@@ -211,7 +214,7 @@ targets:
 `,
   );
   const profDir = values['cpu-prof'];
-  const disp = child([join(ROOT, 'dispatcher/main.ts'), '--config', configFile], profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []);
+  const disp = child([values.dispatcher ?? join(ROOT, 'dispatcher/main.ts'), '--config', configFile], profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []);
   await disp.line(/"msg":"subscribed"/);
   const nc = await connect({ servers: nats.url });
   const subject = requestSubject('bench', 'POST');

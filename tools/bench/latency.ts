@@ -166,12 +166,17 @@ export async function runLatency(world: World, plan: Plan, log: (line: string) =
     targetFiles.set(def.id, file);
   }
   const rateOf = (def: ScenarioDef) => (def.body ? plan.bodyRate : plan.rate);
+  // Uncapped, vegeta opens a connection per stalled request and closes them all at exit; under a stall that fills
+  // the ephemeral port range with TIME_WAIT and its next dials fail with EADDRINUSE (seen on this machine). Capped,
+  // requests wait for a connection inside vegeta and the wait counts in their latency, so the model stays open.
+  // nginx's mirror holds a client connection for the mirror's 2 s, so S9 gets room for rate × 2 s of them.
+  const connectionsOf = (def: ScenarioDef) => (def.via === 'nginx' ? rateOf(def) * 3 : 1000);
   // nginx's mirror subrequests outlive the attack by the mirror's 2 s.
   const settle = (def: ScenarioDef) => (def.via === 'nginx' && !plan.smoke ? 3000 : plan.pauseMs);
   if (plan.warmupS > 0) {
     for (const def of runnable) {
       log(`warm-up ${def.id}`);
-      await attack({ name: `warmup-${def.id}`, targetsFile: targetFiles.get(def.id) ?? '', rate: rateOf(def), durationS: plan.warmupS, outDir: world.dir });
+      await attack({ name: `warmup-${def.id}`, targetsFile: targetFiles.get(def.id) ?? '', rate: rateOf(def), durationS: plan.warmupS, maxConnections: connectionsOf(def), outDir: world.dir });
       await sleep(settle(def));
     }
   }
@@ -189,6 +194,7 @@ export async function runLatency(world: World, plan: Plan, log: (line: string) =
         targetsFile: targetFiles.get(def.id) ?? '',
         rate: rateOf(def),
         durationS: plan.roundS,
+        maxConnections: connectionsOf(def),
         outDir: world.dir,
       });
       const resources = sampler.stop();

@@ -189,7 +189,7 @@ export function writeReport(run: Run, outDir: string): { markdown: string; json:
     `- Load: vegeta, open model (requests leave at the offered rate whatever the latency, so queueing is not hidden). GET scenarios at ${run.plan.rate} req/s; the body scenarios S0b and S8 at ${run.plan.bodyRate} req/s because their bodies (${BODY_MIX.map((b) => (b >= 1024 * 1024 ? `${b / 1024 / 1024} MiB` : `${b / 1024} KiB`)).join(', ')}, cycled) cost far more per request. ${run.plan.rounds} round(s) of ${run.plan.roundS} s per scenario, the order rotating each round, after ${run.plan.warmupS} s of warm-up each; results pooled per scenario. Percentiles are nearest-rank over every request (\`vegeta encode -to json\`), not vegeta's histogram.`,
     '- Added latency = scenario percentile minus the same percentile of its baseline (S0; S0b for S8). "× S1" divides that by S1\'s added latency at the same percentile.',
     '- RSS from /proc/PID/status VmRSS, CPU from /proc/PID/stat utime+stime, sampled every 500 ms during each round; peak is the highest sample, mean the time average.',
-    '- New connections per second to the server Traefik calls (tap, Go responder, bare fastify): distinct ephemeral ports seen at either end of a socket to that port in /proc/net/tcp, sampled every 250 ms (TIME_WAIT keeps closed sockets visible for 60 s); a lower bound.',
+    '- New connections per second to the server Traefik calls (tap, Go responder, bare fastify): distinct ephemeral ports seen at either end of a socket to that port in /proc/net/tcp, sampled every second (TIME_WAIT keeps closed sockets visible for 60 s); a lower bound.',
     '',
     'Example commands (first round of each scenario):',
     '',

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { startProcess } from '../../test/support/process.ts';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 
@@ -20,6 +21,8 @@ export interface AttackOptions {
   readonly durationS: number;
   readonly workers?: number;
   readonly maxWorkers?: number;
+  /** Cap on vegeta's connections per host (it keeps them alive); 0 for no cap. */
+  readonly maxConnections?: number;
   readonly timeoutS?: number;
   readonly outDir: string;
 }
@@ -43,6 +46,7 @@ export interface AttackResult {
 function run(args: readonly string[], onLine?: (line: string) => void): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(vegetaBin(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+
     let out = '';
     let err = '';
     if (onLine) createInterface({ input: child.stdout }).on('line', onLine);
@@ -80,9 +84,13 @@ export async function attack(options: AttackOptions): Promise<AttackResult> {
     '-max-body=0',
     ...(options.workers ? [`-workers=${options.workers}`] : []),
     ...(options.maxWorkers ? [`-max-workers=${options.maxWorkers}`] : []),
+    ...(options.maxConnections ? [`-connections=${options.maxConnections}`, `-max-connections=${options.maxConnections}`] : []),
     `-output=${bin}`,
   ];
-  await run(args);
+  // Through the test process launcher: an attack must not outlive the benchmark, however it ends.
+  const attacker = startProcess({ name: `vegeta ${options.name}`, command: vegetaBin(), args });
+  const code = await attacker.exit;
+  if (code !== 0) throw new Error(`vegeta ${args.join(' ')} exited ${code}: ${attacker.output().slice(-2000)}`);
   const latencies: number[] = [];
   const statusCodes: Record<string, number> = {};
   const errorSamples = new Set<string>();
