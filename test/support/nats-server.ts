@@ -1,7 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startProcess, waitUntil } from './process.ts';
 
 // A real nats-server on loopback. `make test` builds the pinned binary and exports NATS_SERVER_BIN.
 
@@ -32,30 +33,26 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     conf,
     [`host: 127.0.0.1`, `port: ${options.port ?? -1}`, `max_payload: ${options.maxPayloadBytes ?? 8 * 1024 * 1024}`].join('\n'),
   );
-  const child = spawn(natsServerBin(), ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    let log = '';
-    const onData = (chunk: Buffer) => {
-      log += chunk.toString();
-      const m = /Listening for client connections on [^\s]+:(\d+)/.exec(log);
-      if (m?.[1]) {
-        child.stderr.off('data', onData);
-        child.stderr.resume();
-        resolve(Number(m[1]));
-      }
-    };
-    child.stderr.on('data', onData);
-    child.once('exit', (code) => {
-      reject(new Error(`nats-server exited early (code ${code}):\n${log}`));
-    });
-  });
+  // Started through startProcess so that a crashed or interrupted test run never leaves a server behind.
+  const child = startProcess({ name: 'nats-server', command: natsServerBin(), args: ['-c', conf] });
+  let port = 0;
+  await waitUntil(
+    'nats-server to listen',
+    () => {
+      const m = /Listening for client connections on [^\s]+:(\d+)/.exec(child.output());
+      port = Number(m?.[1] ?? 0);
+      return Promise.resolve(port > 0);
+    },
+    { process: child, intervalMs: 20 },
+  );
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
-    stop: () => stopChild(child),
+    stop: () => child.stop(),
   };
 }
 
+/** SIGTERM, then SIGKILL after 5 s; resolves once the child is gone. */
 export function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
