@@ -79,9 +79,14 @@ async function main(): Promise<void> {
       config = next;
       dispatcher.reconfigure(next, secrets);
       if (next.nats.subjectPrefix !== previous.nats.subjectPrefix || next.nats.queueGroup !== previous.nats.queueGroup) {
+        // The new subscription starts before the old one stops, so no event is missed in between; for a changed
+        // queue group an event can arrive on both in that moment (receivers deduplicate on webhook-id).
         const old = sub;
         sub = subscribeEvents(nc, next.nats, dispatcher, logger);
-        old?.drain().catch((error: unknown) => { logger.warn({ err: error }, 'draining the previous subscription failed'); });
+        old?.drain().then(
+          () => { logger.info({ subject: old.getSubject() }, 'previous subscription drained'); },
+          (error: unknown) => { logger.warn({ err: error }, 'draining the previous subscription failed'); },
+        );
       }
       if (next.nats.url !== previous.nats.url) logger.warn('nats.url changed: takes effect at the next restart');
       logger.info({ targets: next.targets.map((t) => t.name) }, 'config reloaded');

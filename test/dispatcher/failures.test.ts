@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { connect as tcpConnect, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../contract/config.ts';
 import { startHttpReceiver, type HttpReceiver, type Responder } from '../support/http-receiver.ts';
@@ -58,6 +60,45 @@ async function settled(d: RunningDispatcher, name: string): Promise<void> {
   await eventually(async () => (await accounting(d.metrics, name)).pending === 0 && (await accounting(d.metrics, name)).received > 0);
 }
 
+/**
+ * A listener whose accept queue is full: the kernel drops further SYNs, so a connect hangs until the client gives up.
+ * It lives in a child process blocked in Atomics.wait, which never accepts and takes no CPU. (Backlog 1: Node reads 0 as
+ * "use the default".)
+ */
+async function startFullBacklog(): Promise<{ url: string; close(): Promise<void> }> {
+  const script = `
+    const net = require('node:net');
+    const server = net.createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      require('node:fs').writeSync(1, server.address().port + '\\n');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+    });`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (chunk: Buffer) => {
+      resolve(Number(chunk.toString().trim()));
+    });
+    child.once('exit', (code) => {
+      reject(new Error(`backlog listener exited (${code})`));
+    });
+  });
+  // Fill the queue: the first connections complete the handshake and wait there, unaccepted; later ones hang.
+  const fillers: Socket[] = [];
+  for (let i = 0; i < 4; i++) {
+    const socket = tcpConnect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    fillers.push(socket);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      for (const socket of fillers) socket.destroy();
+      child.kill('SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}
+
 describe('delivery failures', () => {
   it('gives up on a target slower than its timeout and retries it', async () => {
     const r = await receiver((_req, res) => {
@@ -89,6 +130,38 @@ describe('delivery failures', () => {
     await settled(d, 'hole');
     expect(await failed(d, 'hole', 'timeout')).toBe(1);
     expect(await dropped(d, 'hole', 'retries_exhausted')).toBe(1);
+  });
+
+  it('fails an attempt whose connection is not established within connectTimeoutMs', async () => {
+    const full = await startFullBacklog();
+    cleanups.push(() => full.close());
+    const d = await dispatcher({
+      targets: [target('unreachable', full.url, { connectTimeoutMs: 200, timeoutMs: 60_000, retry: { ...fastRetry, maxAttempts: 2 } })],
+    });
+    await publish(d.nc, makeEvent());
+    await settled(d, 'unreachable');
+    expect(await failed(d, 'unreachable', 'connect_timeout')).toBe(2);
+    expect(await dropped(d, 'unreachable', 'retries_exhausted')).toBe(1);
+  });
+
+  it('frees the concurrency slot of a sleeping retry for the events behind it', async () => {
+    const first = makeEvent();
+    const second = makeEvent();
+    let answeredFirst = false;
+    const r = await receiver((req, res) => {
+      if (req.headers['webhook-id'] === first.id && !answeredFirst) {
+        answeredFirst = true;
+        res.writeHead(503, { 'retry-after': '2' }).end();
+      } else {
+        res.writeHead(204).end();
+      }
+    });
+    const d = await dispatcher({ targets: [target('one-slot', r.url, { concurrency: 1, circuitBreaker: { failureThreshold: 100 } })] });
+    await publish(d.nc, first, second);
+    await r.waitFor(3);
+    // Had the retry slept in its slot, the second event would wait for it: first, first, second.
+    expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([first.id, second.id, first.id]);
+    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total', { target: 'one-slot' })) === 2);
   });
 
   it('keeps delivering to a healthy target while another is blackholed', async () => {

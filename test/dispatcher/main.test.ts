@@ -6,6 +6,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startHttpReceiver, type HttpReceiver, type Responder } from '../support/http-receiver.ts';
 import { startNatsServer, stopChild, type NatsServer } from '../support/nats-server.ts';
+import { requestSubject } from '../../contract/subjects.ts';
 import { eventually, makeEvent, publish, startBlackhole, PREFIX } from './harness.ts';
 
 // The real process: `node dispatcher/main.ts --config FILE`, as the container runs it.
@@ -35,11 +36,9 @@ function configFile(text: string): string {
   return path;
 }
 
-function yamlFor(targets: string, extra = ''): string {
+function yamlFor(targets: string, extra = '', natsConfig = `url: ${nats.url}, subjectPrefix: ${PREFIX}`): string {
   return `
-nats:
-  url: ${nats.url}
-  subjectPrefix: ${PREFIX}
+nats: { ${natsConfig} }
 dispatcher:
   admin: { host: 127.0.0.1, port: 0 }
   network: { allowLoopback: true }
@@ -135,6 +134,76 @@ describe('dispatcher process', () => {
     await publish(nc, makeEvent());
     await second.waitFor(1);
     expect(first.requests).toHaveLength(1);
+  });
+
+  it('answers 503 on /readyz while NATS is down and 200 again once it is back, then delivers again', async () => {
+    let own = await startNatsServer();
+    cleanups.push(() => own.stop());
+    const r = await receiver();
+    const p = await startReady(configFile(yamlFor(`  - { name: a, watchURL: "${r.url}", methods: ["*"] }`, '', `url: ${own.url}, subjectPrefix: ${PREFIX}`)));
+    const readyz = async () => (await fetch(`${p.admin}/readyz`)).status;
+    await own.stop();
+    await eventually(async () => (await readyz()) === 503, 20_000, '/readyz 503 while NATS is down');
+    expect((await fetch(`${p.admin}/healthz`)).status).toBe(200);
+
+    own = await startNatsServer({ port: own.port });
+    await eventually(async () => (await readyz()) === 200, 30_000, '/readyz 200 after NATS is back');
+    const client = await connect({ servers: own.url });
+    cleanups.push(() => client.close());
+    // The subscription is restored with the connection: an event published now arrives.
+    await publish(client, makeEvent());
+    await r.waitFor(1);
+  });
+
+  it('resubscribes when a reload changes the subject prefix', async () => {
+    const r = await receiver();
+    const target = `  - { name: a, watchURL: "${r.url}", methods: ["*"], concurrency: 1 }`;
+    const path = configFile(yamlFor(target));
+    const p = await startReady(path);
+    writeFileSync(path, yamlFor(target, '', `url: ${nats.url}, subjectPrefix: moved`));
+    await eventually(() => p.stdout().includes('previous subscription drained'), 10_000, 'the old subscription drained');
+    const onOld = makeEvent();
+    const onNew = makeEvent();
+    // Published in this order on one connection and delivered one at a time: were the old subject still heard,
+    // its event would arrive first.
+    nc.publish(requestSubject(PREFIX, 'POST'), JSON.stringify(onOld));
+    nc.publish(requestSubject('moved', 'POST'), JSON.stringify(onNew));
+    await nc.flush();
+    const [got] = await r.waitFor(1);
+    expect((JSON.parse(got?.body.toString() ?? '{}') as { id: string }).id).toBe(onNew.id);
+    expect(p.stdout()).toContain('"subject":"moved.requests.>"');
+  });
+
+  it('resubscribes when a reload changes the queue group', async () => {
+    const r = await receiver();
+    const first = 'rm-test-group-1';
+    const path = configFile(yamlFor(`  - { name: a, watchURL: "${r.url}", methods: ["*"] }`, '', `url: ${nats.url}, subjectPrefix: ${PREFIX}, queueGroup: ${first}`));
+    const p = await startReady(path);
+    // Another member of the first group: while the dispatcher is in it too, the two share the events.
+    let peerCount = 0;
+    const peer = nc.subscribe(`${PREFIX}.requests.>`, {
+      queue: first,
+      callback: () => {
+        peerCount++;
+      },
+    });
+    cleanups.push(() => {
+      peer.unsubscribe();
+      return Promise.resolve();
+    });
+    await nc.flush();
+    await publish(nc, ...Array.from({ length: 40 }, () => makeEvent()));
+    await eventually(() => peerCount + r.requests.length === 40, 10_000, 'the first group shares 40 events');
+    expect(peerCount).toBeGreaterThan(0);
+
+    writeFileSync(path, yamlFor(`  - { name: a, watchURL: "${r.url}", methods: ["*"] }`, '', `url: ${nats.url}, subjectPrefix: ${PREFIX}, queueGroup: rm-test-group-2`));
+    await eventually(() => p.stdout().includes('previous subscription drained'), 10_000, 'the old subscription drained');
+    const before = { peer: peerCount, dispatcher: r.requests.length };
+    await publish(nc, ...Array.from({ length: 20 }, () => makeEvent()));
+    // In a group of its own now, the dispatcher gets every event, and so does the peer left in the first group.
+    await r.waitFor(before.dispatcher + 20);
+    await eventually(() => peerCount === before.peer + 20, 10_000, 'the peer gets all 20');
+    expect(r.requests).toHaveLength(before.dispatcher + 20);
   });
 
   it('exits 1 naming the file and the field when the config is invalid', async () => {
