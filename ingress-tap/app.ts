@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { monotonicFactory } from 'ulid';
 import type { Config } from '../contract/config.ts';
 import { createAdminServer } from './admin.ts';
+import { createEventIdFactory } from './event-id.ts';
 import { capturePolicy } from './capture-policy.ts';
 import type { TapMetrics } from './metrics.ts';
 import type { Publisher } from './publisher.ts';
@@ -19,7 +19,8 @@ export interface TapDeps {
   readonly logger: Logger;
   /** CloudEvents `source`, e.g. `/request-mirror/ingress-tap/<hostname>`. */
   readonly source: string;
-  readonly newId?: () => string;
+  /** Event id for a request seen at `time` (ms since the epoch); default: monotonic ULIDs. */
+  readonly newId?: (time: number) => string;
   readonly now?: () => number;
 }
 
@@ -40,7 +41,7 @@ export function buildTap(deps: TapDeps): Tap {
     metrics: deps.metrics,
     logger: deps.logger,
     source: deps.source,
-    newId: deps.newId ?? monotonicFactory(),
+    newId: deps.newId ?? createEventIdFactory(),
     now: deps.now ?? Date.now,
   });
   const keepAliveTimeoutMs = deps.config.tap.keepAliveTimeoutMs;

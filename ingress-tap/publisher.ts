@@ -12,8 +12,11 @@ export interface Publisher {
   isConnected(): boolean;
   /** The server's max_payload; 0 while not connected. */
   maxPayload(): number;
-  /** Returns 'published' or why the event was dropped. Never throws. */
-  publish(subject: string, payload: Uint8Array): 'published' | DropReason;
+  /**
+   * Queues the event for the next batch ('queued') or says why it was dropped. Never throws, never waits. The
+   * publisher counts published events and publish errors itself; the caller counts the drops it is told about.
+   */
+  publish(subject: string, payload: Uint8Array): 'queued' | DropReason;
   /** Flushes what was published and closes the connection. */
   close(): Promise<void>;
 }
@@ -27,6 +30,11 @@ export interface PublisherOptions {
   readonly name?: string;
 }
 
+interface Queued {
+  readonly subject: string;
+  readonly payload: Uint8Array;
+}
+
 /** Starts connecting in the background and returns at once: the tap serves (and drops) while NATS is down. */
 export function startPublisher(options: PublisherOptions): Publisher {
   const { metrics, logger, maxPendingBytes } = options;
@@ -34,8 +42,13 @@ export function startPublisher(options: PublisherOptions): Publisher {
   let connected = false;
   let closing = false;
   let dropLogged = false;
-  // Bytes published and not yet confirmed flushed; `batch` is what the next flush will confirm.
-  let pending = 0;
+  // Events are handed to nats.js in batches, once per turn of the event loop: nats.js writes to its socket once
+  // per batch then, where handing them over one request at a time cost one socket write per event.
+  let queue: Queued[] = [];
+  let queuedBytes = 0;
+  let scheduled = false;
+  // Bytes handed to nats.js and not yet confirmed by a PING/PONG; `batch` is what the next flush will confirm.
+  let unconfirmed = 0;
   let batch = 0;
   let flushing = false;
   let generation = 0;
@@ -67,13 +80,13 @@ export function startPublisher(options: PublisherOptions): Publisher {
       switch (s.type) {
         case 'disconnect':
           connected = false;
-          resetPending();
+          resetUnconfirmed();
           logger.warn({ server: s.server }, 'disconnected from NATS; dropping events until reconnected');
           break;
         case 'reconnect':
           connected = true;
           dropLogged = false;
-          resetPending();
+          resetUnconfirmed();
           logger.info({ server: s.server }, 'reconnected to NATS');
           break;
         case 'error':
@@ -88,11 +101,46 @@ export function startPublisher(options: PublisherOptions): Publisher {
     }
   }
 
-  function resetPending(): void {
+  function resetUnconfirmed(): void {
     generation++;
-    pending = 0;
+    unconfirmed = 0;
     batch = 0;
     flushing = false;
+  }
+
+  function logDrop(): void {
+    if (dropLogged) return;
+    dropLogged = true;
+    logger.warn({ err: new NatsDisconnectedError('no NATS connection; dropping events') }, 'dropping events');
+  }
+
+  function drain(): void {
+    scheduled = false;
+    const items = queue;
+    if (items.length === 0) return;
+    queue = [];
+    queuedBytes = 0;
+    const conn = nc;
+    if (!connected || conn === undefined) {
+      logDrop();
+      metrics.dropped.inc({ reason: 'nats_disconnected' }, items.length);
+      return;
+    }
+    let published = 0;
+    for (const item of items) {
+      try {
+        conn.publish(item.subject, item.payload);
+        published++;
+        unconfirmed += item.payload.length;
+        batch += item.payload.length;
+      } catch (error) {
+        metrics.publishErrors.inc();
+        metrics.dropped.inc({ reason: 'publish_error' });
+        logger.warn({ err: new PublishFailedError('NATS publish refused', { cause: error }) }, 'publish failed');
+      }
+    }
+    if (published > 0) metrics.published.inc(published);
+    if (!flushing && batch > 0) flushBatch(conn);
   }
 
   function flushBatch(conn: NatsConnection): void {
@@ -103,7 +151,7 @@ export function startPublisher(options: PublisherOptions): Publisher {
     conn.flush().then(
       () => {
         if (gen !== generation) return;
-        pending -= confirming;
+        unconfirmed -= confirming;
         if (batch > 0) flushBatch(conn);
         else flushing = false;
       },
@@ -111,7 +159,7 @@ export function startPublisher(options: PublisherOptions): Publisher {
         if (gen !== generation) return;
         metrics.publishErrors.inc();
         logger.warn({ err: new PublishFailedError('NATS flush failed', { cause: error }) }, 'NATS flush failed');
-        resetPending();
+        resetUnconfirmed();
       },
     );
   }
@@ -120,31 +168,27 @@ export function startPublisher(options: PublisherOptions): Publisher {
     isConnected: () => connected,
     maxPayload: () => (connected ? (nc?.info?.max_payload ?? 0) : 0),
     publish(subject, payload) {
-      const conn = nc;
-      if (!connected || conn === undefined) {
-        if (!dropLogged) {
-          dropLogged = true;
-          logger.warn({ err: new NatsDisconnectedError('no NATS connection; dropping events') }, 'dropping events');
-        }
+      if (!connected || nc === undefined) {
+        logDrop();
         return 'nats_disconnected';
       }
-      if (pending + payload.length > maxPendingBytes) {
-        logger.debug({ err: new PendingBytesExceededError(`${pending} bytes already pending`) }, 'event dropped');
+      if (queuedBytes + unconfirmed + payload.length > maxPendingBytes) {
+        if (logger.isLevelEnabled('debug')) {
+          logger.debug({ err: new PendingBytesExceededError(`${queuedBytes + unconfirmed} bytes already pending`) }, 'event dropped');
+        }
         return 'pending_bytes_exceeded';
       }
-      try {
-        conn.publish(subject, payload);
-      } catch (error) {
-        metrics.publishErrors.inc();
-        logger.warn({ err: new PublishFailedError('NATS publish refused', { cause: error }) }, 'publish failed');
-        return 'publish_error';
+      queue.push({ subject, payload });
+      queuedBytes += payload.length;
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(drain);
       }
-      pending += payload.length;
-      batch += payload.length;
-      if (!flushing) flushBatch(conn);
-      return 'published';
+      return 'queued';
     },
     async close() {
+      // What is queued goes out with the drain below.
+      if (scheduled) drain();
       closing = true;
       connected = false;
       // Still waiting for a first connection: the pending connect closes itself when it succeeds.

@@ -22,7 +22,7 @@ export interface RequestHandlerDeps {
   readonly logger: Logger;
   /** CloudEvents `source`, naming this tap instance. */
   readonly source: string;
-  readonly newId: () => string;
+  readonly newId: (time: number) => string;
   readonly now: () => number;
 }
 
@@ -41,6 +41,11 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
   const { publisher, metrics, logger, source, newId, now } = deps;
   let policy = deps.policy;
   const midBody = new WeakSet<Socket>();
+  // Labelled children resolved once: prom-client hashes the label set on every labelled call otherwise.
+  const perAttachment = {
+    forwardAuth: attachmentMetrics(metrics, 'forwardAuth'),
+    mirror: attachmentMetrics(metrics, 'mirror'),
+  };
 
   function rejected(reason: string, detail: unknown): void {
     metrics.rejectedInput.inc({ reason });
@@ -77,8 +82,7 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
   }
 
   function drop(outcome: ReturnType<Publisher['publish']>): void {
-    if (outcome === 'published') metrics.published.inc();
-    else metrics.dropped.inc({ reason: outcome });
+    if (outcome !== 'queued') metrics.dropped.inc({ reason: outcome });
   }
 
   return {
@@ -90,17 +94,18 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
     handle(req, res, attachment) {
       const started = performance.now();
       const time = now();
-      metrics.received.inc({ attachment });
+      const counted = perAttachment[attachment];
+      counted.received.inc();
       const original = originalRequest(req, attachment);
       const decision = policy.decide(original);
       if (decision === null) {
         req.resume();
         res.writeHead(200, EMPTY_OK).end();
-        metrics.skipped.inc({ attachment });
-        metrics.handlingSeconds.observe({ attachment }, (performance.now() - started) / 1000);
+        counted.skipped.inc();
+        counted.handlingSeconds.observe((performance.now() - started) / 1000);
         return;
       }
-      const id = newId();
+      const id = newId(time);
       const subject = requestSubject(policy.subjectPrefix, original.method);
       // Listening before answering: Node discards an unread request body once the response has finished.
       const socket = req.socket;
@@ -119,8 +124,16 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
       });
       res.writeHead(200, { 'content-length': '0', 'x-request-mirror-id': id }).end();
       if (!req.complete) midBody.add(socket);
-      metrics.handlingSeconds.observe({ attachment }, (performance.now() - started) / 1000);
+      counted.handlingSeconds.observe((performance.now() - started) / 1000);
     },
+  };
+}
+
+function attachmentMetrics(metrics: TapMetrics, attachment: Attachment) {
+  return {
+    received: metrics.received.labels(attachment),
+    skipped: metrics.skipped.labels(attachment),
+    handlingSeconds: metrics.handlingSeconds.labels(attachment),
   };
 }
 

@@ -1,3 +1,4 @@
+import { decodeTime } from 'ulid';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
 import { rawExchange, send, startTap, statusCodes, target, type Received, type TapHarness } from './tap-harness.ts';
@@ -164,5 +165,15 @@ describe('request snapshot', () => {
     expect(time).toBeGreaterThanOrEqual(before);
     expect(time).toBeLessThanOrEqual(after);
     expect(received?.event.time).toMatch(/\.\d{3}Z$/);
+    expect(decodeTime(received?.event.id ?? '')).toBe(time);
+  });
+
+  it('gives events increasing ids in the order the tap saw the requests', async () => {
+    for (let i = 0; i < 20; i++) await send(`${tap.mirrorUrl}/seq-${i}`);
+    const events = await tap.waitForEvents(20);
+    const ids = events.map((e) => e.event.id);
+    expect(events.map((e) => e.event.data.path)).toEqual(Array.from({ length: 20 }, (_, i) => `/seq-${i}`));
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(20);
   });
 });
