@@ -164,6 +164,36 @@ describe('delivery failures', () => {
     await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total', { target: 'one-slot' })) === 2);
   });
 
+  it('counts a 2xx with a long answer as delivered, reading only part of it', async () => {
+    const r = await receiver((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(Buffer.alloc(1024 * 1024, 'a'));
+    });
+    const d = await dispatcher({ targets: [target('chatty', r.url)] });
+    await publish(d.nc, makeEvent(), makeEvent());
+    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total', { target: 'chatty' })) === 2);
+    expect(r.requests).toHaveLength(2);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_delivery_attempts_failed_total', { target: 'chatty' })).toBe(0);
+  });
+
+  it('times out a 2xx whose answer does not finish in time, but keeps the status of an unfinished error answer', async () => {
+    const r = await receiver((req, res) => {
+      // Headers now, the rest of the body never.
+      res.writeHead(req.url === '/ok' ? 200 : 503, { 'content-length': '100' });
+      res.write('partial');
+    });
+    const d = await dispatcher({
+      targets: [
+        target('ok', `${r.url}/ok`, { timeoutMs: 200, retry: { maxAttempts: 1 } }),
+        target('busy', `${r.url}/busy`, { timeoutMs: 200, retry: { maxAttempts: 1 } }),
+      ],
+    });
+    await publish(d.nc, makeEvent());
+    await settled(d, 'ok');
+    await settled(d, 'busy');
+    expect(await failed(d, 'ok', 'timeout')).toBe(1);
+    expect(await failed(d, 'busy', 'http_5xx')).toBe(1);
+  });
+
   it('keeps delivering to a healthy target while another is blackholed', async () => {
     const hole = await startBlackhole();
     cleanups.push(() => hole.close());
