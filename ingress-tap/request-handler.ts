@@ -99,8 +99,14 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
       const original = originalRequest(req, attachment);
       const decision = policy.decide(original);
       if (decision === null) {
+        req.on('error', noop);
         req.resume();
         res.writeHead(200, EMPTY_OK).end();
+        if (!req.complete) {
+          const socket = req.socket;
+          midBody.add(socket);
+          req.once('end', () => midBody.delete(socket));
+        }
         counted.skipped.inc();
         counted.handlingSeconds.observe((performance.now() - started) / 1000);
         return;
@@ -128,6 +134,8 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
     },
   };
 }
+
+function noop(): void {}
 
 function attachmentMetrics(metrics: TapMetrics, attachment: Attachment) {
   return {

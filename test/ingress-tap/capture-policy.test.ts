@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { send, startTap, target, type TapHarness } from './tap-harness.ts';
+import { rawExchange, send, startTap, statusCodes, target, type TapHarness } from './tap-harness.ts';
 
 let nats: NatsServer;
 let tap: TapHarness;
@@ -67,6 +67,13 @@ describe('capture policy', () => {
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
     expect(await eventsUpToMarker()).toEqual([]);
     expect((await tap.metric('request_mirror_tap_requests_skipped_total', { attachment: 'forwardAuth' })) - skippedBefore).toBe(4);
+  });
+
+  it('answers a skipped request whose body breaks off exactly once', async () => {
+    const before = await tap.metric('request_mirror_tap_requests_skipped_total', { attachment: 'mirror' });
+    const raw = await rawExchange(tap.mirrorPort, 'POST /skipped HTTP/1.1\r\nHost: nobody.example\r\nContent-Length: 100\r\n\r\npart');
+    expect(statusCodes(raw)).toEqual([200]);
+    expect(await tap.metric('request_mirror_tap_requests_skipped_total', { attachment: 'mirror' })).toBe(before + 1);
   });
 
   it('captures only the cookies a target wanting the request names, and redacts the Cookie header', async () => {

@@ -56,8 +56,11 @@ describe('request snapshot', () => {
     expect(event.data.body?.data).toBe('qty=2');
   });
 
-  it('answers with the event id in X-Request-Mirror-Id', async () => {
+  it('answers with the event id in X-Request-Mirror-Id, an empty body and a keep-alive above Traefik\'s 90 s', async () => {
     const res = await send(`${tap.forwardAuthUrl}/auth`, { headers: forwardAuthHeaders() });
+    expect(res.headers['content-length']).toBe('0');
+    expect(res.headers['keep-alive']).toBe('timeout=95');
+    expect(res.headers['set-cookie']).toBeUndefined();
     const [received] = await tap.waitForEvents(1);
     expect(res.headers['x-request-mirror-id']).toBe(received?.event.id);
     expect(received?.event.id).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
