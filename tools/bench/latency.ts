@@ -53,6 +53,8 @@ export interface ScenarioResult {
   readonly errorSamples?: readonly string[];
   readonly statusCodes?: Readonly<Record<string, number>>;
   readonly latency?: LatencySummary;
+  /** p50 and p99 (ms) of each round on its own, in round order: how much the machine's noise moved them. */
+  readonly perRound?: readonly { readonly p50: number; readonly p99: number; readonly sentRate: number }[];
   readonly resources?: Readonly<Record<string, ResourceFigures>>;
   readonly newConnectionsPerSecond?: number;
   readonly commands?: readonly string[];
@@ -239,6 +241,10 @@ export async function runLatency(world: World, plan: Plan, log: (line: string) =
       errorSamples: [...new Set(list.flatMap((x) => x.result.errorSamples))].slice(0, 5),
       statusCodes: codes,
       latency: summarize(all),
+      perRound: list.map((x) => {
+        const s = summarize(x.result.latenciesMs);
+        return { p50: s.ms.p50, p99: s.ms.p99, sentRate: x.result.sentRate };
+      }),
       resources,
       ...(churns.length ? { newConnectionsPerSecond: churns.reduce((a, b) => a + b, 0) / churns.length } : {}),
       commands: list.map((x) => x.result.command),

@@ -68,7 +68,7 @@ function writePlots(run: Run, plotDir: string): string[] {
 function scenarioTables(scenarios: readonly ScenarioResult[]): string {
   const ran = scenarios.filter((s) => s.status === 'run');
   const latency = table(
-    ['Scenario', 'Offered req/s', 'Sent req/s', 'OK req/s', 'Requests', ...LABELS.map((l) => `${l} ms`), 'Client errors'],
+    ['Scenario', 'Offered req/s', 'Sent req/s', 'OK req/s', 'Requests', ...LABELS.map((l) => `${l} ms`), 'p99 ms per round', 'Client errors'],
     ran.map((s) => [
       `**${s.id}** ${s.title}`,
       f0(s.offeredRate),
@@ -76,6 +76,7 @@ function scenarioTables(scenarios: readonly ScenarioResult[]): string {
       f0(s.throughput),
       f0(s.requests),
       ...LABELS.map((l) => f3(s.latency?.ms[l])),
+      (s.perRound ?? []).map((r) => f3(r.p99)).join(', '),
       `${s.errors ?? 0}${s.errorSamples?.length ? ` (${s.errorSamples.join('; ').slice(0, 120)})` : ''}`,
     ]),
   );
