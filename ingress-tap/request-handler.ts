@@ -50,7 +50,9 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
   function rejected(reason: string, detail: unknown): void {
     metrics.rejectedInput.inc({ reason });
     // Checked first: building the error captures a stack, too dear for a flood of junk requests.
-    if (logger.isLevelEnabled('debug')) logger.debug({ err: new RejectedInputError(reason, { cause: detail }), reason }, 'malformed request answered 200');
+    if (logger.isLevelEnabled('debug')) {
+      logger.debug({ err: new RejectedInputError(reason, { cause: detail }), reason }, 'malformed request answered 200');
+    }
   }
 
   function publishEvent(
@@ -68,20 +70,21 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
     if (body !== null && body.receivedBytes > body.bytes.length) metrics.truncated.inc({ reason: 'limit' });
     const maxPayload = publisher.maxPayload();
     if (maxPayload === 0) {
-      drop(publisher.publish(subject, EMPTY_PAYLOAD));
+      countOutcome(publisher.publish(subject, EMPTY_PAYLOAD));
       return;
     }
     const encoded = encodeEvent(buildEvent({ id, time, source, attachment, original, headers, body }), body, maxPayload);
     if (encoded === null) {
       logger.warn({ err: new EventTooLargeError(`event ${id} exceeds max_payload ${maxPayload} without its body`) }, 'event dropped');
-      drop('event_too_large');
+      countOutcome('event_too_large');
       return;
     }
     if (encoded.cut) metrics.truncated.inc({ reason: 'max_payload' });
-    drop(publisher.publish(subject, encoded.payload));
+    countOutcome(publisher.publish(subject, encoded.payload));
   }
 
-  function drop(outcome: ReturnType<Publisher['publish']>): void {
+  // The publisher counts what it publishes; what it refuses, or never got, is counted here.
+  function countOutcome(outcome: ReturnType<Publisher['publish']>): void {
     if (outcome !== 'queued') metrics.dropped.inc({ reason: outcome });
   }
 
@@ -125,6 +128,7 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
           publishEvent(attachment, id, time, subject, original, decision, req.rawHeaders, body);
         } catch (error) {
           metrics.publishErrors.inc();
+          metrics.dropped.inc({ reason: 'publish_error' });
           logger.error({ err: error, id }, 'building or publishing an event failed');
         }
       });

@@ -9,6 +9,7 @@ import type { RequestHandler } from './request-handler.ts';
 
 // Go's http.Server (Traefik's) accepts 1 MiB of headers plus 4 KiB of slack; the tap must take whatever Traefik took.
 const MAX_HEADER_BYTES = 1024 * 1024 + 64 * 1024;
+const HALF_OPEN_GRACE_MS = 5000;
 const RAW_OK = 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
 
 export interface TapServerOptions {
@@ -46,6 +47,9 @@ export function createTapServer(options: TapServerOptions): FastifyInstance {
       const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
       if (error.code !== 'ECONNRESET' && socket.writable && inFlight?.headersSent !== true && !handler.answeredMidBody(socket)) {
         socket.end(RAW_OK);
+        // The parser is dead but the socket still reads (HTTP servers allow half-open sockets): a client that
+        // neither closes nor sends must not hold it for ever.
+        socket.setTimeout(HALF_OPEN_GRACE_MS, () => socket.destroy());
       } else {
         socket.destroy();
       }
