@@ -43,9 +43,9 @@ function forwardAuth(method: string, host: string, uri: string, headers: Record<
 /** Sends a request every config wants last; NATS keeps one connection's order, so it arrives after anything earlier. */
 async function eventsUpToMarker(): Promise<string[]> {
   await forwardAuth('DELETE', 'marker.example', '/marker');
-  for (;;) {
-    const events = await tap.waitForEvents(tap.received.length + 1);
-    if (events.at(-1)?.event.data.path === '/marker') return events.slice(0, -1).map((e) => `${e.event.data.method} ${e.event.subject}`);
+  for (let n = 1; ; n++) {
+    const events = await tap.waitForEvents(n);
+    if (events[n - 1]?.event.data.path === '/marker') return events.slice(0, -1).map((e) => `${e.event.data.method} ${e.event.subject}`);
   }
 }
 
