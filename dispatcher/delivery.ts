@@ -132,9 +132,10 @@ export function attemptDelivery(
         settle(answered());
       },
       onResponseError(_c, error) {
-        // A 2xx is only delivered once its answer is complete within the deadline; an error answer stands as given.
-        if (timedOut && status < 300) settle(timeoutResult(options.timeoutMs));
-        else if (status >= 200) settle(answered());
+        // Once the status line is in, the target has said what it did with the event; an answer body cut short (by the
+        // deadline, undici's bodyTimeout or the peer) does not change that. A 2xx is delivered, not sent again.
+        if (status >= 200) settle(answered());
+        else if (timedOut) settle(timeoutResult(options.timeoutMs));
         else settle(errorResult(error));
       },
     };

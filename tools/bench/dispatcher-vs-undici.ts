@@ -39,6 +39,8 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     // Another checkout's dispatcher/main.ts, to compare a change against its parent on the same machine.
     dispatcher: { type: 'string' },
+    // Extra node flags for the dispatcher process, space-separated: --node-args='--trace-gc'.
+    'node-args': { type: 'string', default: '' },
   },
 });
 
@@ -214,7 +216,10 @@ targets:
 `,
   );
   const profDir = values['cpu-prof'];
-  const disp = child([values.dispatcher ?? join(ROOT, 'dispatcher/main.ts'), '--config', configFile], profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []);
+  const disp = child([values.dispatcher ?? join(ROOT, 'dispatcher/main.ts'), '--config', configFile], [
+    ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []),
+    ...values['node-args'].split(' ').filter((a) => a !== ''),
+  ]);
   await disp.line(/"msg":"subscribed"/);
   const nc = await connect({ servers: nats.url });
   const subject = requestSubject('bench', 'POST');
@@ -274,6 +279,8 @@ targets:
   await nc.close();
   disp.proc.kill('SIGTERM');
   await new Promise((resolve) => disp.proc.once('exit', resolve));
+  writeFileSync(join(dir, 'dispatcher.log'), disp.out());
+  process.stdout.write(`dispatcher output: ${join(dir, 'dispatcher.log')}\n`);
   rcv.proc.kill('SIGTERM');
   await nats.stop();
 }
