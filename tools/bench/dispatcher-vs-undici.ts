@@ -264,8 +264,7 @@ targets:
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
   const ratios = dispatcherEps.map((d, i) => d / (undiciEps[i] ?? Number.NaN));
-  process.stdout.write(
-    `${JSON.stringify({
+  const summary = `${JSON.stringify({
       events,
       concurrency,
       dispatcherEps: dispatcherEps.map(Math.round),
@@ -274,13 +273,14 @@ targets:
       ratio: Number((mean(dispatcherEps) / mean(undiciEps)).toFixed(3)),
       medianRatio: Number(median(ratios).toFixed(3)),
       cpuUsPerEvent: { dispatcher: Number(median(dispatcherCpuUs).toFixed(1)), undici: Number(median(undiciCpuUs).toFixed(1)) },
-    })}\n`,
-  );
+    })}\n`;
   await nc.close();
   disp.proc.kill('SIGTERM');
   await new Promise((resolve) => disp.proc.once('exit', resolve));
   writeFileSync(join(dir, 'dispatcher.log'), disp.out());
   process.stdout.write(`dispatcher output: ${join(dir, 'dispatcher.log')}\n`);
+  // Last, so `| tail -1` gives the figures.
+  process.stdout.write(summary);
   rcv.proc.kill('SIGTERM');
   await nats.stop();
 }
