@@ -1,10 +1,12 @@
 import { parseCookie } from 'cookie';
 import { REDACTED_BY_DEFAULT, type CaptureDecision } from './capture-policy.ts';
+import type { Attachment } from './forwarded-request.ts';
 
 // The headers of a snapshot: the client's headers by lower-case name, every value of a repeated header in order
 // (taken from rawHeaders, since IncomingMessage.headers joins or drops duplicates). Left out: hop-by-hop headers,
 // which describe Traefik's connection to the tap, and X-Forwarded-*, which Traefik set and which the snapshot
-// already carries as scheme, host, path and clientIp.
+// already carries as scheme, host, path and clientIp. Through forwardAuth the Host header names the tap (Go's
+// client sets it from the auth address), so the client's Host is taken from X-Forwarded-Host instead.
 
 const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
@@ -25,7 +27,12 @@ export interface HeaderCapture {
   readonly malformedCookie: boolean;
 }
 
-export function captureHeaders(rawHeaders: readonly string[], decision: CaptureDecision): HeaderCapture {
+export function captureHeaders(
+  rawHeaders: readonly string[],
+  decision: CaptureDecision,
+  attachment: Attachment,
+): HeaderCapture {
+  const forwardAuth = attachment === 'forwardAuth';
   const headers = Object.create(null) as Record<string, string[]>;
   const redactedHeaders: string[] = [];
   let cookieHeader: string | undefined;
@@ -38,7 +45,11 @@ export function captureHeaders(rawHeaders: readonly string[], decision: CaptureD
       if (name === 'connection') connectionTokens = connectionTokens === undefined ? value : `${connectionTokens},${value}`;
       continue;
     }
-    if (name.startsWith('x-forwarded-')) continue;
+    if (forwardAuth && name === 'host') continue;
+    if (name.startsWith('x-forwarded-')) {
+      if (forwardAuth && name === 'x-forwarded-host' && headers.host === undefined) headers.host = [value];
+      continue;
+    }
     if (name === 'cookie') cookieHeader = cookieHeader === undefined ? value : `${cookieHeader}; ${value}`;
     else if (name === 'traceparent' && traceparent === undefined) traceparent = value;
     if (REDACTED_BY_DEFAULT.has(name) && !decision.revealHeaders.has(name)) {

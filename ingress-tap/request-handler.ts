@@ -65,7 +65,7 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
     rawHeaders: string[],
     body: CapturedBody | null,
   ): void {
-    const headers = captureHeaders(rawHeaders, decision);
+    const headers = captureHeaders(rawHeaders, decision, attachment);
     if (headers.malformedCookie) rejected('malformed_cookie', undefined);
     if (body !== null && body.receivedBytes > body.bytes.length) metrics.truncated.inc({ reason: 'limit' });
     const maxPayload = publisher.maxPayload();

@@ -56,6 +56,12 @@ describe('request snapshot', () => {
     expect(event.data.body?.data).toBe('qty=2');
   });
 
+  it("carries the client's Host header through forwardAuth, not the tap's address Traefik dialled", async () => {
+    await send(`${tap.forwardAuthUrl}/auth`, { headers: forwardAuthHeaders() });
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.headers.host).toEqual(['Shop.Example.com:443']);
+  });
+
   it('answers with the event id in X-Request-Mirror-Id, an empty body and a keep-alive above Traefik\'s 90 s', async () => {
     const res = await send(`${tap.forwardAuthUrl}/auth`, { headers: forwardAuthHeaders() });
     expect(res.headers['content-length']).toBe('0');
@@ -96,7 +102,7 @@ describe('request snapshot', () => {
     expect(headers.connection).toBeUndefined();
     expect(headers['x-drop']).toBeUndefined();
     expect(headers['keep-alive']).toBeUndefined();
-    expect(headers.host).toEqual(['tap.internal']);
+    expect(headers.host).toEqual(['a.example']);
   });
 
   it('keeps a non-default port in the host and drops the default one', async () => {
