@@ -196,6 +196,31 @@ describe('delivery failures', () => {
     expect(await failed(d, 'busy', 'timeout')).toBe(0);
   });
 
+  it('times out every attempt in flight and every retry, not only the first', async () => {
+    const hole = await startBlackhole();
+    cleanups.push(() => hole.close());
+    const d = await dispatcher({
+      targets: [target('hole', hole.url, { concurrency: 3, timeoutMs: 150, headersTimeoutMs: 60_000, retry: { ...fastRetry, maxAttempts: 2 } })],
+    });
+    await publish(d.nc, makeEvent(), makeEvent(), makeEvent());
+    await eventually(async () => (await dropped(d, 'hole', 'retries_exhausted')) === 3);
+    expect(await failed(d, 'hole', 'timeout')).toBe(6);
+  });
+
+  it('applies a shorter timeout from a reload while a longer one is still running', async () => {
+    const hole = await startBlackhole();
+    cleanups.push(() => hole.close());
+    const long = { concurrency: 2, timeoutMs: 60_000, headersTimeoutMs: 60_000, retry: { maxAttempts: 1 } };
+    const d = await dispatcher({ targets: [target('hole', hole.url, long)] });
+    await publish(d.nc, makeEvent());
+    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_deliveries_in_flight', { target: 'hole' })) === 1);
+    d.dispatcher.reconfigure(testConfig({ targets: [target('hole', hole.url, { ...long, timeoutMs: 150 })] }), new Map());
+    await publish(d.nc, makeEvent());
+    // The second attempt's deadline comes long before the first's: it must not wait behind it.
+    await eventually(async () => (await failed(d, 'hole', 'timeout')) === 1);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_deliveries_in_flight', { target: 'hole' })).toBe(1);
+  });
+
   it('keeps delivering to a healthy target while another is blackholed', async () => {
     const hole = await startBlackhole();
     cleanups.push(() => hole.close());
