@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { nginxVersion } from './nginx.ts';
+import { REPO_ROOT } from './processes.ts';
 
 // What the figures were measured on and with.
 
@@ -19,6 +20,9 @@ export interface Versions {
   readonly natsServer: string;
   readonly nginx: string;
   readonly vegeta: string;
+  /** The commit measured, and uncommitted changes to the services in the working tree at the start of the run. */
+  readonly commit: string;
+  readonly uncommitted: readonly string[];
 }
 
 export function machine(): Machine {
@@ -48,10 +52,28 @@ export function versions(): Versions {
     natsServer: firstLine(process.env.NATS_SERVER_BIN, ['--version'], /(v\d[^\s]*)/),
     nginx: process.env.NGINX_BIN ? nginxVersion(process.env.NGINX_BIN).replace(/^nginx version: /, '') : 'not installed',
     vegeta: firstLine(process.env.VEGETA_BIN, ['-version'], /Version:\s+(\S+)/),
+    ...revision(),
   };
 }
 
 /** The 1-minute load average right now, from /proc/loadavg (what `uptime` shows). */
 export function load1(): number {
   return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+}
+
+export function revision(): { commit: string; uncommitted: string[] } {
+  const git = (args: readonly string[]) => {
+    try {
+      return execFileSync('git', args, { encoding: 'utf8', cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return '';
+    }
+  };
+  return {
+    commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown',
+    uncommitted: git(['status', '--porcelain', '--', 'ingress-tap', 'dispatcher', 'contract'])
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => l.slice(3)),
+  };
 }

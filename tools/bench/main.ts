@@ -52,6 +52,8 @@ async function section<T>(name: string, ready: string | null, run: () => Promise
 log(`run directory ${runDir}`);
 const startedAt = new Date().toISOString();
 const load1AtStart = load1();
+// Read before the run: the services' working tree may change while it goes on.
+const versionsAtStart = versions();
 const world = await startWorld(runDir);
 let findings: Findings;
 let tapViews: TapView[];
@@ -90,7 +92,7 @@ const report = writeReport(
     finishedAt: new Date().toISOString(),
     plan,
     machine: machine(),
-    versions: versions(),
+    versions: versionsAtStart,
     load1AtStart,
     load1AtEnd: load1(),
     load1Max: loadMax,

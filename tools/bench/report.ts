@@ -180,6 +180,10 @@ export function writeReport(run: Run, outDir: string): { markdown: string; json:
         ['nats-server', run.versions.natsServer],
         ['nginx', run.versions.nginx],
         ['vegeta', run.versions.vegeta],
+        [
+          'Code measured',
+          `commit ${run.versions.commit}${run.versions.uncommitted.length ? ` plus uncommitted changes to ${run.versions.uncommitted.join(', ')}` : ', services clean'}`,
+        ],
         ['Run', `${run.startedAt} → ${run.finishedAt}`],
       ],
     ),
