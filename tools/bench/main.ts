@@ -8,6 +8,7 @@ import { isolation } from './isolation.ts';
 import { runLatency } from './latency.ts';
 import { load1, machine, versions } from './machine.ts';
 import { dispatcherSoak, uploads } from './memory.ts';
+import { setServiceNodeArgs } from './pipeline.ts';
 import { FULL, SMOKE } from './plan.ts';
 import { REPO_ROOT } from './processes.ts';
 import { writeReport } from './report.ts';
@@ -22,9 +23,15 @@ const { values } = parseArgs({
   options: {
     smoke: { type: 'boolean', default: false },
     out: { type: 'string' },
+    // Diagnosis only (a profiled run's figures are not comparable): a subset of scenarios, and CPU profiles of
+    // every tap and dispatcher written to this directory when they stop.
+    only: { type: 'string' },
+    'profile-dir': { type: 'string' },
   },
 });
-const plan = values.smoke ? SMOKE : FULL;
+const base = values.smoke ? SMOKE : FULL;
+const plan = values.only ? { ...base, scenarios: values.only.split(',') } : base;
+if (values['profile-dir']) setServiceNodeArgs(['--cpu-prof', `--cpu-prof-dir=${resolve(values['profile-dir'])}`]);
 const runDir = values.smoke
   ? mkdtempSync(join(tmpdir(), 'rm-bench-'))
   : join(REPO_ROOT, '.bench', `run-${new Date().toISOString().replace(/[:.]/g, '-')}`);

@@ -18,6 +18,12 @@ export function pipelineMissing(): string | null {
   return missing.length ? `not present in this checkout: ${missing.map((f) => f.slice(REPO_ROOT.length + 1)).join(', ')}` : null;
 }
 
+/** Extra Node arguments for the services, e.g. `--cpu-prof` while diagnosing (main.ts --profile-dir). */
+let serviceNodeArgs: readonly string[] = [];
+export function setServiceNodeArgs(args: readonly string[]): void {
+  serviceNodeArgs = args;
+}
+
 export type TargetInput = NonNullable<ConfigInput['targets']>[number];
 
 export interface PipelineOptions {
@@ -65,11 +71,11 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
   const env = { ...process.env, LOG_LEVEL: 'warn' };
   const tap =
-    options.tap === false ? undefined : startLogged(`tap-${options.name}`, process.execPath, [TAP_MAIN, '--config', file], options.dir, env);
+    options.tap === false ? undefined : startLogged(`tap-${options.name}`, process.execPath, [...serviceNodeArgs, TAP_MAIN, '--config', file], options.dir, env);
   const dispatcher =
     options.dispatcher === false
       ? undefined
-      : startLogged(`dispatcher-${options.name}`, process.execPath, [DISPATCHER_MAIN, '--config', file], options.dir, env);
+      : startLogged(`dispatcher-${options.name}`, process.execPath, [...serviceNodeArgs, DISPATCHER_MAIN, '--config', file], options.dir, env);
   const tapAdminUrl = `http://127.0.0.1:${ports.tapAdmin}`;
   const dispatcherAdminUrl = `http://127.0.0.1:${ports.dAdmin}`;
   const stop = async () => {
