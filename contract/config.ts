@@ -8,12 +8,27 @@ const MiB = 1024 * KiB;
 
 const port = z.int().min(0).max(65535);
 
-const listen = (defaultPort: number, what: string) =>
+const address = (defaultPort: number) => ({
+  host: z.string().min(1).default('0.0.0.0').describe('Interface to bind.'),
+  port: port.default(defaultPort).describe('TCP port; 0 picks a free one.'),
+});
+
+const listen = (defaultPort: number, what: string) => z.strictObject(address(defaultPort)).prefault({}).describe(what);
+
+export const ListenerTls = z
+  .strictObject({
+    certFile: z.string().min(1).describe('PEM certificate (chain) the listener presents; its SAN must name the address Traefik dials.'),
+    keyFile: z.string().min(1).describe('PEM private key of that certificate.'),
+  })
+  .describe(
+    'Serve HTTPS, HTTP/2 or HTTP/1.1 by ALPN, instead of plain HTTP/1.1. Read at start-up only. Recommended for forwardAuth: ' +
+      'Traefik keeps only 2 idle HTTP/1.1 connections per host, but multiplexes every call over one HTTP/2 connection.',
+  );
+
+/** A listener Traefik calls: plain HTTP/1.1, or HTTPS with HTTP/2 when `tls` is set. */
+const tapListen = (defaultPort: number, what: string) =>
   z
-    .strictObject({
-      host: z.string().min(1).default('0.0.0.0').describe('Interface to bind.'),
-      port: port.default(defaultPort).describe('TCP port; 0 picks a free one.'),
-    })
+    .strictObject({ ...address(defaultPort), tls: ListenerTls.optional() })
     .prefault({})
     .describe(what);
 
@@ -127,8 +142,8 @@ export const Config = z
       .prefault({}),
     tap: z
       .strictObject({
-        forwardAuth: listen(8080, 'Listener for Traefik forwardAuth.'),
-        mirror: listen(8081, 'Listener for Traefik Mirroring (the request it receives is the original).'),
+        forwardAuth: tapListen(8080, 'Listener for Traefik forwardAuth.'),
+        mirror: tapListen(8081, 'Listener for Traefik Mirroring (the request it receives is the original).'),
         admin: listen(9080, 'Listener for /healthz, /readyz and /metrics.'),
         maxBodyBytes: z
           .int()
@@ -183,3 +198,4 @@ export type Target = z.infer<typeof Target>;
 export type SecretSource = z.infer<typeof SecretSource>;
 export type RetryPolicy = z.infer<typeof RetryPolicy>;
 export type NetworkPolicy = z.infer<typeof NetworkPolicy>;
+export type ListenerTls = z.infer<typeof ListenerTls>;

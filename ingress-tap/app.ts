@@ -6,8 +6,9 @@ import { createEventIdFactory } from './event-id.ts';
 import { capturePolicy } from './capture-policy.ts';
 import type { TapMetrics } from './metrics.ts';
 import type { Publisher } from './publisher.ts';
+import { loadListenerTls } from './listener-tls.ts';
 import { createRequestHandler } from './request-handler.ts';
-import { createTapServer } from './tap-server.ts';
+import { createTapServer, type TapServer } from './tap-server.ts';
 
 // The ingress-tap's behaviour, with its collaborators passed in: main.ts wires the real ones; tests pass a real
 // NATS publisher, their own metrics registry and, for reproducible events, their own id factory and clock.
@@ -25,8 +26,8 @@ export interface TapDeps {
 }
 
 export interface Tap {
-  readonly forwardAuth: FastifyInstance;
-  readonly mirror: FastifyInstance;
+  readonly forwardAuth: TapServer;
+  readonly mirror: TapServer;
   readonly admin: FastifyInstance;
   /** Applies a reloaded config to the next request. Listener addresses and NATS settings need a restart. */
   reconfigure(config: Config): void;
@@ -34,7 +35,11 @@ export interface Tap {
   close(): Promise<void>;
 }
 
+/** Throws `TlsUnusableError` when a listener's `tls` files cannot be used. */
 export function buildTap(deps: TapDeps): Tap {
+  const { forwardAuth: forwardAuthListener, mirror: mirrorListener } = deps.config.tap;
+  const forwardAuthTls = forwardAuthListener.tls && loadListenerTls('tap.forwardAuth.tls', forwardAuthListener.tls);
+  const mirrorTls = mirrorListener.tls && loadListenerTls('tap.mirror.tls', mirrorListener.tls);
   const handler = createRequestHandler({
     policy: capturePolicy(deps.config),
     publisher: deps.publisher,
@@ -45,8 +50,11 @@ export function buildTap(deps: TapDeps): Tap {
     now: deps.now ?? Date.now,
   });
   const keepAliveTimeoutMs = deps.config.tap.keepAliveTimeoutMs;
-  const forwardAuth = createTapServer({ attachment: 'forwardAuth', handler, keepAliveTimeoutMs });
-  const mirror = createTapServer({ attachment: 'mirror', handler, keepAliveTimeoutMs });
+  const connections = (listener: 'forwardAuth' | 'mirror') => (protocol: string) => {
+    deps.metrics.connections.inc({ listener, protocol });
+  };
+  const forwardAuth = createTapServer({ attachment: 'forwardAuth', handler, keepAliveTimeoutMs, tls: forwardAuthTls, onConnection: connections('forwardAuth') });
+  const mirror = createTapServer({ attachment: 'mirror', handler, keepAliveTimeoutMs, tls: mirrorTls, onConnection: connections('mirror') });
   const admin = createAdminServer(deps.publisher, deps.metrics);
   return {
     forwardAuth,

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { TapRequest } from './request-handler.ts';
 
 // Streams a request body, keeping at most `limit` bytes and counting the rest. Traefik may send a body with any
 // method, GET included (forwardAuth with forwardBody: true), so this reads the raw stream rather than relying on
@@ -14,7 +14,7 @@ export interface CapturedBody {
  * Calls `done` once the body has ended (never synchronously): with the captured body, or null when `limit` is 0
  * (the body is drained unread); with `aborted` true when the client went away before the body ended.
  */
-export function captureBody(req: IncomingMessage, limit: number, done: (body: CapturedBody | null, aborted: boolean) => void): void {
+export function captureBody(req: TapRequest, limit: number, done: (body: CapturedBody | null, aborted: boolean) => void): void {
   // An 'error' without a listener would crash the process; a reset mid-body is the client's business.
   req.on('error', noop);
   let settled = false;
@@ -55,7 +55,7 @@ export function captureBody(req: IncomingMessage, limit: number, done: (body: Ca
   });
 }
 
-function declaredLength(req: IncomingMessage): number | null {
+function declaredLength(req: TapRequest): number | null {
   const value = req.headers['content-length'];
   if (value === undefined) return null;
   const n = Number(value);

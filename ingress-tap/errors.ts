@@ -32,3 +32,8 @@ export class RejectedInputError extends RequestMirrorError {
 export class ListenFailedError extends RequestMirrorError {
   readonly code = 'RM_TAP_LISTEN_FAILED';
 }
+
+/** A listener's `tls.certFile` or `tls.keyFile` is missing, unreadable, not PEM, or the key does not match the certificate. */
+export class TlsUnusableError extends RequestMirrorError {
+  readonly code = 'RM_TAP_TLS_UNUSABLE';
+}

@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http';
 import type { RequestSnapshot } from '../contract/event.ts';
+import type { TapRequest } from './request-handler.ts';
 
 // Rebuilds the request line of the client's original request. Through forwardAuth the tap sees Traefik's GET to
 // the auth address, and the original method, scheme, host and URI arrive as X-Forwarded-* headers (Traefik sets
@@ -17,12 +17,13 @@ export interface OriginalRequest {
   readonly clientIp: string | null;
 }
 
-export function originalRequest(req: IncomingMessage, attachment: Attachment): OriginalRequest {
+export function originalRequest(req: TapRequest, attachment: Attachment): OriginalRequest {
   const h = req.headers;
   const scheme = schemeOf(first(h['x-forwarded-proto']));
   const forwardAuth = attachment === 'forwardAuth';
   const method = (forwardAuth ? nonEmpty(h['x-forwarded-method']) : undefined) ?? req.method ?? 'GET';
-  const host = (forwardAuth ? nonEmpty(h['x-forwarded-host']) : undefined) ?? h.host ?? '';
+  // An HTTP/2 request names its host in :authority; a Host header, if one came too, wins as over HTTP/1.1.
+  const host = (forwardAuth ? nonEmpty(h['x-forwarded-host']) : undefined) ?? h.host ?? first(h[':authority']) ?? '';
   const uri = (forwardAuth ? nonEmpty(h['x-forwarded-uri']) : undefined) ?? req.url ?? '/';
   const q = uri.indexOf('?');
   return {

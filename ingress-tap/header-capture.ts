@@ -6,7 +6,8 @@ import type { Attachment } from './forwarded-request.ts';
 // (taken from rawHeaders, since IncomingMessage.headers joins or drops duplicates). Left out: hop-by-hop headers,
 // which describe Traefik's connection to the tap, and X-Forwarded-*, which Traefik set and which the snapshot
 // already carries as scheme, host, path and clientIp. Through forwardAuth the Host header names the tap (Go's
-// client sets it from the auth address), so the client's Host is taken from X-Forwarded-Host instead.
+// client sets it from the auth address), so the client's Host is taken from X-Forwarded-Host instead. Over HTTP/2
+// the pseudo-headers are left out too, and :authority stands in for a missing Host.
 
 const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
@@ -38,9 +39,17 @@ export function captureHeaders(
   let cookieHeader: string | undefined;
   let traceparent: string | undefined;
   let connectionTokens: string | undefined;
+  let authority: string | undefined;
+  // HTTP/2 pseudo-headers come before all others; a request with none is HTTP/1.x.
+  const http2 = rawHeaders[0]?.startsWith(':') === true;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = (rawHeaders[i] as string).toLowerCase();
     const value = rawHeaders[i + 1] as string;
+    if (name.startsWith(':')) {
+      // The request line of HTTP/2 (:method, :path, :scheme), already in the snapshot; :authority is its Host.
+      if (name === ':authority' && !forwardAuth) authority = value;
+      continue;
+    }
     if (HOP_BY_HOP.has(name)) {
       if (name === 'connection') connectionTokens = connectionTokens === undefined ? value : `${connectionTokens},${value}`;
       continue;
@@ -58,8 +67,12 @@ export function captureHeaders(
     }
     const values = headers[name];
     if (values === undefined) headers[name] = [value];
+    // HTTP/2 clients (Go's among them) may split Cookie into one field per pair; RFC 9113 section 8.2.3 joins them
+    // back, so a revealed Cookie reads the same whichever protocol carried it.
+    else if (http2 && name === 'cookie') values[0] = `${values[0] as string}; ${value}`;
     else values.push(value);
   }
+  if (authority !== undefined && headers.host === undefined) headers.host = [authority];
   // Headers named in Connection are hop-by-hop for this one request (RFC 9110 section 7.6.1).
   if (connectionTokens !== undefined) {
     for (const token of connectionTokens.split(',')) {

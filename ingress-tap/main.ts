@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { loadConfig, watchConfig } from '../contract/config-file.ts';
 import type { Config } from '../contract/config.ts';
 import { RequestMirrorError } from '../contract/errors.ts';
-import { buildTap } from './app.ts';
+import { buildTap, type Tap } from './app.ts';
 import { ListenFailedError } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { startPublisher } from './publisher.ts';
@@ -33,7 +33,14 @@ try {
 
 const metrics = createMetrics();
 const publisher = startPublisher({ servers: config.nats.url, maxPendingBytes: config.tap.maxPendingPublishBytes, metrics, logger });
-const tap = buildTap({ config, publisher, metrics, logger, source: `/request-mirror/ingress-tap/${hostname()}` });
+let tap: Tap;
+try {
+  tap = buildTap({ config, publisher, metrics, logger, source: `/request-mirror/ingress-tap/${hostname()}` });
+} catch (error) {
+  if (!(error instanceof RequestMirrorError)) throw error;
+  logger.fatal({ code: error.code }, error.message);
+  process.exit(1);
+}
 
 try {
   await Promise.all([

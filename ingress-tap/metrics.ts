@@ -17,6 +17,7 @@ export interface TapMetrics {
   readonly publishErrors: Counter;
   readonly rejectedInput: Counter<'reason'>;
   readonly handlingSeconds: Histogram<'attachment'>;
+  readonly connections: Counter<'listener' | 'protocol'>;
 }
 
 export function createMetrics(): TapMetrics {
@@ -70,6 +71,12 @@ export function createMetrics(): TapMetrics {
       help: 'Time from the tap seeing a request to its 200 being written.',
       labelNames: ['attachment'],
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    }),
+    connections: new Counter({
+      name: 'request_mirror_tap_connections_total',
+      help: 'Connections accepted by the forwardAuth and mirror listeners (with TLS: handshakes completed), by listener and protocol (http/1.1 or h2). Its rate is the connection churn Traefik causes.',
+      labelNames: ['listener', 'protocol'],
       registers,
     }),
   };

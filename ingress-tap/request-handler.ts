@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { requestSubject } from '../contract/subjects.ts';
@@ -15,6 +16,10 @@ import { buildEvent, encodeEvent } from './snapshot.ts';
 // on I/O; the body is read and the event built and published after the 200 is written, so neither a slow body
 // nor NATS can delay the user's request.
 
+/** A request from the plain HTTP/1.1 listener, or from the TLS one (HTTP/2 through Node's compatibility API, or HTTP/1.1). */
+export type TapRequest = IncomingMessage | Http2ServerRequest;
+export type TapResponse = ServerResponse | Http2ServerResponse;
+
 export interface RequestHandlerDeps {
   readonly policy: CapturePolicy;
   readonly publisher: Publisher;
@@ -27,7 +32,7 @@ export interface RequestHandlerDeps {
 }
 
 export interface RequestHandler {
-  handle(req: IncomingMessage, res: ServerResponse, attachment: Attachment): void;
+  handle(req: TapRequest, res: TapResponse, attachment: Attachment): void;
   /** Counts and logs a malformed request that is being answered 200 anyway. */
   rejected(reason: string, detail: unknown): void;
   setPolicy(policy: CapturePolicy): void;
@@ -104,7 +109,7 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
       if (decision === null) {
         req.on('error', noop);
         req.resume();
-        res.writeHead(200, EMPTY_OK).end();
+        answer(res, EMPTY_OK);
         if (!req.complete) {
           const socket = req.socket;
           midBody.add(socket);
@@ -132,7 +137,7 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
           logger.error({ err: error, id }, 'building or publishing an event failed');
         }
       });
-      res.writeHead(200, { 'content-length': '0', 'x-request-mirror-id': id }).end();
+      answer(res, { 'content-length': '0', 'x-request-mirror-id': id });
       if (!req.complete) midBody.add(socket);
       counted.handlingSeconds.observe((performance.now() - started) / 1000);
     },
@@ -140,6 +145,12 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
 }
 
 function noop(): void {}
+
+// The same call on both response kinds; TypeScript cannot call the union of their writeHead overloads.
+function answer(res: TapResponse, headers: Record<string, string>): void {
+  if ('stream' in res) res.writeHead(200, headers).end();
+  else res.writeHead(200, headers).end();
+}
 
 function attachmentMetrics(metrics: TapMetrics, attachment: Attachment) {
   return {

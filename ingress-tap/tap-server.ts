@@ -1,33 +1,55 @@
+import type { Server } from 'node:http';
+import type { Http2SecureServer, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import Fastify, { type FastifyHttp2SecureOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Attachment } from './forwarded-request.ts';
-import type { RequestHandler } from './request-handler.ts';
+import type { TlsMaterial } from './listener-tls.ts';
+import type { RequestHandler, TapRequest, TapResponse } from './request-handler.ts';
 
 // A fastify instance for one of Traefik's two paths into the tap. Traefik hands any non-2xx from forwardAuth to the
 // user, so every way fastify or Node would answer an error (no route, unsupported method or content type, body
 // limit, bad URL, parse errors, oversized headers, Expect, CONNECT, closing) is turned into a 200 here.
+//
+// With TLS the listener speaks HTTP/2 and HTTP/1.1, chosen by ALPN. Traefik's forwardAuth client keeps only 2 idle
+// HTTP/1.1 connections per host and closes every other one after its call, so under concurrency it dials a new
+// connection for most calls; over HTTP/2 it multiplexes them all on one connection.
 
 // Go's http.Server (Traefik's) accepts 1 MiB of headers plus 4 KiB of slack; the tap must take whatever Traefik took.
 const MAX_HEADER_BYTES = 1024 * 1024 + 64 * 1024;
 const HALF_OPEN_GRACE_MS = 5000;
 const RAW_OK = 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
+// Node's HTTP/2 server fails the whole session (GOAWAY INTERNAL_ERROR) on a header block much over 64 KiB, whatever
+// SETTINGS_MAX_HEADER_LIST_SIZE says (seen with Node 24.22). Advertising this limit makes Go's client (Traefik's)
+// refuse only the one oversized request, locally, instead of sending it and losing every stream on the connection.
+const MAX_H2_HEADER_LIST_BYTES = 65_535;
+// Per HTTP/2 session; Node's default (10 MB) is below what Traefik's hundreds of concurrent streams may hold.
+const MAX_SESSION_MEMORY_MB = 64;
+
+export type TapServer = FastifyInstance<Server | Http2SecureServer, TapRequest, TapResponse>;
+export type ConnectionProtocol = 'http/1.1' | 'h2';
 
 export interface TapServerOptions {
   readonly attachment: Attachment;
   readonly handler: RequestHandler;
   readonly keepAliveTimeoutMs: number;
+  /** Serve HTTPS with HTTP/2 and HTTP/1.1 by ALPN; plain HTTP/1.1 when absent. */
+  readonly tls?: TlsMaterial | undefined;
+  /** Called once per accepted connection (after the TLS handshake, with TLS), with its protocol. */
+  readonly onConnection: (protocol: ConnectionProtocol) => void;
 }
 
-export function createTapServer(options: TapServerOptions): FastifyInstance {
-  const { attachment, handler } = options;
+export function createTapServer(options: TapServerOptions): TapServer {
+  const { attachment, handler, keepAliveTimeoutMs, tls } = options;
   const failedSockets = new WeakSet<Socket>();
-  const app = Fastify({
+  // Headers and the whole request may take as long as an idle keep-alive connection may wait, so neither cuts
+  // a Traefik connection short before keepAliveTimeout would; Traefik's own client gives up after 30 s anyway.
+  const requestTimeout = keepAliveTimeoutMs + 30_000;
+  const headersTimeout = keepAliveTimeoutMs + 1000;
+  const common: FastifyServerOptions<Server | Http2SecureServer> = {
     logger: false,
-    http: { maxHeaderSize: MAX_HEADER_BYTES, requireHostHeader: false },
-    keepAliveTimeout: options.keepAliveTimeoutMs,
-    // Headers and the whole request may take as long as an idle keep-alive connection may wait, so neither cuts
-    // a Traefik connection short before keepAliveTimeout would; Traefik's own client gives up after 30 s anyway.
-    requestTimeout: options.keepAliveTimeoutMs + 30_000,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    requestTimeout,
     // A connection closing during shutdown must still get 200s for what is already in flight on it.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
@@ -38,6 +60,12 @@ export function createTapServer(options: TapServerOptions): FastifyInstance {
       handler.handle(request.raw, reply.raw, attachment);
     },
     clientErrorHandler(error: Error & { code?: string }, socket: Socket) {
+      // With TLS, Node reports a failed handshake here too: there is no HTTP yet to answer, only a socket to drop.
+      if ((socket as Partial<TLSSocket>).alpnProtocol === null) {
+        handler.rejected(`tls_${(error.code ?? 'handshake_error').toLowerCase()}`, error);
+        socket.destroy();
+        return;
+      }
       // A socket errs once as far as we are concerned: the parser may report more once it has failed.
       if (failedSockets.has(socket)) return;
       failedSockets.add(socket);
@@ -54,8 +82,49 @@ export function createTapServer(options: TapServerOptions): FastifyInstance {
         socket.destroy();
       }
     },
-  });
-  app.server.headersTimeout = options.keepAliveTimeoutMs + 1000;
+  };
+  // fastify's instance type is invariant in its raw server, so one type for both kinds of listener takes a cast;
+  // everything below handles an IncomingMessage and an Http2ServerRequest alike.
+  const app = (tls
+    ? Fastify({
+        ...common,
+        http2: true,
+        // An HTTP/2 session idle for this long is closed (GOAWAY); above Traefik's 90 s idle timeout like keep-alive.
+        http2SessionTimeout: keepAliveTimeoutMs,
+        https: {
+          allowHTTP1: true,
+          cert: tls.cert,
+          key: tls.key,
+          settings: { maxHeaderListSize: MAX_H2_HEADER_LIST_BYTES },
+          maxSessionMemory: MAX_SESSION_MEMORY_MB,
+          // The HTTP/1.1 fallback reads the http.Server settings from here; fastify sets them only on a plain server.
+          maxHeaderSize: MAX_HEADER_BYTES, requireHostHeader: false, keepAliveTimeout: keepAliveTimeoutMs, requestTimeout, headersTimeout,
+        },
+      } as FastifyHttp2SecureOptions<Http2SecureServer>)
+    : Fastify({ ...common, http: { maxHeaderSize: MAX_HEADER_BYTES, requireHostHeader: false } } as FastifyServerOptions)) as unknown as TapServer;
+  if (!tls) (app.server as Server).headersTimeout = headersTimeout;
+
+  if (tls) {
+    const server = app.server as Http2SecureServer;
+    server.on('secureConnection', (socket: TLSSocket) => {
+      options.onConnection(socket.alpnProtocol === 'h2' ? 'h2' : 'http/1.1');
+    });
+    // Node destroys the session after a session error (a reset socket, a broken frame); nothing else to do.
+    server.on('sessionError', (error: Error & { code?: string }) => {
+      handler.rejected(`h2_session_${(error.code ?? 'error').toLowerCase()}`, error);
+    });
+    // The compatibility layer swallows stream errors (a stream reset by the client, a protocol error on one
+    // stream); counted here so they are not invisible.
+    server.on('stream', (stream: ServerHttp2Stream) => {
+      stream.on('error', (error: Error & { code?: string }) => {
+        handler.rejected(`h2_stream_${(error.code ?? 'error').toLowerCase()}`, error);
+      });
+    });
+  } else {
+    app.server.on('connection', () => {
+      options.onConnection('http/1.1');
+    });
+  }
 
   // All the work happens in onRequest, before fastify looks at content types or body limits.
   app.addHook('onRequest', (request, reply, done) => {
@@ -76,15 +145,17 @@ export function createTapServer(options: TapServerOptions): FastifyInstance {
   app.all('*', unreachable);
   app.setNotFoundHandler(unreachable);
 
-  // Node answers an Expect other than 100-continue with 417 unless someone listens for it.
-  app.server.on('checkExpectation', (req, res) => {
+  // Node answers an Expect other than 100-continue with 417 unless someone listens for it (HTTP/2 too).
+  app.server.on('checkExpectation', (req: TapRequest, res: TapResponse) => {
     handler.rejected('unsupported_expect', req.headers.expect);
     app.server.emit('request', req, res);
   });
-  // Node closes a CONNECT without a listener; there is no tunnel to give, so answer and close.
-  app.server.on('connect', (_req, socket: Socket) => {
+  // Node closes an HTTP/1.1 CONNECT without a listener, and answers an HTTP/2 one 405; there is no tunnel to give,
+  // so answer 200 and close.
+  app.server.on('connect', (_req: TapRequest, socketOrResponse: Socket | Http2ServerResponse) => {
     handler.rejected('connect_method', undefined);
-    socket.end(RAW_OK);
+    if ('stream' in socketOrResponse) socketOrResponse.writeHead(200, { 'content-length': '0' }).end();
+    else socketOrResponse.end(RAW_OK);
   });
   return app;
 }

@@ -71,6 +71,7 @@ describe('ingress-tap process', () => {
       'request_mirror_tap_publish_errors_total',
       'request_mirror_tap_rejected_input_total',
       'request_mirror_tap_handling_seconds',
+      'request_mirror_tap_connections_total',
       'process_cpu_seconds_total',
     ]) {
       expect(metrics.body).toContain(`# TYPE ${name}`);
@@ -113,5 +114,16 @@ describe('ingress-tap start-up', () => {
     expect(await p.exit).toBe(1);
     expect(p.output()).toContain('RM_CONFIG_INVALID');
     expect(p.output()).toContain('maxBodyBytes');
+  });
+
+  it('exits 1 with RM_TAP_TLS_UNUSABLE naming the file when a listener certificate is missing', async () => {
+    const bad = join(dir, 'bad-tls.yaml');
+    const missing = join(dir, 'missing-cert.pem');
+    const config: ConfigInput = { tap: { forwardAuth: { host: '127.0.0.1', port: 0, tls: { certFile: missing, keyFile: missing } }, admin: { host: '127.0.0.1', port: 0 } } };
+    writeFileSync(bad, JSON.stringify(config));
+    const p = startProcess({ name: 'bad-tls-tap', command: process.execPath, args: [join(ROOT, 'ingress-tap/main.ts'), '--config', bad], env: { ...process.env, NATS_URL: nats.url }, cwd: ROOT });
+    expect(await p.exit).toBe(1);
+    expect(p.output()).toContain('RM_TAP_TLS_UNUSABLE');
+    expect(p.output()).toContain(missing);
   });
 });

@@ -7,7 +7,7 @@ import addFormatsModule from 'ajv-formats';
 import { CloudEvent } from 'cloudevents';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
-import { Config, type ConfigInput } from '../../contract/config.ts';
+import { Config, type ConfigInput, type ListenerTls } from '../../contract/config.ts';
 import type { MirrorEvent } from '../../contract/event.ts';
 import { allRequestsSubject } from '../../contract/subjects.ts';
 import { buildTap, type Tap, type TapDeps } from '../../ingress-tap/app.ts';
@@ -62,6 +62,8 @@ export interface TapHarnessOptions {
   readonly deps?: Partial<Pick<TapDeps, 'newId' | 'now' | 'source'>>;
   /** Subscribe to the events (default true); a test that keeps NATS down at start subscribes later itself. */
   readonly subscribe?: boolean;
+  /** Serve the forwardAuth and mirror listeners over TLS (HTTP/2 and HTTP/1.1); their URLs are then https. */
+  readonly tls?: ListenerTls;
 }
 
 export const agent = new Agent({ keepAliveTimeout: 1000 });
@@ -72,15 +74,21 @@ export async function startTap(options: TapHarnessOptions): Promise<TapHarness> 
     nats: { ...options.config?.nats, url: options.natsUrl },
     tap: {
       ...options.config?.tap,
-      forwardAuth: { host: '127.0.0.1', port: 0 },
-      mirror: { host: '127.0.0.1', port: 0 },
+      forwardAuth: { host: '127.0.0.1', port: 0, ...(options.tls ? { tls: options.tls } : {}) },
+      mirror: { host: '127.0.0.1', port: 0, ...(options.tls ? { tls: options.tls } : {}) },
       admin: { host: '127.0.0.1', port: 0 },
     },
   });
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
   const metrics = createMetrics();
   const publisher = startPublisher({ servers: config.nats.url, maxPendingBytes: config.tap.maxPendingPublishBytes, metrics, logger });
-  const tap = buildTap({ config, publisher, metrics, logger, source: '/request-mirror/ingress-tap/test', ...options.deps });
+  let tap: Tap;
+  try {
+    tap = buildTap({ config, publisher, metrics, logger, source: '/request-mirror/ingress-tap/test', ...options.deps });
+  } catch (error) {
+    await publisher.close();
+    throw error;
+  }
   const cleanups: (() => Promise<unknown>)[] = [() => publisher.close(), () => tap.close()];
   const close = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
@@ -91,7 +99,8 @@ export async function startTap(options: TapHarnessOptions): Promise<TapHarness> 
     await tap.admin.listen({ host: '127.0.0.1', port: 0 });
     const collector = options.subscribe === false ? undefined : await collectEvents(config.nats.url, config.nats.subjectPrefix);
     if (collector) cleanups.push(() => collector.close());
-    const port = (app: Tap['forwardAuth']) => (app.server.address() as { port: number }).port;
+    const port = (app: { server: { address(): unknown } }) => (app.server.address() as { port: number }).port;
+    const scheme = options.tls ? 'https' : 'http';
     return {
       tap,
       metrics,
@@ -99,8 +108,8 @@ export async function startTap(options: TapHarnessOptions): Promise<TapHarness> 
       config,
       forwardAuthPort: port(tap.forwardAuth),
       mirrorPort: port(tap.mirror),
-      forwardAuthUrl: `http://127.0.0.1:${port(tap.forwardAuth)}`,
-      mirrorUrl: `http://127.0.0.1:${port(tap.mirror)}`,
+      forwardAuthUrl: `${scheme}://127.0.0.1:${port(tap.forwardAuth)}`,
+      mirrorUrl: `${scheme}://127.0.0.1:${port(tap.mirror)}`,
       adminUrl: `http://127.0.0.1:${port(tap.admin)}`,
       received: collector?.received ?? [],
       invalid: collector?.invalid ?? [],
