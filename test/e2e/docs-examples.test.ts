@@ -153,6 +153,17 @@ describe('docs/examples in a real Traefik', () => {
     expect(compose.services.upstream.labels).toEqual(labels);
   });
 
+  it('forward-auth-h2.yml says what forward-auth.yml says, but for the https address and its tls (loaded in forward-auth-h2.test.ts)', () => {
+    const h2 = parse(readExample('traefik/forward-auth-h2.yml')) as { http: { middlewares: Record<string, { forwardAuth: Record<string, unknown> }> } };
+    const h1 = parse(readExample('traefik/forward-auth.yml')) as typeof h2;
+    const { address, tls, ...rest } = h2.http.middlewares['request-mirror']?.forwardAuth ?? {};
+    const { address: h1Address, ...h1Rest } = h1.http.middlewares['request-mirror']?.forwardAuth ?? {};
+    expect(address).toBe(String(h1Address).replace('http:', 'https:'));
+    expect(tls).toEqual({ ca: expect.any(String) as unknown });
+    expect(rest).toEqual(h1Rest);
+    expect({ ...h2.http, middlewares: undefined }).toEqual({ ...h1.http, middlewares: undefined });
+  });
+
   it('static.yml starts Traefik with /ping on its traefik entrypoint', async () => {
     const web = await freePort();
     const admin = await freePort();

@@ -13,6 +13,7 @@ export function readExample(name: string): string {
 
 export function localizeExample(text: string, b: Backends): string {
   const out = text
+    .replaceAll('https://ingress-tap:8080/', b.tapForwardAuthUrl)
     .replaceAll('http://ingress-tap:8080/', b.tapForwardAuthUrl)
     .replaceAll('http://ingress-tap:8081', b.tapMirrorUrl)
     .replaceAll('http://upstream:8080', b.upstreamUrl);

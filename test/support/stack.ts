@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import type { ConfigInput } from '../../contract/config.ts';
+import type { ConfigInput, ListenerTls } from '../../contract/config.ts';
 import { MirrorEvent } from '../../contract/event.ts';
 import { freePort } from './free-port.ts';
 import { startHttpReceiver, type HttpReceiver, type ReceivedRequest, type Responder } from './http-receiver.ts';
@@ -20,7 +20,7 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Addresses the Traefik dynamic configuration points at. */
 export interface Backends {
-  /** forwardAuth address of the tap, e.g. `http://127.0.0.1:40001/`. */
+  /** forwardAuth address of the tap, e.g. `http://127.0.0.1:40001/` (https with `tapForwardAuthTls`). */
   readonly tapForwardAuthUrl: string;
   /** Base URL of the tap's mirror listener (a Traefik server URL). */
   readonly tapMirrorUrl: string;
@@ -32,6 +32,8 @@ export interface StackOptions {
   readonly receivers?: readonly string[];
   readonly targets?: (receivers: Readonly<Record<string, HttpReceiver>>) => NonNullable<ConfigInput['targets']>;
   readonly tap?: Omit<NonNullable<ConfigInput['tap']>, 'forwardAuth' | 'mirror' | 'admin'>;
+  /** Serve the tap's forwardAuth listener over TLS (HTTP/2 and HTTP/1.1); `tapForwardAuthUrl` is then https. */
+  readonly tapForwardAuthTls?: ListenerTls;
   readonly dispatcher?: Omit<NonNullable<ConfigInput['dispatcher']>, 'admin' | 'network'>;
   /** Dynamic Traefik configuration and the routers to wait for; no Traefik when absent. */
   readonly traefik?: (backends: Backends) => { files: Record<string, string>; routers: string[] };
@@ -149,7 +151,7 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
     nats: { url: nats.url },
     tap: {
       ...options.tap,
-      forwardAuth: { host: '127.0.0.1', port: faPort },
+      forwardAuth: { host: '127.0.0.1', port: faPort, ...(options.tapForwardAuthTls ? { tls: options.tapForwardAuthTls } : {}) },
       mirror: { host: '127.0.0.1', port: mirrorPort },
       admin: { host: '127.0.0.1', port: tapAdminPort },
     },
@@ -187,7 +189,7 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
   const dispatcher = await startService('dispatcher', dispatcherAdminUrl);
 
   const backends: Backends = {
-    tapForwardAuthUrl: `http://127.0.0.1:${faPort}/`,
+    tapForwardAuthUrl: `${options.tapForwardAuthTls ? 'https' : 'http'}://127.0.0.1:${faPort}/`,
     tapMirrorUrl: `http://127.0.0.1:${mirrorPort}`,
     upstreamUrl: upstream.url,
   };
