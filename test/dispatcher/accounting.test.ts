@@ -1,25 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startHttpReceiver, type HttpReceiver, type Responder } from '../support/http-receiver.ts';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { accounting, eventually, makeEvent, metric, publish, startDispatcher, testConfig } from './harness.ts';
+import { describe, expect, it } from 'vitest';
+import type { Responder } from '../support/http-receiver.ts';
+import { accounting, eventually, makeEvent, metric, publish, startDispatcher, testConfig, useDispatcherFixture } from './harness.ts';
 
-let nats: NatsServer;
-const cleanups: (() => Promise<void>)[] = [];
-beforeAll(async () => {
-  nats = await startNatsServer();
-});
-afterAll(async () => {
-  await nats.stop();
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function receiver(respond?: Responder): Promise<HttpReceiver> {
-  const r = await startHttpReceiver(respond);
-  cleanups.push(() => r.close());
-  return r;
-}
+const { nats, receiver, defer } = useDispatcherFixture();
 
 describe('accounting', () => {
   it('drops the newest events when the target queue is full and counts them', async () => {
@@ -28,7 +11,7 @@ describe('accounting', () => {
       release.push(() => res.writeHead(204).end());
     });
     const d = await startDispatcher(nats.url, testConfig({ targets: [{ name: 'q', watchURL: r.url, methods: ['*'], concurrency: 1, queue: { maxEvents: 3 } }] }));
-    cleanups.push(() => d.close());
+    defer(() => d.close());
     const events = Array.from({ length: 10 }, () => makeEvent());
     await publish(d.nc, ...events);
     await r.waitFor(1);
@@ -63,7 +46,7 @@ describe('accounting', () => {
         ],
       }),
     );
-    cleanups.push(async () => {
+    defer(async () => {
       for (const f of release.splice(0)) f();
       await d.close();
     });
@@ -99,7 +82,7 @@ describe('accounting', () => {
         ],
       }),
     );
-    cleanups.push(() => d.close());
+    defer(() => d.close());
     const burst = Array.from({ length: 400 }, () => makeEvent());
     const publishing = publish(d.nc, ...burst);
     let samples = 0;

@@ -1,9 +1,7 @@
 import { spawn } from 'node:child_process';
 import { connect as tcpConnect, type Socket } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../contract/config.ts';
-import { startHttpReceiver, type HttpReceiver, type Responder } from '../support/http-receiver.ts';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
 import {
   accounting,
   closedPort,
@@ -14,30 +12,15 @@ import {
   startBlackhole,
   startDispatcher,
   testConfig,
+  useDispatcherFixture,
   type RunningDispatcher,
 } from './harness.ts';
 
-let nats: NatsServer;
-const cleanups: (() => Promise<void>)[] = [];
-beforeAll(async () => {
-  nats = await startNatsServer();
-});
-afterAll(async () => {
-  await nats.stop();
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function receiver(respond?: Responder): Promise<HttpReceiver> {
-  const r = await startHttpReceiver(respond);
-  cleanups.push(() => r.close());
-  return r;
-}
+const { nats, receiver, defer } = useDispatcherFixture();
 
 async function dispatcher(input: ConfigInput): Promise<RunningDispatcher> {
   const d = await startDispatcher(nats.url, testConfig(input));
-  cleanups.push(() => d.close());
+  defer(() => d.close());
   return d;
 }
 
@@ -124,7 +107,7 @@ describe('delivery failures', () => {
 
   it('times out on a blackholed target that accepts and never answers', async () => {
     const hole = await startBlackhole();
-    cleanups.push(() => hole.close());
+    defer(() => hole.close());
     const d = await dispatcher({ targets: [target('hole', hole.url, { headersTimeoutMs: 100, timeoutMs: 150, retry: { ...fastRetry, maxAttempts: 1 } })] });
     await publish(d.nc, makeEvent());
     await settled(d, 'hole');
@@ -134,7 +117,7 @@ describe('delivery failures', () => {
 
   it('fails an attempt whose connection is not established within connectTimeoutMs', async () => {
     const full = await startFullBacklog();
-    cleanups.push(() => full.close());
+    defer(() => full.close());
     const d = await dispatcher({
       targets: [target('unreachable', full.url, { connectTimeoutMs: 200, timeoutMs: 60_000, retry: { ...fastRetry, maxAttempts: 2 } })],
     });
@@ -198,7 +181,7 @@ describe('delivery failures', () => {
 
   it('times out every attempt in flight and every retry, not only the first', async () => {
     const hole = await startBlackhole();
-    cleanups.push(() => hole.close());
+    defer(() => hole.close());
     const d = await dispatcher({
       targets: [target('hole', hole.url, { concurrency: 3, timeoutMs: 150, headersTimeoutMs: 60_000, retry: { ...fastRetry, maxAttempts: 2 } })],
     });
@@ -209,7 +192,7 @@ describe('delivery failures', () => {
 
   it('applies a shorter timeout from a reload while a longer one is still running', async () => {
     const hole = await startBlackhole();
-    cleanups.push(() => hole.close());
+    defer(() => hole.close());
     const long = { concurrency: 2, timeoutMs: 60_000, headersTimeoutMs: 60_000, retry: { maxAttempts: 1 } };
     const d = await dispatcher({ targets: [target('hole', hole.url, long)] });
     await publish(d.nc, makeEvent());
@@ -223,7 +206,7 @@ describe('delivery failures', () => {
 
   it('keeps delivering to a healthy target while another is blackholed', async () => {
     const hole = await startBlackhole();
-    cleanups.push(() => hole.close());
+    defer(() => hole.close());
     const healthy = await receiver();
     const d = await dispatcher({
       targets: [

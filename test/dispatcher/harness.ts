@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
 import { pino } from 'pino';
 import { ulid } from 'ulid';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { Config, type ConfigInput } from '../../contract/config.ts';
 import { EVENT_TYPE, type MirrorEvent, type RequestSnapshot } from '../../contract/event.ts';
 import { requestSubject } from '../../contract/subjects.ts';
@@ -11,10 +12,48 @@ import { createDispatcher, type Dispatcher } from '../../dispatcher/dispatcher.t
 import { createMetrics, type DispatcherMetrics } from '../../dispatcher/metrics.ts';
 import { resolveSecrets } from '../../dispatcher/secrets.ts';
 import { subscribeEvents } from '../../dispatcher/subscription.ts';
+import { Cleanup } from '../support/cleanup.ts';
+import { startHttpReceiver, type HttpReceiver, type Responder } from '../support/http-receiver.ts';
+import { lateBound } from '../support/late-bound.ts';
+import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
 
 // Builds a dispatcher the way main.ts does, against a real nats-server, with a NATS client to publish real events.
 
 export const PREFIX = 'rm-test';
+
+export interface DispatcherFixture {
+  /** One nats-server for the whole file, started in beforeAll and stopped in afterAll. */
+  readonly nats: NatsServer;
+  /** Runs `cleanup` after the current test whether it passed or not, before anything deferred earlier. */
+  readonly defer: (cleanup: () => Promise<void> | void) => void;
+  /** A webhook receiver on a free port, closed after the current test. */
+  readonly receiver: (respond?: Responder) => Promise<HttpReceiver>;
+}
+
+/** Registers the file's hooks: a nats-server per file, and per-test cleanups run in reverse order after each test. */
+export function useDispatcherFixture(): DispatcherFixture {
+  let nats: NatsServer | undefined;
+  const cleanup = new Cleanup();
+  beforeAll(async () => {
+    nats = await startNatsServer();
+  });
+  afterAll(async () => {
+    await nats?.stop();
+  });
+  afterEach(() => cleanup.run());
+  const defer = (fn: () => Promise<void> | void) => {
+    cleanup.add(fn);
+  };
+  return {
+    nats: lateBound('nats-server', () => nats),
+    defer,
+    receiver: async (respond) => {
+      const r = await startHttpReceiver(respond);
+      defer(() => r.close());
+      return r;
+    },
+  };
+}
 
 type EventOverrides = Partial<Omit<RequestSnapshot, 'body'>> & { body?: string | Buffer | null };
 

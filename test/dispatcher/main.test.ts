@@ -3,30 +3,24 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startHttpReceiver, type HttpReceiver, type Responder } from '../support/http-receiver.ts';
-import { startNatsServer, stopChild, type NatsServer } from '../support/nats-server.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startNatsServer, stopChild } from '../support/nats-server.ts';
 import { requestSubject } from '../../contract/subjects.ts';
-import { eventually, makeEvent, publish, startBlackhole, PREFIX } from './harness.ts';
+import { eventually, makeEvent, publish, startBlackhole, useDispatcherFixture, PREFIX } from './harness.ts';
 
 // The real process: `node dispatcher/main.ts --config FILE`, as the container runs it.
 
 const MAIN = join(import.meta.dirname, '../../dispatcher/main.ts');
 const dir = mkdtempSync(join(tmpdir(), 'rm-dispatcher-'));
-let nats: NatsServer;
+const { nats, receiver, defer } = useDispatcherFixture();
 let nc: NatsConnection;
-const cleanups: (() => Promise<void>)[] = [];
 beforeAll(async () => {
-  nats = await startNatsServer();
   nc = await connect({ servers: nats.url });
 });
+// Registered after the fixture's, so it runs before the nats-server stops (vitest runs after-hooks in reverse).
 afterAll(async () => {
   await nc.close();
-  await nats.stop();
   rmSync(dir, { recursive: true, force: true });
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
 });
 
 let n = 0;
@@ -64,7 +58,7 @@ function run(args: string[], env: Record<string, string> = {}): Running {
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', resolve);
   });
-  cleanups.push(() => stopChild(child));
+  defer(() => stopChild(child));
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
@@ -79,12 +73,6 @@ async function startReady(config: string): Promise<Running & { admin: string }> 
   const admin = `http://127.0.0.1:${port}`;
   await eventually(async () => (await fetch(`${admin}/readyz`).catch(() => undefined))?.status === 200, 20_000, 'ready');
   return { ...p, admin };
-}
-
-async function receiver(respond?: Responder): Promise<HttpReceiver> {
-  const r = await startHttpReceiver(respond);
-  cleanups.push(() => r.close());
-  return r;
 }
 
 describe('dispatcher process', () => {
@@ -104,7 +92,7 @@ describe('dispatcher process', () => {
 
   it('drops what is left at the shutdown timeout and still exits 0', async () => {
     const hole = await startBlackhole();
-    cleanups.push(() => hole.close());
+    defer(() => hole.close());
     const p = await startReady(
       configFile(
         yamlFor(
@@ -138,7 +126,7 @@ describe('dispatcher process', () => {
 
   it('answers 503 on /readyz while NATS is down and 200 again once it is back, then delivers again', async () => {
     let own = await startNatsServer();
-    cleanups.push(() => own.stop());
+    defer(() => own.stop());
     const r = await receiver();
     const p = await startReady(configFile(yamlFor(`  - { name: a, watchURL: "${r.url}", methods: ["*"] }`, '', `url: ${own.url}, subjectPrefix: ${PREFIX}`)));
     const readyz = async () => (await fetch(`${p.admin}/readyz`)).status;
@@ -149,7 +137,7 @@ describe('dispatcher process', () => {
     own = await startNatsServer({ port: own.port });
     await eventually(async () => (await readyz()) === 200, 30_000, '/readyz 200 after NATS is back');
     const client = await connect({ servers: own.url });
-    cleanups.push(() => client.close());
+    defer(() => client.close());
     // The subscription is restored with the connection: an event published now arrives.
     await publish(client, makeEvent());
     await r.waitFor(1);
@@ -187,7 +175,7 @@ describe('dispatcher process', () => {
         peerCount++;
       },
     });
-    cleanups.push(() => {
+    defer(() => {
       peer.unsubscribe();
       return Promise.resolve();
     });

@@ -1,22 +1,10 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Config } from '../../contract/config.ts';
 import { createAddressPolicy } from '../../dispatcher/address-policy.ts';
 import { NetworkPolicyInvalidError } from '../../dispatcher/errors.ts';
-import { startHttpReceiver, type HttpReceiver } from '../support/http-receiver.ts';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { eventually, makeEvent, metric, publish, startDispatcher, PREFIX } from './harness.ts';
+import { eventually, makeEvent, metric, publish, startDispatcher, useDispatcherFixture, PREFIX } from './harness.ts';
 
-let nats: NatsServer;
-const cleanups: (() => Promise<void>)[] = [];
-beforeAll(async () => {
-  nats = await startNatsServer();
-});
-afterAll(async () => {
-  await nats.stop();
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { nats, receiver, defer } = useDispatcherFixture();
 
 const policy = (network: object) => createAddressPolicy(Config.parse({ dispatcher: { network } }).dispatcher.network);
 
@@ -43,12 +31,6 @@ describe('network policy', () => {
     expect(() => policy({ denyCIDRs: ['10.0.0.0/8', 'nope'] })).toThrow(/dispatcher\.network\.denyCIDRs\[1\]/);
   });
 
-  async function receiver(): Promise<HttpReceiver> {
-    const r = await startHttpReceiver();
-    cleanups.push(() => r.close());
-    return r;
-  }
-
   it('refuses a loopback target by default, by IP and by a name that resolves to loopback, without retrying', async () => {
     const r = await receiver();
     const config = Config.parse({
@@ -59,7 +41,7 @@ describe('network policy', () => {
       ],
     });
     const d = await startDispatcher(nats.url, config);
-    cleanups.push(() => d.close());
+    defer(() => d.close());
     await publish(d.nc, makeEvent());
     for (const target of ['by-ip', 'by-name']) {
       await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { target, reason: 'address_refused' })) === 1);
@@ -75,7 +57,7 @@ describe('network policy', () => {
       targets: [{ name: 'metadata', watchURL: 'http://169.254.169.254/latest/meta-data/', methods: ['*'] }],
     });
     const d = await startDispatcher(nats.url, config);
-    cleanups.push(() => d.close());
+    defer(() => d.close());
     await publish(d.nc, makeEvent());
     await eventually(
       async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { target: 'metadata', reason: 'address_refused' })) === 1,
@@ -90,7 +72,7 @@ describe('network policy', () => {
       targets: [{ name: 'local', watchURL: r.url, methods: ['*'] }],
     });
     const d = await startDispatcher(nats.url, config);
-    cleanups.push(() => d.close());
+    defer(() => d.close());
     await publish(d.nc, makeEvent());
     await r.waitFor(1);
   });

@@ -1,33 +1,20 @@
 import { connect } from '@nats-io/transport-node';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { allRequestsSubject } from '../../contract/subjects.ts';
-import { startHttpReceiver } from '../support/http-receiver.ts';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { eventually, makeEvent, metric, publish, startDispatcher, testConfig, PREFIX } from './harness.ts';
+import { eventually, makeEvent, metric, publish, startDispatcher, testConfig, useDispatcherFixture, PREFIX } from './harness.ts';
 
-let nats: NatsServer;
-const cleanups: (() => Promise<void>)[] = [];
-beforeAll(async () => {
-  nats = await startNatsServer();
-});
-afterAll(async () => {
-  await nats.stop();
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const { nats, receiver, defer } = useDispatcherFixture();
 
 describe('queue group', () => {
   it('delivers each event exactly once across two dispatchers while a plain subscriber sees every event', async () => {
-    const r = await startHttpReceiver();
-    cleanups.push(() => r.close());
+    const r = await receiver();
     const config = testConfig({ targets: [{ name: 'a', watchURL: r.url, methods: ['*'] }] });
     const one = await startDispatcher(nats.url, config);
-    cleanups.push(() => one.close());
+    defer(() => one.close());
     const two = await startDispatcher(nats.url, config);
-    cleanups.push(() => two.close());
+    defer(() => two.close());
     const watcher = await connect({ servers: nats.url });
-    cleanups.push(() => watcher.close());
+    defer(() => watcher.close());
     let seen = 0;
     watcher.subscribe(allRequestsSubject(PREFIX), {
       callback: () => {

@@ -1,25 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startHttpReceiver, type HttpReceiver, type Responder } from '../support/http-receiver.ts';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { accounting, eventually, makeEvent, metric, publish, startDispatcher, testConfig } from './harness.ts';
+import { describe, expect, it } from 'vitest';
+import type { Responder } from '../support/http-receiver.ts';
+import { accounting, eventually, makeEvent, metric, publish, startDispatcher, testConfig, useDispatcherFixture } from './harness.ts';
 
-let nats: NatsServer;
-const cleanups: (() => Promise<void>)[] = [];
-beforeAll(async () => {
-  nats = await startNatsServer();
-});
-afterAll(async () => {
-  await nats.stop();
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function receiver(respond?: Responder): Promise<HttpReceiver> {
-  const r = await startHttpReceiver(respond);
-  cleanups.push(() => r.close());
-  return r;
-}
+const { nats, receiver, defer } = useDispatcherFixture();
 
 describe('hot reload', () => {
   it('keeps queued and in-flight deliveries of changed and removed targets, and routes to new ones', async () => {
@@ -39,7 +22,7 @@ describe('hot reload', () => {
         ],
       }),
     );
-    cleanups.push(async () => {
+    defer(async () => {
       for (const f of release.splice(0)) f();
       await d.close();
     });

@@ -1,36 +1,22 @@
 import { createHash } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { MirrorEvent } from '../../contract/event.ts';
-import { startHttpReceiver, type HttpReceiver } from '../support/http-receiver.ts';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { makeEvent, metric, publish, startDispatcher, testConfig, type RunningDispatcher } from './harness.ts';
+import type { HttpReceiver, ReceivedRequest } from '../support/http-receiver.ts';
+import { makeEvent, metric, publish, startDispatcher, testConfig, useDispatcherFixture, type RunningDispatcher } from './harness.ts';
 
-let nats: NatsServer;
-const cleanups: (() => Promise<void>)[] = [];
-beforeAll(async () => {
-  nats = await startNatsServer();
-});
-afterAll(async () => {
-  await nats.stop();
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function receiver(): Promise<HttpReceiver> {
-  const r = await startHttpReceiver();
-  cleanups.push(() => r.close());
-  return r;
-}
+const { nats, receiver, defer } = useDispatcherFixture();
 
 async function dispatcher(...args: Parameters<typeof startDispatcher>): Promise<RunningDispatcher> {
   const d = await startDispatcher(...args);
-  cleanups.push(() => d.close());
+  defer(() => d.close());
   return d;
 }
 
-const received = (r: HttpReceiver): MirrorEvent[] => r.requests.map((q) => JSON.parse(q.body.toString()) as MirrorEvent);
+const eventOf = (q: ReceivedRequest): MirrorEvent => JSON.parse(q.body.toString()) as MirrorEvent;
+const received = (r: HttpReceiver): MirrorEvent[] => r.requests.map(eventOf);
+/** Every event `r` has received, once it has at least `count`. */
+const waitForEvents = async (r: HttpReceiver, count: number): Promise<MirrorEvent[]> => (await r.waitFor(count)).map(eventOf);
 
 describe('routing', () => {
   it('posts each matching event to the watchURL path as CloudEvents JSON', async () => {
@@ -92,8 +78,8 @@ describe('routing', () => {
       cookies: { session: 'abc', theme: 'dark' },
     });
     await publish(d.nc, event);
-    const [a] = received({ requests: await ra.waitFor(1) } as HttpReceiver);
-    const [b] = received({ requests: await rb.waitFor(1) } as HttpReceiver);
+    const [a] = await waitForEvents(ra, 1);
+    const [b] = await waitForEvents(rb, 1);
     expect(a?.data.headers).toEqual({ authorization: ['Bearer s3cret'], 'x-trace': ['1'] });
     expect(a?.data.cookies).toEqual({ session: 'abc' });
     expect(a?.data.redactedHeaders.sort()).toEqual(['cookie', 'proxy-authorization']);
@@ -119,9 +105,9 @@ describe('routing', () => {
     );
     // "héllo": h(1) é(2) l l o — a cut at 4 bytes lands after "hél", at 2 it would split é.
     await publish(d.nc, makeEvent({ body: 'héllo' }), makeEvent({ body: Buffer.from([0xff, 0x00, 0xfe, 0x01, 0x02, 0x03]) }));
-    const [n0] = received({ requests: await r0.waitFor(2) } as HttpReceiver);
-    const [t1, t2] = received({ requests: await r4.waitFor(2) } as HttpReceiver);
-    const [a1] = received({ requests: await rAll.waitFor(2) } as HttpReceiver);
+    const [n0] = await waitForEvents(r0, 2);
+    const [t1, t2] = await waitForEvents(r4, 2);
+    const [a1] = await waitForEvents(rAll, 2);
     expect(n0?.data.body).toBeNull();
     expect(t1?.data.body).toMatchObject({ encoding: 'utf8', data: 'hél', capturedBytes: 4, truncated: true, receivedBytes: 6 });
     expect(t1?.data.body?.sha256).toBe(createHash('sha256').update('hél').digest('hex'));

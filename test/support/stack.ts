@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import type { ConfigInput, ListenerTls } from '../../contract/config.ts';
 import { MirrorEvent } from '../../contract/event.ts';
+import { Cleanup } from './cleanup.ts';
 import { freePort } from './free-port.ts';
 import { startHttpReceiver, type HttpReceiver, type ReceivedRequest, type Responder } from './http-receiver.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
@@ -88,26 +89,6 @@ export const upstreamEcho: Responder = (_req, res) => {
   res.writeHead(201, { 'content-type': 'application/octet-stream', 'x-upstream': 'yes', 'set-cookie': 'up=1; Path=/' });
   res.end(UPSTREAM_BODY);
 };
-
-/** Runs cleanups in reverse order of registration, each once, and never stops at a failing one. */
-export class Cleanup {
-  readonly #fns: (() => Promise<void> | void)[] = [];
-  add(fn: () => Promise<void> | void): void {
-    this.#fns.push(fn);
-  }
-  async run(): Promise<void> {
-    const errors: unknown[] = [];
-    while (this.#fns.length > 0) {
-      const fn = this.#fns.pop();
-      try {
-        await fn?.();
-      } catch (error) {
-        errors.push(error);
-      }
-    }
-    if (errors.length > 0) throw new AggregateError(errors, 'cleanup failed');
-  }
-}
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const cleanup = new Cleanup();
