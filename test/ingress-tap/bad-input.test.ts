@@ -1,25 +1,10 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { eventually, rawExchange, send, startTap, statusCodes, target, type TapHarness } from './tap-harness.ts';
+import { describe, expect, it } from 'vitest';
+import { eventually, rawExchange, send, statusCodes, target, useTap } from './tap-harness.ts';
 
 // Traefik hands any non-2xx from forwardAuth to the user, so every input fastify or Node would refuse must still
 // get a 200 from the tap, and leave a trace in /metrics.
 
-let nats: NatsServer;
-let tap: TapHarness;
-
-beforeAll(async () => {
-  nats = await startNatsServer();
-  tap = await startTap({ natsUrl: nats.url, config: { targets: [target('all')] } });
-});
-afterAll(async () => {
-  await (tap as TapHarness | undefined)?.close();
-  await (nats as NatsServer | undefined)?.stop();
-});
-afterEach(() => {
-  expect(tap.invalid).toEqual([]);
-  tap.received.length = 0;
-});
+const { tap } = useTap({ config: { targets: [target('all')] } });
 
 const rejected = (reason: string) => tap.metric('request_mirror_tap_rejected_input_total', { reason });
 

@@ -1,26 +1,11 @@
 import { createHash } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Body } from '../../contract/event.ts';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { rawExchange, send, startTap, statusCodes, target, type TapHarness } from './tap-harness.ts';
+import { rawExchange, send, statusCodes, target, useTap } from './tap-harness.ts';
 
 const LIMIT = 1000;
 
-let nats: NatsServer;
-let tap: TapHarness;
-
-beforeAll(async () => {
-  nats = await startNatsServer();
-  tap = await startTap({ natsUrl: nats.url, config: { tap: { maxBodyBytes: LIMIT }, targets: [target('all', { maxBodyBytes: 64 * 1024 })] } });
-});
-afterAll(async () => {
-  await (tap as TapHarness | undefined)?.close();
-  await (nats as NatsServer | undefined)?.stop();
-});
-afterEach(() => {
-  expect(tap.invalid).toEqual([]);
-  tap.received.length = 0;
-});
+const { tap } = useTap({ config: { tap: { maxBodyBytes: LIMIT }, targets: [target('all', { maxBodyBytes: 64 * 1024 })] } });
 
 async function bodyOf(body: string | Buffer | Iterable<Buffer>, method = 'POST'): Promise<Body> {
   const res = await send(`${tap.mirrorUrl}/upload`, { method, body, headers: { 'content-type': 'application/octet-stream' } });

@@ -1,36 +1,20 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { rawExchange, send, startTap, statusCodes, target, type TapHarness } from './tap-harness.ts';
+import { describe, expect, it } from 'vitest';
+import { rawExchange, send, statusCodes, target, useTap } from './tap-harness.ts';
 
-let nats: NatsServer;
-let tap: TapHarness;
-
-beforeAll(async () => {
-  nats = await startNatsServer();
-  tap = await startTap({
-    natsUrl: nats.url,
-    config: {
-      targets: [
-        target('api', {
-          methods: ['POST', 'PUT'],
-          hosts: ['api.example.com', '*.shop.example'],
-          pathPrefixes: ['/v1/'],
-          cookieNames: ['session'],
-          revealHeaders: ['authorization'],
-          maxBodyBytes: 100,
-        }),
-        target('audit', { methods: ['DELETE'], cookieNames: ['csrf'], maxBodyBytes: 0 }),
-      ],
-    },
-  });
-});
-afterAll(async () => {
-  await (tap as TapHarness | undefined)?.close();
-  await (nats as NatsServer | undefined)?.stop();
-});
-afterEach(() => {
-  expect(tap.invalid).toEqual([]);
-  tap.received.length = 0;
+const { tap } = useTap({
+  config: {
+    targets: [
+      target('api', {
+        methods: ['POST', 'PUT'],
+        hosts: ['api.example.com', '*.shop.example'],
+        pathPrefixes: ['/v1/'],
+        cookieNames: ['session'],
+        revealHeaders: ['authorization'],
+        maxBodyBytes: 100,
+      }),
+      target('audit', { methods: ['DELETE'], cookieNames: ['csrf'], maxBodyBytes: 0 }),
+    ],
+  },
 });
 
 function forwardAuth(method: string, host: string, uri: string, headers: Record<string, string> = {}, body?: string) {

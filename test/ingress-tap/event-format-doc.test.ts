@@ -1,37 +1,26 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { rawExchange, startTap, statusCodes, target, type TapHarness } from './tap-harness.ts';
+import { describe, expect, it } from 'vitest';
+import { rawExchange, statusCodes, target, useTap } from './tap-harness.ts';
 
 // docs/event-format.md shows a real event: this test produces it from a representative forwardAuth request, with
 // the id and clock injected, and fails when the document and the tap disagree.
 
 const DOC = join(import.meta.dirname, '../../docs/event-format.md');
 
-let nats: NatsServer;
-let tap: TapHarness;
-
-beforeAll(async () => {
-  nats = await startNatsServer();
-  tap = await startTap({
-    natsUrl: nats.url,
-    config: {
-      targets: [
-        target('fraud-engine', { methods: ['POST'], hosts: ['shop.example.com'], pathPrefixes: ['/checkout'], cookieNames: ['session'] }),
-        target('audit-log', { methods: ['*'], maxBodyBytes: 0 }),
-      ],
-    },
-    deps: {
-      newId: () => '01JHGZ7Q2K8M4N6P9R3S5T7V9X',
-      now: () => Date.parse('2026-01-15T09:30:00.123Z'),
-      source: '/request-mirror/ingress-tap/ingress-tap-7d9f8b6c5-x2x4z',
-    },
-  });
-});
-afterAll(async () => {
-  await (tap as TapHarness | undefined)?.close();
-  await (nats as NatsServer | undefined)?.stop();
+const { tap } = useTap({
+  config: {
+    targets: [
+      target('fraud-engine', { methods: ['POST'], hosts: ['shop.example.com'], pathPrefixes: ['/checkout'], cookieNames: ['session'] }),
+      target('audit-log', { methods: ['*'], maxBodyBytes: 0 }),
+    ],
+  },
+  deps: {
+    newId: () => '01JHGZ7Q2K8M4N6P9R3S5T7V9X',
+    now: () => Date.parse('2026-01-15T09:30:00.123Z'),
+    source: '/request-mirror/ingress-tap/ingress-tap-7d9f8b6c5-x2x4z',
+  },
+  checkEachTest: false,
 });
 
 const BODY = '{"items":[{"sku":"A-100","qty":2}],"t":1}';

@@ -1,25 +1,10 @@
 import { createHash } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { eventually, send, startTap, target, type TapHarness } from './tap-harness.ts';
+import { afterEach, describe, expect, it } from 'vitest';
+import { eventually, send, startTap, target, useTap, type TapHarness } from './tap-harness.ts';
 
 const MAX_PAYLOAD = 4096;
 
-let nats: NatsServer;
-let tap: TapHarness;
-
-beforeAll(async () => {
-  nats = await startNatsServer({ maxPayloadBytes: MAX_PAYLOAD });
-  tap = await startTap({ natsUrl: nats.url, config: { targets: [target('all')] } });
-});
-afterAll(async () => {
-  await (tap as TapHarness | undefined)?.close();
-  await (nats as NatsServer | undefined)?.stop();
-});
-afterEach(() => {
-  expect(tap.invalid).toEqual([]);
-  tap.received.length = 0;
-});
+const { nats, tap } = useTap({ nats: { maxPayloadBytes: MAX_PAYLOAD }, config: { targets: [target('all')] } });
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 

@@ -1,24 +1,8 @@
 import { decodeTime } from 'ulid';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { rawExchange, send, startTap, statusCodes, target, type Received, type TapHarness } from './tap-harness.ts';
+import { describe, expect, it } from 'vitest';
+import { rawExchange, send, statusCodes, target, useTap, type Received } from './tap-harness.ts';
 
-let nats: NatsServer;
-let tap: TapHarness;
-
-beforeAll(async () => {
-  nats = await startNatsServer();
-  tap = await startTap({ natsUrl: nats.url, config: { targets: [target('audit', { cookieNames: ['session'] })] } });
-});
-afterAll(async () => {
-  // Undefined when beforeAll failed half-way.
-  await (tap as TapHarness | undefined)?.close();
-  await (nats as NatsServer | undefined)?.stop();
-});
-afterEach(() => {
-  expect(tap.invalid).toEqual([]);
-  tap.received.length = 0;
-});
+const { tap } = useTap({ config: { targets: [target('audit', { cookieNames: ['session'] })] } });
 
 // What Traefik v3.6 sends to a forwardAuth address with trustForwardHeader: false and forwardBody: true.
 function forwardAuthHeaders(extra: Record<string, string | string[]> = {}): Record<string, string | string[]> {

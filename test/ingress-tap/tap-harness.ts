@@ -7,12 +7,15 @@ import addFormatsModule from 'ajv-formats';
 import { CloudEvent } from 'cloudevents';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { Config, type ConfigInput, type ListenerTls } from '../../contract/config.ts';
 import type { MirrorEvent } from '../../contract/event.ts';
 import { allRequestsSubject } from '../../contract/subjects.ts';
 import { buildTap, type Tap, type TapDeps } from '../../ingress-tap/app.ts';
 import { createMetrics, type TapMetrics } from '../../ingress-tap/metrics.ts';
 import { startPublisher, type Publisher } from '../../ingress-tap/publisher.ts';
+import { lateBound } from '../support/late-bound.ts';
+import { startNatsServer, type NatsServer, type NatsServerOptions } from '../support/nats-server.ts';
 
 // A real tap on port 0, publishing to a real nats-server, with a subscriber that validates every event it
 // receives against the generated JSON Schema and the CloudEvents SDK before handing it to the test.
@@ -131,6 +134,35 @@ export async function startTap(options: TapHarnessOptions): Promise<TapHarness> 
     await close();
     throw error;
   }
+}
+
+export interface TapFixtureOptions extends Omit<TapHarnessOptions, 'natsUrl'> {
+  readonly nats?: NatsServerOptions;
+  /** After each test, expect no invalid event and forget the events received (default true). */
+  readonly checkEachTest?: boolean;
+}
+
+/** Registers the file's hooks: one nats-server and one tap for the whole file, started in beforeAll. */
+export function useTap(options: TapFixtureOptions = {}): { readonly nats: NatsServer; readonly tap: TapHarness } {
+  const { nats: natsOptions, checkEachTest = true, ...tapOptions } = options;
+  let nats: NatsServer | undefined;
+  let tap: TapHarness | undefined;
+  beforeAll(async () => {
+    nats = await startNatsServer(natsOptions);
+    tap = await startTap({ ...tapOptions, natsUrl: nats.url });
+  });
+  afterAll(async () => {
+    await tap?.close();
+    await nats?.stop();
+  });
+  const fixture = { nats: lateBound('nats-server', () => nats), tap: lateBound('tap', () => tap) };
+  if (checkEachTest) {
+    afterEach(() => {
+      expect(fixture.tap.invalid).toEqual([]);
+      fixture.tap.received.length = 0;
+    });
+  }
+  return fixture;
 }
 
 export interface EventCollector {
