@@ -1,33 +1,21 @@
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { MirrorEvent } from '../../contract/event.ts';
 import type { ReceivedRequest } from '../support/http-receiver.ts';
-import { eventsOf, startStack, UPSTREAM_BODY, waitForEvent, type SentResponse, type Stack } from '../support/stack.ts';
-import { reportOnFailure } from './report.ts';
+import { eventsOf, UPSTREAM_BODY, waitForEvent, type SentResponse } from '../support/stack.ts';
+import { useStack } from './fixture.ts';
 import { attachmentRoutes, KiB } from './routes.ts';
 
 // The tap behind real Traefik, attached both ways: what the webhook receives, and proof that the user's request and
 // response pass through untouched.
 
 const LIMIT = 64 * KiB;
-let stack: Stack | undefined;
-beforeAll(async () => {
-  stack = await startStack({
-    receivers: ['hook'],
-    targets: (r) => [{ name: 'hook', watchURL: `${r.hook?.url ?? ''}/events`, methods: ['*'], cookieNames: ['session'] }],
-    traefik: (b) => attachmentRoutes(b, { maxBodySize: LIMIT }),
-    traefikLogLevel: 'DEBUG',
-  });
+const s = useStack({
+  receivers: ['hook'],
+  targets: (r) => [{ name: 'hook', watchURL: `${r.hook?.url ?? ''}/events`, methods: ['*'], cookieNames: ['session'] }],
+  traefik: (b) => attachmentRoutes(b, { maxBodySize: LIMIT }),
+  traefikLogLevel: 'DEBUG',
 });
-afterAll(async () => {
-  await stack?.close();
-});
-reportOnFailure(() => stack);
-
-function s(): Stack {
-  if (!stack) throw new Error('stack did not start');
-  return stack;
-}
 
 /** Headers every client request carries; the upstream must receive each with the same value. */
 const CLIENT_HEADERS = {

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { HttpReceiver } from '../support/http-receiver.ts';
-import { eventsOf, startStack, waitForEvent, type Stack } from '../support/stack.ts';
-import { reportOnFailure } from './report.ts';
+import { eventsOf, waitForEvent } from '../support/stack.ts';
+import { receiverOf, useStack } from './fixture.ts';
 import { attachmentRoutes, KiB, MiB } from './routes.ts';
 
 // What each Traefik body limit does, and what the tap keeps, at limit-1, limit, limit+1 and a streamed 10 MiB.
@@ -14,30 +14,14 @@ const LIMIT = 64 * KiB;
 const TAP_MAX = 256 * KiB;
 const TEN_MIB = 10 * MiB;
 
-let stack: Stack | undefined;
-beforeAll(async () => {
-  stack = await startStack({
-    receivers: ['hook'],
-    tap: { maxBodyBytes: TAP_MAX },
-    targets: (r) => [{ name: 'hook', watchURL: `${r.hook?.url ?? ''}/events`, methods: ['*'], maxBodyBytes: MiB }],
-    traefik: (b) => attachmentRoutes(b, { maxBodySize: LIMIT }),
-    traefikLogLevel: 'DEBUG',
-  });
+const s = useStack({
+  receivers: ['hook'],
+  tap: { maxBodyBytes: TAP_MAX },
+  targets: (r) => [{ name: 'hook', watchURL: `${r.hook?.url ?? ''}/events`, methods: ['*'], maxBodyBytes: MiB }],
+  traefik: (b) => attachmentRoutes(b, { maxBodySize: LIMIT }),
+  traefikLogLevel: 'DEBUG',
 });
-afterAll(async () => {
-  await stack?.close();
-});
-reportOnFailure(() => stack);
-
-function s(): Stack {
-  if (!stack) throw new Error('stack did not start');
-  return stack;
-}
-function hook(): HttpReceiver {
-  const h = s().receivers.hook;
-  if (!h) throw new Error('no receiver');
-  return h;
-}
+const hook = (): HttpReceiver => receiverOf(s(), 'hook');
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** 10 MiB in 64 KiB chunks, sent with chunked transfer encoding (no Content-Length). */

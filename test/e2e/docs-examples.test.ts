@@ -1,14 +1,14 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { localizeExample, readExample } from '../support/examples.ts';
 import { freePort } from '../support/free-port.ts';
 import { answers2xx, startProcess, waitUntil } from '../support/process.ts';
-import { ROOT, startStack, waitForEvent, type Stack } from '../support/stack.ts';
+import { ROOT, waitForEvent } from '../support/stack.ts';
 import { startTraefik, traefikBin, type Traefik } from '../support/traefik.ts';
-import { reportOnFailure } from './report.ts';
+import { receiverOf, useStack } from './fixture.ts';
 
 // Every snippet of docs/install-traefik.md is a file under docs/examples/: the page embeds each verbatim, and each is
 // loaded into a real Traefik in front of the real tap here.
@@ -26,22 +26,10 @@ describe('docs/install-traefik.md', () => {
   });
 });
 
-let stack: Stack | undefined;
-beforeAll(async () => {
-  stack = await startStack({
-    receivers: ['hook'],
-    targets: (r) => [{ name: 'hook', watchURL: `${r.hook?.url ?? ''}/events`, methods: ['*'], cookieNames: ['session'] }],
-  });
+const s = useStack({
+  receivers: ['hook'],
+  targets: (r) => [{ name: 'hook', watchURL: `${r.hook?.url ?? ''}/events`, methods: ['*'], cookieNames: ['session'] }],
 });
-afterAll(async () => {
-  await stack?.close();
-});
-reportOnFailure(() => stack);
-
-function s(): Stack {
-  if (!stack) throw new Error('stack did not start');
-  return stack;
-}
 
 async function withTraefik(files: string[], routers: string[], use: (t: Traefik) => Promise<void>): Promise<void> {
   const t = await startTraefik({
@@ -62,11 +50,7 @@ async function send(t: Traefik, host: string, path: string, method = 'GET', body
   return { status: res.statusCode, body: await res.body.text() };
 }
 
-const hook = () => {
-  const h = s().receivers.hook;
-  if (!h) throw new Error('no receiver');
-  return h;
-};
+const hook = () => receiverOf(s(), 'hook');
 
 async function apiJson(t: Traefik, path: string): Promise<unknown> {
   const res = await fetch(`${t.adminUrl}/api/http/${path}`);

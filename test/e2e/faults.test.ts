@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/free-port.ts';
 import type { HttpReceiver } from '../support/http-receiver.ts';
 import { waitUntil } from '../support/process.ts';
-import { eventsOf, startStack, type Stack } from '../support/stack.ts';
-import { reportOnFailure } from './report.ts';
+import { eventsOf } from '../support/stack.ts';
+import { receiverOf, useStack } from './fixture.ts';
 import { attachmentRoutes, KiB } from './routes.ts';
 
 // Whatever breaks behind the tap, the user's request is served. Only the tap itself being down shows: forwardAuth
@@ -12,21 +12,18 @@ import { attachmentRoutes, KiB } from './routes.ts';
 // Mirroring calls the tap after the upstream answered and drops the mirror's outcome.
 
 const SLOW_MS = 3000;
-let stack: Stack | undefined;
-let blackhole: Server | undefined;
 const held = new Set<Socket>();
+// Accepts connections and never answers: a webhook behind a dead load balancer.
+const blackhole: Server = createServer((socket) => {
+  held.add(socket);
+  socket.on('close', () => held.delete(socket));
+});
 
-beforeAll(async () => {
-  // Accepts connections and never answers: a webhook behind a dead load balancer.
-  const hole = createServer((socket) => {
-    held.add(socket);
-    socket.on('close', () => held.delete(socket));
-  });
-  blackhole = hole;
-  await new Promise<void>((resolve) => hole.listen(0, '127.0.0.1', resolve));
-  const holePort = (hole.address() as { port: number }).port;
+const s = useStack(async () => {
+  await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+  const holePort = (blackhole.address() as { port: number }).port;
   const refusedPort = await freePort();
-  stack = await startStack({
+  return {
     receivers: ['ok', 'slow'],
     targets: (r) => {
       const fast = { timeoutMs: 500, headersTimeoutMs: 500, connectTimeoutMs: 500, retry: { maxAttempts: 1 }, methods: ['*'] };
@@ -38,30 +35,20 @@ beforeAll(async () => {
       ];
     },
     traefik: (b) => attachmentRoutes(b, { maxBodySize: 64 * KiB }),
-  });
-  const slow = stack.receivers.slow;
-  if (slow) {
-    slow.respond = (_req, res) => {
-      setTimeout(() => res.writeHead(204).end(), SLOW_MS).unref();
-    };
-  }
+  };
 });
+beforeAll(() => {
+  receiverOf(s(), 'slow').respond = (_req, res) => {
+    setTimeout(() => res.writeHead(204).end(), SLOW_MS).unref();
+  };
+});
+// Registered after useStack's, so it runs before the stack closes (vitest runs after-hooks in reverse order).
 afterAll(async () => {
   for (const socket of held) socket.destroy();
-  await new Promise((resolve) => blackhole?.close(resolve));
-  await stack?.close();
+  await new Promise((resolve) => blackhole.close(resolve));
 });
-reportOnFailure(() => stack);
 
-function s(): Stack {
-  if (!stack) throw new Error('stack did not start');
-  return stack;
-}
-function ok(): HttpReceiver {
-  const r = s().receivers.ok;
-  if (!r) throw new Error('no receiver');
-  return r;
-}
+const ok = (): HttpReceiver => receiverOf(s(), 'ok');
 
 let n = 0;
 /** One request through each attachment; both must be served by the upstream. */
