@@ -65,7 +65,7 @@ const world = await startWorld(runDir);
 let findings: Findings;
 let tapViews: TapView[];
 try {
-  const noPipelines = world.unavailable.get('pipelines') ?? null;
+  const noPipelines = values.only ? '--only: latency scenarios only' : (world.unavailable.get('pipelines') ?? null);
   const scenarios = await runLatency(world, plan, log);
   tapViews = (
     await Promise.all(
