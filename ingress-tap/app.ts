@@ -65,6 +65,7 @@ export function buildTap(deps: TapDeps): Tap {
     },
     async close() {
       await Promise.all([forwardAuth.close(), mirror.close()]);
+      handler.flush();
       await admin.close();
     },
   };

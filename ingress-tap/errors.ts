@@ -18,6 +18,11 @@ export class PendingBytesExceededError extends RequestMirrorError {
   readonly code = 'RM_TAP_PENDING_BYTES_EXCEEDED';
 }
 
+/** More events were waiting for their build pass than the tap keeps (request-handler.ts MAX_UNBUILT_*); dropped. */
+export class BuildQueueFullError extends RequestMirrorError {
+  readonly code = 'RM_TAP_BUILD_QUEUE_FULL';
+}
+
 /** The event does not fit the NATS max_payload even without its body (its headers alone are too large). */
 export class EventTooLargeError extends RequestMirrorError {
   readonly code = 'RM_TAP_EVENT_TOO_LARGE';

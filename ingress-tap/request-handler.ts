@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { requestSubject } from '../contract/subjects.ts';
 import { captureBody, type CapturedBody } from './body-capture.ts';
 import type { CaptureDecision, CapturePolicy } from './capture-policy.ts';
-import { EventTooLargeError, RejectedInputError } from './errors.ts';
+import { BuildQueueFullError, EventTooLargeError, RejectedInputError } from './errors.ts';
 import { originalRequest, type Attachment, type OriginalRequest } from './forwarded-request.ts';
 import { captureHeaders } from './header-capture.ts';
 import type { TapMetrics } from './metrics.ts';
@@ -14,7 +14,8 @@ import { buildEvent, encodeEvent } from './snapshot.ts';
 
 // The tap's one job per request: answer 200 at once, then snapshot and publish. Nothing before the answer waits
 // on I/O; the body is read and the event built and published after the 200 is written, so neither a slow body
-// nor NATS can delay the user's request.
+// nor NATS can delay the user's request. Events are built in one pass per event-loop turn (setImmediate, after
+// the turn's I/O callbacks), so every request that arrived in a turn is answered before any of its events is built.
 
 /** A request from the plain HTTP/1.1 listener, or from the TLS one (HTTP/2 through Node's compatibility API, or HTTP/1.1). */
 export type TapRequest = IncomingMessage | Http2ServerRequest;
@@ -38,9 +39,29 @@ export interface RequestHandler {
   setPolicy(policy: CapturePolicy): void;
   /** True while a request on this socket has been answered and its body is still arriving. */
   answeredMidBody(socket: Socket): boolean;
+  /** Builds and publishes the events still waiting for their pass; called on shutdown before the publisher closes. */
+  flush(): void;
 }
 
 const EMPTY_OK = { 'content-length': '0' };
+
+// Bounds on the events waiting for their build pass. A pass runs every event-loop turn, so these are only reached
+// when one turn brings an unusual burst; past them the event is dropped and counted, never queued without bound.
+// The bytes are captured body bytes, already in memory: the bound caps how many the queue keeps alive. One event
+// is always accepted into an empty queue, whatever its body size (the capture limit bounds that).
+export const MAX_UNBUILT_EVENTS = 4096;
+export const MAX_UNBUILT_BYTES = 32 * 1024 * 1024;
+
+interface Unbuilt {
+  readonly attachment: Attachment;
+  readonly id: string;
+  readonly time: number;
+  readonly subject: string;
+  readonly original: OriginalRequest;
+  readonly decision: CaptureDecision;
+  readonly rawHeaders: string[];
+  readonly body: CapturedBody | null;
+}
 
 export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
   const { publisher, metrics, logger, source, newId, now } = deps;
@@ -88,6 +109,46 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
     countOutcome(publisher.publish(subject, encoded.payload));
   }
 
+  let unbuilt: Unbuilt[] = [];
+  let unbuiltBytes = 0;
+  let buildScheduled = false;
+  let queueFullLogged = false;
+
+  function enqueue(item: Unbuilt): void {
+    const bytes = item.body === null ? 0 : item.body.bytes.length;
+    if (unbuilt.length > 0 && (unbuilt.length >= MAX_UNBUILT_EVENTS || unbuiltBytes + bytes > MAX_UNBUILT_BYTES)) {
+      metrics.dropped.inc({ reason: 'build_queue_full' });
+      if (!queueFullLogged) {
+        queueFullLogged = true;
+        logger.warn({ err: new BuildQueueFullError(`${unbuilt.length} events (${unbuiltBytes} body bytes) waiting to be built`), id: item.id }, 'event dropped');
+      }
+      return;
+    }
+    unbuilt.push(item);
+    unbuiltBytes += bytes;
+    if (!buildScheduled) {
+      buildScheduled = true;
+      setImmediate(buildAll);
+    }
+  }
+
+  function buildAll(): void {
+    buildScheduled = false;
+    const items = unbuilt;
+    unbuilt = [];
+    unbuiltBytes = 0;
+    queueFullLogged = false;
+    for (const item of items) {
+      try {
+        publishEvent(item.attachment, item.id, item.time, item.subject, item.original, item.decision, item.rawHeaders, item.body);
+      } catch (error) {
+        metrics.publishErrors.inc();
+        metrics.dropped.inc({ reason: 'publish_error' });
+        logger.error({ err: error, id: item.id }, 'building or publishing an event failed');
+      }
+    }
+  }
+
   // The publisher counts what it publishes; what it refuses, or never got, is counted here.
   function countOutcome(outcome: ReturnType<Publisher['publish']>): void {
     if (outcome !== 'queued') metrics.dropped.inc({ reason: outcome });
@@ -99,6 +160,7 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
       policy = next;
     },
     answeredMidBody: (socket) => midBody.has(socket),
+    flush: buildAll,
     handle(req, res, attachment) {
       const started = performance.now();
       const time = now();
@@ -129,13 +191,7 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
           metrics.dropped.inc({ reason: 'request_aborted' });
           return;
         }
-        try {
-          publishEvent(attachment, id, time, subject, original, decision, req.rawHeaders, body);
-        } catch (error) {
-          metrics.publishErrors.inc();
-          metrics.dropped.inc({ reason: 'publish_error' });
-          logger.error({ err: error, id }, 'building or publishing an event failed');
-        }
+        enqueue({ attachment, id, time, subject, original, decision, rawHeaders: req.rawHeaders, body });
       });
       answer(res, { 'content-length': '0', 'x-request-mirror-id': id });
       if (!req.complete) midBody.add(socket);
