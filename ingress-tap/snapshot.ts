@@ -48,7 +48,21 @@ export function buildEvent(parts: EventParts): MirrorEvent {
   return event;
 }
 
+// Most requests (GETs, forwardAuth without forwardBody) have an empty body; hashing nothing costs a Hash object.
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
+
 export function bodyOf(bytes: Buffer, body: Pick<CapturedBody, 'receivedBytes' | 'declaredLength'>): Body {
+  if (bytes.length === 0) {
+    return {
+      encoding: 'utf8',
+      data: '',
+      capturedBytes: 0,
+      declaredLength: body.declaredLength,
+      receivedBytes: body.receivedBytes,
+      truncated: body.receivedBytes > 0,
+      sha256: EMPTY_SHA256,
+    };
+  }
   const utf8 = isUtf8(bytes);
   return {
     encoding: utf8 ? 'utf8' : 'base64',
