@@ -183,6 +183,14 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
       }
       const id = newId(time);
       const subject = requestSubject(policy.subjectPrefix, original.method);
+      if (hasNoBody(req)) {
+        req.on('error', noop);
+        const body = decision.bodyLimit === 0 ? null : { bytes: EMPTY_BODY, receivedBytes: 0, declaredLength: req.headers['content-length'] === undefined ? null : 0 };
+        enqueue({ attachment, id, time, subject, original, decision, rawHeaders: req.rawHeaders, body });
+        answer(res, { 'content-length': '0', 'x-request-mirror-id': id });
+        counted.handlingSeconds.observe((performance.now() - started) / 1000);
+        return;
+      }
       // Listening before answering: Node discards an unread request body once the response has finished.
       const socket = req.socket;
       captureBody(req, decision.bodyLimit, (body, aborted) => {
@@ -201,6 +209,19 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
 }
 
 function noop(): void {}
+
+const EMPTY_BODY = Buffer.alloc(0);
+
+// An HTTP/1.x request without Transfer-Encoding and with no or a zero Content-Length has no body (RFC 9112
+// section 6.3): its event needs no stream listeners. Not so over HTTP/2, where DATA frames may follow without a
+// content-length.
+function hasNoBody(req: TapRequest): boolean {
+  if (req.httpVersionMajor !== 1) return false;
+  const { headers } = req;
+  if (headers['transfer-encoding'] !== undefined) return false;
+  const length = headers['content-length'];
+  return length === undefined || length === '0';
+}
 
 // The same call on both response kinds; TypeScript cannot call the union of their writeHead overloads.
 function answer(res: TapResponse, headers: Record<string, string>): void {
