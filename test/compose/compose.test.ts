@@ -8,11 +8,11 @@ import { Ajv2019 } from 'ajv/dist/2019.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../../contract/config-file.ts';
-import { freePort } from '../support/free-port.ts';
-import { natsServerBin } from '../support/nats-server.ts';
-import { startProcess } from '../support/process.ts';
-import { ROOT } from '../support/stack.ts';
-import { startTraefik } from '../support/traefik.ts';
+import { freePort } from '../../tools/stack/free-port.ts';
+import { natsServerBin } from '../../tools/stack/nats-server.ts';
+import { startProcess } from '../../tools/stack/process.ts';
+import { ROOT } from '../../tools/stack/stack.ts';
+import { startTraefik } from '../../tools/stack/traefik.ts';
 
 // There is no Docker engine here, so docker-compose.yml and the Dockerfile are checked as far as one can without
 // one: schema, the files they mount and copy, the real binaries reading those files, and the build's entrypoints.

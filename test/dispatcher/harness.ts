@@ -12,10 +12,10 @@ import { createDispatcher, type Dispatcher } from '../../dispatcher/dispatcher.t
 import { createMetrics, type DispatcherMetrics } from '../../dispatcher/metrics.ts';
 import { resolveSecrets } from '../../dispatcher/secrets.ts';
 import { subscribeEvents } from '../../dispatcher/subscription.ts';
-import { Cleanup } from '../support/cleanup.ts';
-import { startHttpReceiver, type HttpReceiver, type Responder } from '../support/http-receiver.ts';
+import { Cleanup } from '../../tools/stack/cleanup.ts';
+import { startHttpReceiver, type HttpReceiver, type Responder } from '../../tools/stack/http-receiver.ts';
 import { lateBound } from '../support/late-bound.ts';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
 
 // Builds a dispatcher the way main.ts does, against a real nats-server, with a NATS client to publish real events.
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNatsServer, stopChild } from '../support/nats-server.ts';
+import { startNatsServer, stopChild } from '../../tools/stack/nats-server.ts';
 import { requestSubject } from '../../contract/subjects.ts';
 import { eventually, makeEvent, publish, startBlackhole, useDispatcherFixture, PREFIX } from './harness.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Responder } from '../support/http-receiver.ts';
+import type { Responder } from '../../tools/stack/http-receiver.ts';
 import { accounting, eventually, makeEvent, metric, publish, startDispatcher, testConfig, useDispatcherFixture } from './harness.ts';
 
 const { nats, receiver, defer } = useDispatcherFixture();

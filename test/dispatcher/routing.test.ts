@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import type { MirrorEvent } from '../../contract/event.ts';
-import type { HttpReceiver, ReceivedRequest } from '../support/http-receiver.ts';
+import type { HttpReceiver, ReceivedRequest } from '../../tools/stack/http-receiver.ts';
 import { makeEvent, metric, publish, startDispatcher, testConfig, useDispatcherFixture, type RunningDispatcher } from './harness.ts';
 
 const { nats, receiver, defer } = useDispatcherFixture();

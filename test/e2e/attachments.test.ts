@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { MirrorEvent } from '../../contract/event.ts';
-import type { ReceivedRequest } from '../support/http-receiver.ts';
-import { eventsOf, UPSTREAM_BODY, waitForEvent, type SentResponse } from '../support/stack.ts';
+import type { ReceivedRequest } from '../../tools/stack/http-receiver.ts';
+import { eventsOf, UPSTREAM_BODY, waitForEvent, type SentResponse } from '../../tools/stack/stack.ts';
 import { useStack } from './fixture.ts';
 import { attachmentRoutes, KiB } from './routes.ts';
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { HttpReceiver } from '../support/http-receiver.ts';
-import { eventsOf, waitForEvent } from '../support/stack.ts';
+import type { HttpReceiver } from '../../tools/stack/http-receiver.ts';
+import { eventsOf, waitForEvent } from '../../tools/stack/stack.ts';
 import { receiverOf, useStack } from './fixture.ts';
 import { attachmentRoutes, KiB, MiB } from './routes.ts';
 

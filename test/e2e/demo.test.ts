@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from '../support/stack.ts';
+import { ROOT } from '../../tools/stack/stack.ts';
 
 // `make demo` must not rot: its non-interactive mode starts the whole stack, sends the example requests, checks they
 // reached the webhook and stops everything.

@@ -3,11 +3,11 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { localizeExample, readExample } from '../support/examples.ts';
-import { freePort } from '../support/free-port.ts';
-import { answers2xx, startProcess, waitUntil } from '../support/process.ts';
-import { ROOT, waitForEvent } from '../support/stack.ts';
-import { startTraefik, traefikBin, type Traefik } from '../support/traefik.ts';
+import { localizeExample, readExample } from '../../tools/stack/examples.ts';
+import { freePort } from '../../tools/stack/free-port.ts';
+import { answers2xx, startProcess, waitUntil } from '../../tools/stack/process.ts';
+import { ROOT, waitForEvent } from '../../tools/stack/stack.ts';
+import { startTraefik, traefikBin, type Traefik } from '../../tools/stack/traefik.ts';
 import { receiverOf, useStack } from './fixture.ts';
 
 // Every snippet of docs/install-traefik.md is a file under docs/examples/: the page embeds each verbatim, and each is

@@ -1,9 +1,9 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../support/free-port.ts';
-import type { HttpReceiver } from '../support/http-receiver.ts';
-import { waitUntil } from '../support/process.ts';
-import { eventsOf } from '../support/stack.ts';
+import { freePort } from '../../tools/stack/free-port.ts';
+import type { HttpReceiver } from '../../tools/stack/http-receiver.ts';
+import { waitUntil } from '../../tools/stack/process.ts';
+import { eventsOf } from '../../tools/stack/stack.ts';
 import { receiverOf, useStack } from './fixture.ts';
 import { attachmentRoutes, KiB } from './routes.ts';
 

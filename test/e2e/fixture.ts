@@ -1,6 +1,6 @@
 import { afterAll, beforeAll } from 'vitest';
-import type { HttpReceiver } from '../support/http-receiver.ts';
-import { startStack, type Stack, type StackOptions } from '../support/stack.ts';
+import type { HttpReceiver } from '../../tools/stack/http-receiver.ts';
+import { startStack, type Stack, type StackOptions } from '../../tools/stack/stack.ts';
 import { reportOnFailure } from './report.ts';
 
 /**

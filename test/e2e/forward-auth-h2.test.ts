@@ -2,8 +2,8 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ListenerTls } from '../../contract/config.ts';
-import { localizeExample, readExample } from '../support/examples.ts';
-import { startStack, waitForEvent, type Stack } from '../support/stack.ts';
+import { localizeExample, readExample } from '../../tools/stack/examples.ts';
+import { startStack, waitForEvent, type Stack } from '../../tools/stack/stack.ts';
 import { makeCertificate, type TestCertificate } from '../support/tls.ts';
 import { reportOnFailure } from './report.ts';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../support/stack.ts';
+import { startStack, type Stack } from '../../tools/stack/stack.ts';
 import { reportOnFailure } from './report.ts';
 import { attachmentRoutes, KiB } from './routes.ts';
 

@@ -1,5 +1,5 @@
 import { afterEach } from 'vitest';
-import type { Stack } from '../support/stack.ts';
+import type { Stack } from '../../tools/stack/stack.ts';
 
 /** Prints every process's output after a failed test, so the reason is in the log next to the failure. */
 export function reportOnFailure(stack: () => Stack | undefined): void {

@@ -1,4 +1,4 @@
-import type { Backends } from '../support/stack.ts';
+import type { Backends } from '../../tools/stack/stack.ts';
 
 // Dynamic Traefik configuration for the e2e suites: one router per way of attaching the tap, all in front of the
 // same upstream, told apart by path prefix.

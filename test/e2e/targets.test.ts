@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../contract/config.ts';
-import type { HttpReceiver } from '../support/http-receiver.ts';
-import { eventsOf, startStack, waitForEvent, type Stack } from '../support/stack.ts';
+import type { HttpReceiver } from '../../tools/stack/http-receiver.ts';
+import { eventsOf, startStack, waitForEvent, type Stack } from '../../tools/stack/stack.ts';
 import { reportOnFailure } from './report.ts';
 import { attachmentRoutes, KiB } from './routes.ts';
 

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../contract/config.ts';
-import { freePort } from '../support/free-port.ts';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
-import { answers2xx, startProcess, waitUntil, type ManagedProcess } from '../support/process.ts';
+import { freePort } from '../../tools/stack/free-port.ts';
+import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
+import { answers2xx, startProcess, waitUntil, type ManagedProcess } from '../../tools/stack/process.ts';
 import { collectEvents, send, target, type EventCollector } from './tap-harness.ts';
 
 // The tap as production runs it: `node ingress-tap/main.ts --config FILE`, reloading the file while running and

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort } from '../support/free-port.ts';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { freePort } from '../../tools/stack/free-port.ts';
+import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
 import { collectEvents, eventually, send, startTap, target, type EventCollector, type TapHarness } from './tap-harness.ts';
 
 // NATS going away must never reach Traefik: the tap keeps answering 200, drops and counts, says so on /readyz, and

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
 import { rawExchange, send, startTap, statusCodes, target, type TapHarness } from './tap-harness.ts';
 
 // Whatever arrives, the tap answers 2xx or nothing at all, and keeps running.

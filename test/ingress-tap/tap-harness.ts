@@ -15,7 +15,7 @@ import { buildTap, type Tap, type TapDeps } from '../../ingress-tap/app.ts';
 import { createMetrics, type TapMetrics } from '../../ingress-tap/metrics.ts';
 import { startPublisher, type Publisher } from '../../ingress-tap/publisher.ts';
 import { lateBound } from '../support/late-bound.ts';
-import { startNatsServer, type NatsServer, type NatsServerOptions } from '../support/nats-server.ts';
+import { startNatsServer, type NatsServer, type NatsServerOptions } from '../../tools/stack/nats-server.ts';
 
 // A real tap on port 0, publishing to a real nats-server, with a subscriber that validates every event it
 // receives against the generated JSON Schema and the CloudEvents SDK before handing it to the test.

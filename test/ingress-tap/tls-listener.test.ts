@@ -2,7 +2,7 @@ import { connect as http2Connect, type ClientHttp2Session, type OutgoingHttpHead
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startNatsServer, type NatsServer } from '../support/nats-server.ts';
+import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
 import { makeCertificate, type TestCertificate } from '../support/tls.ts';
 import { eventually, rawExchange, send, startTap, target, type Received, type TapHarness } from './tap-harness.ts';
 

@@ -11,7 +11,7 @@ import { ulid } from 'ulid';
 import { Pool } from 'undici';
 import { EVENT_TYPE } from '../../contract/event.ts';
 import { requestSubject } from '../../contract/subjects.ts';
-import { startNatsServer } from '../../test/support/nats-server.ts';
+import { startNatsServer } from '../stack/nats-server.ts';
 
 // The dispatcher's own throughput probe (issue goal: dispatcher deliveries/s ≥ 0.7 × a raw undici loop POSTing the
 // same payloads to the same receiver, in the same run). Quicker than the full harness (tools/bench/main.ts) and

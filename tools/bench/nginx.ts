@@ -1,8 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { freePort } from '../../test/support/free-port.ts';
-import { waitUntil, type ManagedProcess } from '../../test/support/process.ts';
+import { freePort } from '../stack/free-port.ts';
+import { waitUntil, type ManagedProcess } from '../stack/process.ts';
 import { startLogged } from './processes.ts';
 
 // Debian's nginx with its core `mirror` module: the established way to copy traffic without a separate tap, and the

@@ -1,8 +1,8 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConfigInput } from '../../contract/config.ts';
-import { freePort } from '../../test/support/free-port.ts';
-import { answers2xx, waitUntil, type ManagedProcess } from '../../test/support/process.ts';
+import { freePort } from '../stack/free-port.ts';
+import { answers2xx, waitUntil, type ManagedProcess } from '../stack/process.ts';
 import { REPO_ROOT, startLogged } from './processes.ts';
 
 // One Request Mirror pipeline as production runs it: `node ingress-tap/main.ts --config FILE` and

@@ -1,10 +1,10 @@
 import { createWriteStream, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startProcess, waitUntil, type ManagedProcess } from '../../test/support/process.ts';
+import { startProcess, waitUntil, type ManagedProcess } from '../stack/process.ts';
 
 // Children of the benchmark: each one's output goes to <run dir>/<name>.log for the post-mortem, and every child is
-// SIGKILLed if the benchmark dies (test/support/process.ts).
+// SIGKILLed if the benchmark dies (tools/stack/process.ts).
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 

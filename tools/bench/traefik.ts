@@ -1,12 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { freePort } from '../../test/support/free-port.ts';
-import { answers2xx, waitUntil, type ManagedProcess } from '../../test/support/process.ts';
+import { freePort } from '../stack/free-port.ts';
+import { answers2xx, waitUntil, type ManagedProcess } from '../stack/process.ts';
 import { requireBin, startLogged } from './processes.ts';
 
 // Traefik for the benchmark: one process serves every scenario, one router per scenario (PathPrefix /<id>/), so all
-// scenarios share the same Traefik, the same warm-up and the same noise. test/support/traefik.ts writes an
+// scenarios share the same Traefik, the same warm-up and the same noise. tools/stack/traefik.ts writes an
 // unbuffered access log and takes no extra static options, which at 2,000 req/s would measure the log, so this is a
 // thin launcher of its own that reuses the test process helpers. The access log is JSON, buffered, and read per
 // router afterwards for Traefik's own Duration / OriginDuration / Overhead split.

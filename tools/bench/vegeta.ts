@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { startProcess } from '../../test/support/process.ts';
+import { startProcess } from '../stack/process.ts';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from '../../test/support/free-port.ts';
-import { startNatsServer, type NatsServer } from '../../test/support/nats-server.ts';
+import { freePort } from '../stack/free-port.ts';
+import { startNatsServer, type NatsServer } from '../stack/nats-server.ts';
 import { startBenchNginx, type BenchNginx } from './nginx.ts';
 import { pipelineMissing, startPipeline, type Pipeline } from './pipeline.ts';
 import { nodeScript, requireBin, startPeer, type Peer } from './processes.ts';

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
-import { portOrFree } from '../../test/support/free-port.ts';
-import { localizeExample, readExample } from '../../test/support/examples.ts';
-import { startStack, type Stack } from '../../test/support/stack.ts';
+import { portOrFree } from '../stack/free-port.ts';
+import { localizeExample, readExample } from '../stack/examples.ts';
+import { startStack, type Stack } from '../stack/stack.ts';
 import { startDemoReceiver, type DemoReceiver } from './receiver.ts';
 import { demoUpstream } from './upstream.ts';
 

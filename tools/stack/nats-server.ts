@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProcess, waitUntil } from './process.ts';
 
-// A real nats-server on loopback. `make test` builds the pinned binary and exports NATS_SERVER_BIN.
+// A real nats-server on loopback for tests, the demo and the benchmark. `tools/run` builds the pinned binary and
+// exports NATS_SERVER_BIN.
 
 export interface NatsServerOptions {
   /** Reuse a port, e.g. to restart the server where clients expect it. Default: a free one. */
