@@ -7,8 +7,10 @@ RUN := tools/run
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# The bench setup (vegeta, the Go responder, Debian's nginx) runs here too, outside any test timeout, because the
+# suite includes the benchmark's smoke run.
 test: ## lint, type-check and run every test against real nats-server and Traefik
-	@$(RUN) npm test
+	@. tools/env.sh && _rm_bench_setup && npm test
 
 generate: ## regenerate JSON Schemas, the CRD schema and docs from the zod contract
 	@$(RUN) npm run generate
