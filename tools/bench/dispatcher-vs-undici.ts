@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,9 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
-import { ulid } from 'ulid';
 import { Pool } from 'undici';
-import { EVENT_TYPE } from '../../contract/event.ts';
+import { makeEvent } from './events.ts';
 import { requestSubject } from '../../contract/subjects.ts';
 import { startNatsServer } from '../stack/nats-server.ts';
 
@@ -45,44 +43,7 @@ const { values } = parseArgs({
 });
 
 function makePayloads(n: number): string[] {
-  return Array.from({ length: n }, (_, i) => {
-    const body = JSON.stringify({ orderId: i, items: [{ sku: `sku-${i % 97}`, qty: 1 + (i % 5) }], note: 'x'.repeat(200) });
-    return JSON.stringify({
-      specversion: '1.0',
-      id: ulid(),
-      source: '//request-mirror/bench',
-      type: EVENT_TYPE,
-      time: new Date().toISOString(),
-      datacontenttype: 'application/json',
-      subject: `shop.example.com/api/orders/${i}`,
-      data: {
-        attachment: 'forwardAuth',
-        method: 'POST',
-        scheme: 'https',
-        host: 'shop.example.com',
-        path: `/api/orders/${i}`,
-        query: 'expand=items',
-        clientIp: '203.0.113.7',
-        headers: {
-          accept: ['application/json'],
-          'content-type': ['application/json'],
-          'user-agent': ['Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36'],
-          'x-request-id': [`req-${i}`],
-        },
-        redactedHeaders: ['authorization', 'cookie'],
-        cookies: {},
-        body: {
-          encoding: 'utf8',
-          data: body,
-          capturedBytes: Buffer.byteLength(body),
-          declaredLength: Buffer.byteLength(body),
-          receivedBytes: Buffer.byteLength(body),
-          truncated: false,
-          sha256: createHash('sha256').update(body).digest('hex'),
-        },
-      },
-    });
-  });
+  return Array.from({ length: n }, (_, i) => JSON.stringify(makeEvent(i)));
 }
 
 /** node:http answering 204; `GET /__wait?n=N` answers once N requests have been counted in all. */
