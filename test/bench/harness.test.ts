@@ -49,7 +49,7 @@ describe('benchmark harness', () => {
     for (const g of report.goals) expect(['met', 'not met', 'not run']).toContain(g.status);
 
     const byId = new Map(report.findings.scenarios.map((s) => [s.id, s]));
-    for (const id of ['S0', 'S1', 'S2', 'S7', 'S8', 'X2']) {
+    for (const id of ['S0', 'S1', 'S2', 'S2h2', 'S7', 'S8', 'X2']) {
       expect(byId.get(id), `${id}: ${byId.get(id)?.reason ?? ''}`).toMatchObject({ status: 'run' });
       expect(byId.get(id)?.requests).toBeGreaterThan(0);
     }

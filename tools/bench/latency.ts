@@ -27,6 +27,7 @@ export const SCENARIOS: readonly ScenarioDef[] = [
   { id: 'S0', title: 'Traefik → upstream, no middleware (baseline)', baseline: null, body: false, via: 'traefik' },
   { id: 'S1', title: 'forwardAuth → minimal Go responder (floor)', baseline: 'S0', body: false, via: 'traefik', authServer: 'go' },
   { id: 'S2', title: 'forwardAuth → ingress-tap, webhook healthy', baseline: 'S0', body: false, via: 'traefik', pipeline: 'healthy', authServer: 'tap' },
+  { id: 'S2h2', title: 'forwardAuth → ingress-tap over HTTP/2 with TLS, webhook healthy', baseline: 'S0', body: false, via: 'traefik', pipeline: 'healthy-h2', authServer: 'tap' },
   { id: 'S3', title: 'as S2, webhook answers after 2 s', baseline: 'S0', body: false, via: 'traefik', pipeline: 'slow', authServer: 'tap' },
   { id: 'S4', title: 'as S2, webhook refuses connections', baseline: 'S0', body: false, via: 'traefik', pipeline: 'refused', authServer: 'tap' },
   { id: 'S5', title: 'as S2, webhook blackholed (accepts, never answers)', baseline: 'S0', body: false, via: 'traefik', pipeline: 'blackhole', authServer: 'tap' },

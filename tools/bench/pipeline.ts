@@ -35,6 +35,8 @@ export interface PipelineOptions {
   readonly tap?: boolean;
   readonly dispatcher?: boolean;
   readonly dispatcherMaxQueuedBytes?: number;
+  /** Serve the forwardAuth listener over TLS (HTTP/2 or HTTP/1.1 by ALPN) with this certificate. */
+  readonly forwardAuthTls?: { readonly certFile: string; readonly keyFile: string };
 }
 
 export interface Pipeline {
@@ -55,7 +57,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   const config: ConfigInput = {
     nats: { url: options.natsUrl, subjectPrefix, queueGroup: subjectPrefix },
     tap: {
-      forwardAuth: { host: '127.0.0.1', port: ports.fa },
+      forwardAuth: { host: '127.0.0.1', port: ports.fa, ...(options.forwardAuthTls ? { tls: { ...options.forwardAuthTls } } : {}) },
       mirror: { host: '127.0.0.1', port: ports.mirror },
       admin: { host: '127.0.0.1', port: ports.tapAdmin },
     },

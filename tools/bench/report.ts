@@ -36,7 +36,7 @@ function table(head: readonly string[], rows: readonly (readonly string[])[]): s
 }
 
 const PLOTS = {
-  latency: { file: 'latency.svg', ids: ['S0', 'S1', 'S2', 'S3', 'S4', 'S5', 'S6', 'S7', 'X1', 'X2'], title: 'GET scenarios through Traefik' },
+  latency: { file: 'latency.svg', ids: ['S0', 'S1', 'S2', 'S2h2', 'S3', 'S4', 'S5', 'S6', 'S7', 'X1', 'X2'], title: 'GET scenarios through Traefik' },
   bodies: { file: 'latency-bodies.svg', ids: ['S0b', 'S8'], title: 'Bodies up to 1 MiB (forwardBody)' },
   peer: { file: 'latency-nginx.svg', ids: ['S0', 'S1', 'S2', 'S7', 'S9'], title: 'Request Mirror vs nginx mirror (slow mirror)' },
 } as const;
@@ -190,7 +190,7 @@ export function writeReport(run: Run, outDir: string): { markdown: string; json:
     '',
     '## Method',
     '',
-    `- \`${run.command}\` starts everything on loopback: one Traefik (file provider, one router per scenario on \`PathPrefix(/<id>/)\`, JSON access log buffered, only RouterName/Duration/OriginDuration/Overhead/DownstreamStatus kept), the pinned nats-server, one ingress-tap + dispatcher pair per webhook condition (own subject prefix and queue group), the Go responder (tools/go/responder) as upstream and as the S1 floor, bare fastify (HTTP/1.1, and HTTP/2 over TLS), webhook receivers in their own process, and Debian's nginx for S9.`,
+    `- \`${run.command}\` starts everything on loopback: one Traefik (file provider, one router per scenario on \`PathPrefix(/<id>/)\`, JSON access log buffered, only RouterName/Duration/OriginDuration/Overhead/DownstreamStatus kept), the pinned nats-server, one ingress-tap + dispatcher pair per webhook condition (own subject prefix and queue group) plus a healthy one for S2h2 whose forwardAuth listener serves HTTP/2 over TLS (self-signed certificate, Traefik's forwardAuth \`https\` with \`tls.ca\`, as for X2), the Go responder (tools/go/responder) as upstream and as the S1 floor, bare fastify (HTTP/1.1, and HTTP/2 over TLS), webhook receivers in their own process, and Debian's nginx for S9.`,
     `- Load: vegeta, open model (requests leave at the offered rate whatever the latency, so queueing is not hidden). GET scenarios at ${run.plan.rate} req/s; the body scenarios S0b and S8 at ${run.plan.bodyRate} req/s because their bodies (${BODY_MIX.map((b) => (b >= 1024 * 1024 ? `${b / 1024 / 1024} MiB` : `${b / 1024} KiB`)).join(', ')}, cycled) cost far more per request. ${run.plan.rounds} round(s) of ${run.plan.roundS} s per scenario, the order rotating each round, after ${run.plan.warmupS} s of warm-up each; results pooled per scenario. Percentiles are nearest-rank over every request (\`vegeta encode -to json\`), not vegeta's histogram.`,
     '- Added latency = scenario percentile minus the same percentile of its baseline (S0; S0b for S8). "× S1" divides that by S1\'s added latency at the same percentile.',
     '- RSS from /proc/PID/status VmRSS, CPU from /proc/PID/stat utime+stime, sampled every 500 ms during each round; peak is the highest sample, mean the time average.',

@@ -10,9 +10,10 @@ import { startBenchTraefik, type BenchTraefik, type Dynamic } from './traefik.ts
 
 // Everything the latency scenarios run against, started once and shared by every round: one Traefik with a router
 // per scenario, the upstream, the forwardAuth floor (Go responder), bare fastify over HTTP/1.1 and over HTTP/2+TLS,
-// one tap+dispatcher pipeline per webhook condition, the webhook receivers, and nginx for S9.
+// one tap+dispatcher pipeline per webhook condition (plus a healthy one whose forwardAuth listener serves HTTP/2 over
+// TLS, for S2h2), the webhook receivers, and nginx for S9.
 
-export type PipelineName = 'healthy' | 'slow' | 'refused' | 'blackhole' | 'natsdown';
+export type PipelineName = 'healthy' | 'healthy-h2' | 'slow' | 'refused' | 'blackhole' | 'natsdown';
 
 export interface World {
   readonly dir: string;
@@ -84,6 +85,7 @@ export async function startWorld(dir: string): Promise<World> {
       stops.push(() => natsDown.stop());
       const specs: [PipelineName, string, string][] = [
         ['healthy', nats.url, `${fast.url}/hook`],
+        ['healthy-h2', nats.url, `${fast.url}/hook`],
         ['slow', nats.url, `${slow.url}/hook`],
         ['refused', nats.url, `http://127.0.0.1:${refusedPort}/hook`],
         ['blackhole', nats.url, `${blackhole.url}/hook`],
@@ -91,7 +93,9 @@ export async function startWorld(dir: string): Promise<World> {
       ];
       try {
         for (const [name, natsUrl, url] of specs) {
-          const p = await startPipeline({ name, natsUrl, targets: hook(url), dir });
+          // S2h2: the same self-signed certificate as X2's fastify (SAN IP:127.0.0.1), trusted by Traefik as tls.ca.
+          const forwardAuthTls = name === 'healthy-h2' ? { certFile: tls.cert, keyFile: tls.key } : undefined;
+          const p = await startPipeline({ name, natsUrl, targets: hook(url), dir, ...(forwardAuthTls ? { forwardAuthTls } : {}) });
           stops.push(() => p.stop());
           pipelines.set(name, p);
         }
@@ -126,11 +130,22 @@ export async function startWorld(dir: string): Promise<World> {
     route('s1', 'auth-go');
     route('x1', 'auth-x1');
     route('x2', 'auth-x2');
-    const byScenario: [string, PipelineName][] = [['s2', 'healthy'], ['s3', 'slow'], ['s4', 'refused'], ['s5', 'blackhole'], ['s6', 'natsdown']];
+    const byScenario: [string, PipelineName][] = [
+      ['s2', 'healthy'],
+      ['s2h2', 'healthy-h2'],
+      ['s3', 'slow'],
+      ['s4', 'refused'],
+      ['s5', 'blackhole'],
+      ['s6', 'natsdown'],
+    ];
     for (const [id, name] of byScenario) {
       const p = pipelines.get(name);
       if (!p) continue;
-      middlewares[`auth-${name}`] = forwardAuth(`http://127.0.0.1:${p.forwardAuthPort}/`, { authResponseHeaders: ['X-Request-Mirror-Id'] });
+      // S2h2 as X2: https, with the listener's self-signed certificate as tls.ca, so Traefik's client attempts HTTP/2.
+      middlewares[`auth-${name}`] =
+        name === 'healthy-h2'
+          ? forwardAuth(`https://127.0.0.1:${p.forwardAuthPort}/`, { authResponseHeaders: ['X-Request-Mirror-Id'], tls: { ca: tls.cert } })
+          : forwardAuth(`http://127.0.0.1:${p.forwardAuthPort}/`, { authResponseHeaders: ['X-Request-Mirror-Id'] });
       route(id, `auth-${name}`);
     }
     const healthy = pipelines.get('healthy');
