@@ -40,7 +40,9 @@ _rm_go_tool() {
   local version; version="$(cd "$moddir" && go list -m -f '{{.Version}}' "$module")" || return 1
   local bin="$REQUEST_MIRROR_CACHE/bin/$name-$version"
   if [[ ! -x "$bin" ]]; then
-    _rm_log "building $name $version from its Go module (first time only; Traefik takes several minutes)"
+    local hint=''
+    [[ "$name" == traefik ]] && hint='; this takes several minutes'
+    _rm_log "building $name $version from its Go module (first time only$hint)"
     mkdir -p "$REQUEST_MIRROR_CACHE/bin"
     (cd "$moddir" && go build -trimpath -ldflags "-s -w ${ldflags//\{version\}/$version}" -o "$bin.partial" "$pkg") || return 1
     mv "$bin.partial" "$bin"
