@@ -12,7 +12,7 @@ help: ## list the commands
 test: ## lint, type-check and run every test against real nats-server and Traefik
 	@. tools/env.sh && _rm_bench_setup && npm test
 
-generate: ## regenerate JSON Schemas, the CRD schema and docs from the zod contract
+generate: ## regenerate the JSON Schemas and docs/configuration.md from the zod contract
 	@$(RUN) npm run generate
 
 build: ## compile to dist/ for the container image

@@ -46,6 +46,9 @@ const headerName = z
   .string()
   .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, 'a lower-case HTTP header name');
 
+/** Headers that never leave the tap unless a target names them in `revealHeaders`. */
+export const REDACTED_BY_DEFAULT: readonly string[] = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie'];
+
 export const SecretSource = z
   .union([
     z.strictObject({ env: z.string().min(1).describe('Name of an environment variable holding the secret.') }),
@@ -83,7 +86,7 @@ export const Target = z
       .array(headerName)
       .default([])
       .describe(
-        'Redacted-by-default headers (`authorization`, `proxy-authorization`, `cookie`, `set-cookie`) this target may receive verbatim.',
+        `Redacted-by-default headers (${REDACTED_BY_DEFAULT.map((h) => `\`${h}\``).join(', ')}) this target may receive verbatim.`,
       ),
     maxBodyBytes: z
       .int()

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Target } from '../contract/config.ts';
+import { REDACTED_BY_DEFAULT, type Target } from '../contract/config.ts';
 import type { Body, MirrorEvent } from '../contract/event.ts';
 
 // What one target may see of an event. The tap removed what no target wanted; what it kept for one target must not
@@ -9,12 +9,11 @@ import type { Body, MirrorEvent } from '../contract/event.ts';
 export type ProjectionSettings = Pick<Target, 'cookieNames' | 'revealHeaders' | 'maxBodyBytes'>;
 
 /** Headers that carry credentials; a target receives them only when it lists them in `revealHeaders`. */
-export const SECRET_HEADERS: readonly string[] = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie'];
 
 /** True when the event as published is already what this target may see, so its bytes can be sent unchanged. */
 export function isUnchangedFor(event: MirrorEvent, target: ProjectionSettings): boolean {
   const { headers, cookies, body } = event.data;
-  for (const name of SECRET_HEADERS) {
+  for (const name of REDACTED_BY_DEFAULT) {
     if (Object.hasOwn(headers, name) && !target.revealHeaders.includes(name)) return false;
   }
   for (const name in cookies) {
@@ -28,7 +27,7 @@ export function projectEvent(event: MirrorEvent, target: ProjectionSettings): Mi
   const headers: Record<string, string[]> = {};
   const redacted = new Set(data.redactedHeaders);
   for (const [name, values] of Object.entries(data.headers)) {
-    if (SECRET_HEADERS.includes(name) && !target.revealHeaders.includes(name)) {
+    if (REDACTED_BY_DEFAULT.includes(name) && !target.revealHeaders.includes(name)) {
       redacted.add(name);
     } else {
       headers[name] = values;

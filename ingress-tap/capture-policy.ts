@@ -1,11 +1,11 @@
-import type { Config, Target } from '../contract/config.ts';
+import { REDACTED_BY_DEFAULT as REDACTED_HEADER_NAMES, type Config, type Target } from '../contract/config.ts';
 import { targetWants, type RequestKey } from '../contract/target-filter.ts';
 
 // What the tap keeps of one request: the union of what the targets that want it may receive. The dispatcher
 // narrows it per target; the tap never captures more than some wanting target is allowed to see.
 
 /** Headers that carry credentials; left out of a snapshot unless a wanting target reveals them. */
-export const REDACTED_BY_DEFAULT: ReadonlySet<string> = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
+export const REDACTED_BY_DEFAULT: ReadonlySet<string> = new Set(REDACTED_HEADER_NAMES);
 
 const MAX_CACHED_DECISIONS = 1024;
 
