@@ -32,8 +32,10 @@ export type AttemptResult =
 export function createTargetPool(target: Target, policy: AddressPolicy): Pool {
   const base = buildConnector({ timeout: target.connectTimeoutMs, lookup: guardedLookup(policy) });
   const connect: buildConnector.connector = (options, callback) => {
-    if (isIP(options.hostname) !== 0 && !policy.allows(options.hostname)) {
-      callback(new AddressRefusedError(options.hostname, options.hostname), null);
+    // net.connect dials an IP literal without calling `lookup`, so a literal is judged here, by the same check.
+    const verdict = isIP(options.hostname) === 0 ? undefined : policy.check(options.hostname);
+    if (verdict?.allowed === false) {
+      callback(new AddressRefusedError(options.hostname, options.hostname, verdict.reason, verdict.setting), null);
       return;
     }
     base(options, callback);

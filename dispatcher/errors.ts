@@ -12,9 +12,13 @@ export class InvalidEventError extends RequestMirrorError {
 export class AddressRefusedError extends RequestMirrorError {
   readonly code = 'RM_ADDRESS_REFUSED';
   readonly address: string;
-  constructor(address: string, host: string) {
-    super(`refusing to connect to ${address}${address === host ? '' : ` (resolved from ${host})`}: denied by dispatcher.network`);
+  /** The setting that would allow the address (`dispatcher.network.allowLoopback`…), when one would. */
+  readonly setting: string | undefined;
+  constructor(address: string, host: string, reason: string, setting?: string) {
+    const resolved = address === host ? '' : ` (resolved from ${host})`;
+    super(`refusing to connect to ${address}${resolved}: ${reason}; ${setting ? `${setting} allows it` : 'no setting allows it'}`);
     this.address = address;
+    this.setting = setting;
   }
 }
 
