@@ -2,7 +2,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { ulid } from 'ulid';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { Config, type ConfigInput } from '../../contract/config.ts';
@@ -26,8 +26,8 @@ export interface DispatcherFixture {
   readonly nats: NatsServer;
   /** Runs `cleanup` after the current test whether it passed or not, before anything deferred earlier. */
   readonly defer: (cleanup: () => Promise<void> | void) => void;
-  /** A webhook receiver on a free port, closed after the current test. */
-  readonly receiver: (respond?: Responder) => Promise<HttpReceiver>;
+  /** A webhook receiver on a free port of `host` (default 127.0.0.1), closed after the current test. */
+  readonly receiver: (respond?: Responder, host?: string) => Promise<HttpReceiver>;
 }
 
 /** Registers the file's hooks: a nats-server per file, and per-test cleanups run in reverse order after each test. */
@@ -47,8 +47,8 @@ export function useDispatcherFixture(): DispatcherFixture {
   return {
     nats: lateBound('nats-server', () => nats),
     defer,
-    receiver: async (respond) => {
-      const r = await startHttpReceiver(respond);
+    receiver: async (respond, host) => {
+      const r = await startHttpReceiver(respond, 0, host);
       defer(() => r.close());
       return r;
     },
@@ -117,16 +117,16 @@ export async function startDispatcher(
   natsUrl: string,
   config: Config,
   env: Record<string, string> = {},
-  clock: { now?: () => number; random?: () => number } = {},
+  options: { now?: () => number; random?: () => number; logger?: Logger } = {},
 ): Promise<RunningDispatcher> {
   const metrics = createMetrics();
-  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const logger = options.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const dispatcher = createDispatcher({
     config,
     secrets: resolveSecrets(config, { env, readFile: () => '' }),
     metrics,
+    ...options,
     logger,
-    ...clock,
   });
   const nc = await connect({ servers: natsUrl });
   const sub = subscribeEvents(nc, config.nats, dispatcher, logger);

@@ -1,79 +1,183 @@
+import { networkInterfaces } from 'node:os';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Config } from '../../contract/config.ts';
-import { createAddressPolicy } from '../../dispatcher/address-policy.ts';
-import { NetworkPolicyInvalidError } from '../../dispatcher/errors.ts';
-import { eventually, makeEvent, metric, publish, startDispatcher, useDispatcherFixture, PREFIX } from './harness.ts';
+import type { HttpReceiver } from '../../tools/stack/http-receiver.ts';
+import { eventually, makeEvent, metric, publish, startDispatcher, useDispatcherFixture, PREFIX, type RunningDispatcher } from './harness.ts';
+
+// The network policy end to end: a real dispatcher on a real nats-server delivering to real HTTP receivers that listen
+// on addresses of this host. Each watchURL spells one of those addresses another way; with the ban on, the receiver
+// must get nothing and the dispatcher must count the drop and log which setting would allow it; with the ban off the
+// same watchURL is delivered, which proves the receiver was reachable through that spelling.
 
 const { nats, receiver, defer } = useDispatcherFixture();
 
-const policy = (network: object) => createAddressPolicy(Config.parse({ dispatcher: { network } }).dispatcher.network);
+type Listener = '127.0.0.1' | '127.0.0.2' | '::1' | '::' | '0.0.0.0';
+
+/** A watchURL host (as written in the config) and the receiver it reaches when dialled. */
+interface Spelling {
+  readonly host: (listener: Listener) => string;
+  readonly listener: Listener;
+  readonly why: string;
+}
+
+const same = (host: string) => () => host;
+
+// This host's own non-loopback addresses (in a pod: the pod IP). They reach a listener on `::` / 0.0.0.0 without
+// leaving the machine. Link-local ones need a zone, which an URL cannot carry.
+const ownAddresses = Object.values(networkInterfaces())
+  .flatMap((list) => list ?? [])
+  .filter((a) => !a.internal && !a.address.startsWith('fe80:'));
+const ownV4 = ownAddresses.find((a) => a.family === 'IPv4')?.address;
+const ownV6 = ownAddresses.find((a) => a.family === 'IPv6')?.address;
+
+const REACHABLE: readonly Spelling[] = [
+  { host: same('127.0.0.1'), listener: '127.0.0.1', why: 'loopback' },
+  { host: same('127.1'), listener: '127.0.0.1', why: 'IPv4 short form' },
+  { host: same('2130706433'), listener: '127.0.0.1', why: 'IPv4 as one decimal number' },
+  { host: same('0x7f000001'), listener: '127.0.0.1', why: 'IPv4 as one hex number' },
+  { host: same('0177.0.0.1'), listener: '127.0.0.1', why: 'IPv4 octal' },
+  { host: same('127.0.0.1.'), listener: '127.0.0.1', why: 'IPv4 with a trailing dot' },
+  { host: same('[::ffff:127.0.0.1]'), listener: '127.0.0.1', why: 'IPv4-mapped' },
+  { host: same('[::ffff:7f00:1]'), listener: '127.0.0.1', why: 'IPv4-mapped, hex' },
+  { host: same('localhost'), listener: '::', why: 'a name resolving to loopback' },
+  { host: same('127.0.0.2'), listener: '127.0.0.2', why: 'loopback other than .1' },
+  { host: same('2130706434'), listener: '127.0.0.2', why: 'loopback other than .1, decimal' },
+  { host: same('[::ffff:127.0.0.2]'), listener: '127.0.0.2', why: 'IPv4-mapped loopback other than .1' },
+  { host: same('[::1]'), listener: '::1', why: 'IPv6 loopback' },
+  { host: same('[0:0:0:0:0:0:0:1]'), listener: '::1', why: 'IPv6 loopback, uncompressed' },
+  { host: same('[::]'), listener: '::', why: 'IPv6 unspecified' },
+  { host: same('0.0.0.0'), listener: '0.0.0.0', why: 'IPv4 unspecified' },
+  { host: same('0'), listener: '0.0.0.0', why: 'IPv4 unspecified as one number' },
+  { host: same('[::ffff:0.0.0.0]'), listener: '::', why: 'IPv4-mapped unspecified' },
+  ...(ownV4
+    ? [
+        { host: same(ownV4), listener: '0.0.0.0' as const, why: "this host's own IPv4 address" },
+        { host: same(`[::ffff:${ownV4}]`), listener: '::' as const, why: "this host's own IPv4 address, mapped" },
+      ]
+    : []),
+  ...(ownV6 ? [{ host: same(`[${ownV6}]`), listener: '::' as const, why: "this host's own IPv6 address" }] : []),
+];
+
+// Forms that carry 127.0.0.1 but that this machine does not route back to itself (no sit, NAT64 or 6to4 here): the
+// dispatcher must refuse them before dialling. They are never dialled with the ban off: that would send packets off
+// the machine.
+const CARRIED: readonly Spelling[] = [
+  { host: same('[::127.0.0.1]'), listener: '127.0.0.1', why: 'IPv4-compatible' },
+  { host: same('[::ffff:0:7f00:1]'), listener: '127.0.0.1', why: 'IPv4-translated' },
+  { host: same('[64:ff9b::7f00:1]'), listener: '127.0.0.1', why: 'NAT64 well-known prefix' },
+  { host: same('[64:ff9b:1::7f00:1]'), listener: '127.0.0.1', why: 'local-use NAT64' },
+  { host: same('[2002:7f00:1::1]'), listener: '127.0.0.1', why: '6to4' },
+  { host: same('[2001:0:4136:e378:8000:63bf:80ff:fffe]'), listener: '127.0.0.1', why: 'Teredo client' },
+];
+
+const LINK_LOCAL: readonly string[] = ['169.254.169.254', '[::ffff:169.254.169.254]', '[::ffff:a9fe:a9fe]', '[64:ff9b::a9fe:a9fe]', '[2002:a9fe:a9fe::]', '[fe80::1]'];
+
+interface LogLine {
+  readonly target?: string;
+  readonly msg: string;
+  readonly err?: { readonly message: string };
+}
+
+async function start(targets: { name: string; watchURL: string }[], network: object) {
+  const logs: LogLine[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as LogLine) });
+  const config = Config.parse({
+    nats: { subjectPrefix: PREFIX },
+    dispatcher: { network },
+    targets: targets.map((t) => ({ ...t, methods: ['*'], retry: { maxAttempts: 3, initialBackoffMs: 10 } })),
+  });
+  const d = await startDispatcher(nats.url, config, {}, { logger });
+  defer(() => d.close());
+  return { d, logs };
+}
+
+async function receivers(): Promise<Record<Listener, HttpReceiver>> {
+  const listeners: Listener[] = ['127.0.0.1', '127.0.0.2', '::1', '::', '0.0.0.0'];
+  const started = await Promise.all(listeners.map((host) => receiver(undefined, host)));
+  return Object.fromEntries(listeners.map((host, i) => [host, started[i]])) as Record<Listener, HttpReceiver>;
+}
+
+function targetsFor(spellings: readonly Spelling[], r: Record<Listener, HttpReceiver>) {
+  return spellings.map((s, i) => ({ name: `s${i}`, watchURL: `http://${s.host(s.listener)}:${r[s.listener].port}/s${i}` }));
+}
+
+async function expectRefused(d: RunningDispatcher, logs: LogLine[], target: string, setting: string, what: string): Promise<void> {
+  await eventually(
+    async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { target, reason: 'address_refused' })) === 1,
+    10_000,
+    `${what} dropped as address_refused`,
+  );
+  // Refused before any socket: one attempt, not retried, and the circuit breaker is not told the target is down.
+  expect(await metric(d.metrics, 'request_mirror_dispatcher_delivery_attempts_failed_total', { target }), what).toBe(1);
+  expect(await metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total', { target }), what).toBe(0);
+  const line = logs.find((l) => l.target === target && l.msg === 'delivery failed, not retryable');
+  expect(line?.err?.message, what).toMatch(new RegExp(`^refusing to connect to .*; ${setting.replaceAll('.', '\\.')} allows it$`));
+}
 
 describe('network policy', () => {
-  it('refuses loopback and link-local by default and allows private and public ranges', () => {
-    const p = policy({});
-    for (const a of ['127.0.0.1', '127.8.9.10', '::1', '169.254.169.254', 'fe80::1', '::ffff:127.0.0.1']) expect(p.allows(a), a).toBe(false);
-    for (const a of ['10.1.2.3', '192.168.0.10', '172.16.5.5', '203.0.113.7', 'fd00::1', '2001:db8::1']) expect(p.allows(a), a).toBe(true);
+  it('refuses every spelling of an address of this host when allowLoopback is false, and logs the setting that allows it', async () => {
+    const r = await receivers();
+    const spellings = [...REACHABLE, ...CARRIED];
+    const targets = targetsFor(spellings, r);
+    const { d, logs } = await start(targets, { allowLoopback: false });
+    await publish(d.nc, makeEvent());
+    for (const [i, t] of targets.entries()) {
+      await expectRefused(d, logs, t.name, 'dispatcher.network.allowLoopback', `${t.watchURL} (${spellings[i]?.why})`);
+    }
+    for (const [host, rec] of Object.entries(r)) expect(rec.requests, `receiver on ${host}`).toHaveLength(0);
   });
 
-  it('allows loopback or link-local only when asked, and lets allowCIDRs override denyCIDRs', () => {
-    expect(policy({ allowLoopback: true }).allows('127.0.0.1')).toBe(true);
-    expect(policy({ allowLoopback: true }).allows('169.254.169.254')).toBe(false);
-    expect(policy({ allowLinkLocal: true }).allows('169.254.169.254')).toBe(true);
-    const p = policy({ denyCIDRs: ['10.0.0.0/8'], allowCIDRs: ['10.1.0.0/16', '169.254.170.2/32'] });
-    expect(p.allows('10.2.3.4')).toBe(false);
-    expect(p.allows('10.1.3.4')).toBe(true);
-    expect(p.allows('169.254.170.2')).toBe(true);
-    expect(p.allows('169.254.169.254')).toBe(false);
+  it('delivers the same spellings when allowLoopback is true, so each receiver was reachable through them', async () => {
+    const r = await receivers();
+    const targets = targetsFor(REACHABLE, r);
+    const { d } = await start(targets, { allowLoopback: true });
+    await publish(d.nc, makeEvent());
+    for (const [i, t] of targets.entries()) {
+      const s = REACHABLE[i];
+      if (!s) continue;
+      await eventually(() => r[s.listener].requests.some((q) => q.url === `/${t.name}`), 10_000, `${t.watchURL} (${s.why}) received`);
+      await eventually(
+        async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total', { target: t.name })) === 1,
+        10_000,
+        `${t.watchURL} (${s.why}) counted as delivered`,
+      );
+    }
   });
 
-  it('names the field of a CIDR that does not parse', () => {
-    expect(() => policy({ denyCIDRs: ['10.0.0.0/8', '10.0.0/33'] })).toThrow(NetworkPolicyInvalidError);
-    expect(() => policy({ denyCIDRs: ['10.0.0.0/8', 'nope'] })).toThrow(/dispatcher\.network\.denyCIDRs\[1\]/);
+  it('refuses link-local addresses in every spelling when only loopback is allowed, naming allowLinkLocal', async () => {
+    const r = await receiver();
+    const targets = LINK_LOCAL.map((host, i) => ({ name: `l${i}`, watchURL: `http://${host}:${r.port}/latest/meta-data/` }));
+    const { d, logs } = await start(targets, { allowLoopback: true });
+    await publish(d.nc, makeEvent());
+    for (const t of targets) await expectRefused(d, logs, t.name, 'dispatcher.network.allowLinkLocal', t.watchURL);
   });
 
-  it('refuses a loopback target by default, by IP and by a name that resolves to loopback, without retrying', async () => {
+  it('refuses a denied range in its IPv4-mapped spelling, naming allowCIDRs', async () => {
+    const r = await receiver();
+    const targets = [
+      { name: 'plain', watchURL: `http://127.0.0.9:${r.port}/` },
+      { name: 'mapped', watchURL: `http://[::ffff:127.0.0.9]:${r.port}/` },
+    ];
+    const { d, logs } = await start(targets, { allowLoopback: true, denyCIDRs: ['127.0.0.8/29'] });
+    await publish(d.nc, makeEvent());
+    for (const t of targets) await expectRefused(d, logs, t.name, 'dispatcher.network.allowCIDRs', t.watchURL);
+    expect(r.requests).toHaveLength(0);
+  });
+
+  it('delivers to loopback when allowed by allowCIDRs, in its mapped spelling too', async () => {
     const r = await receiver();
     const config = Config.parse({
       nats: { subjectPrefix: PREFIX },
+      dispatcher: { network: { allowCIDRs: ['127.0.0.1/32'] } },
       targets: [
-        { name: 'by-ip', watchURL: r.url, methods: ['*'] },
-        { name: 'by-name', watchURL: `http://localhost:${r.port}/`, methods: ['*'] },
+        { name: 'local', watchURL: r.url, methods: ['*'] },
+        { name: 'mapped', watchURL: `http://[::ffff:127.0.0.1]:${r.port}/`, methods: ['*'] },
       ],
     });
     const d = await startDispatcher(nats.url, config);
     defer(() => d.close());
     await publish(d.nc, makeEvent());
-    for (const target of ['by-ip', 'by-name']) {
-      await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { target, reason: 'address_refused' })) === 1);
-      expect(await metric(d.metrics, 'request_mirror_dispatcher_delivery_attempts_failed_total', { target, reason: 'address_refused' })).toBe(1);
-    }
-    expect(r.requests).toHaveLength(0);
-  });
-
-  it('refuses the link-local metadata address even when loopback is allowed', async () => {
-    const config = Config.parse({
-      nats: { subjectPrefix: PREFIX },
-      dispatcher: { network: { allowLoopback: true } },
-      targets: [{ name: 'metadata', watchURL: 'http://169.254.169.254/latest/meta-data/', methods: ['*'] }],
-    });
-    const d = await startDispatcher(nats.url, config);
-    defer(() => d.close());
-    await publish(d.nc, makeEvent());
-    await eventually(
-      async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { target: 'metadata', reason: 'address_refused' })) === 1,
-    );
-  });
-
-  it('delivers to loopback when allowed by allowCIDRs', async () => {
-    const r = await receiver();
-    const config = Config.parse({
-      nats: { subjectPrefix: PREFIX },
-      dispatcher: { network: { allowCIDRs: ['127.0.0.1/32'] } },
-      targets: [{ name: 'local', watchURL: r.url, methods: ['*'] }],
-    });
-    const d = await startDispatcher(nats.url, config);
-    defer(() => d.close());
-    await publish(d.nc, makeEvent());
-    await r.waitFor(1);
+    await r.waitFor(2);
   });
 });

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { isIPv6, type AddressInfo, type Socket } from 'node:net';
 
-// A real HTTP server on a free loopback port that records what it receives, standing in for a webhook target or an
+// A real HTTP server on a free port (of a loopback address unless told otherwise) that records what it receives, standing in for a webhook target or an
 // upstream. `respond` decides the answer; the default is 204.
 
 export interface ReceivedRequest {
@@ -25,7 +25,8 @@ export interface HttpReceiver {
   close(): Promise<void>;
 }
 
-export async function startHttpReceiver(respond?: Responder, port = 0): Promise<HttpReceiver> {
+/** `host` is the address to listen on: `::` listens dual-stack, so IPv4 and IPv4-mapped connections reach it too. */
+export async function startHttpReceiver(respond?: Responder, port = 0, host = '127.0.0.1'): Promise<HttpReceiver> {
   const requests: ReceivedRequest[] = [];
   const waiters = new Set<() => void>();
   const sockets = new Set<Socket>();
@@ -86,7 +87,7 @@ export async function startHttpReceiver(respond?: Responder, port = 0): Promise<
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
   const actual = (server.address() as AddressInfo).port;
-  return Object.assign(receiver, { url: `http://127.0.0.1:${actual}`, port: actual });
+  return Object.assign(receiver, { url: `http://${isIPv6(host) ? `[${host}]` : host}:${actual}`, port: actual });
 }
