@@ -1,8 +1,8 @@
 # Sourced (never executed) by tools/run and the Makefile: installs what the project needs, pinned and cached,
-# and exports PATH, NATS_SERVER_BIN and TRAEFIK_BIN. Everything lands in $REQUEST_MIRROR_CACHE so that a second run
+# and exports PATH, NATS_SERVER_BIN, TRAEFIK_BIN and YAEGI_BIN. Everything lands in $REQUEST_MIRROR_CACHE so that a second run
 # on the same machine costs nothing.
 #
-# Overrides: NATS_SERVER_BIN / TRAEFIK_BIN may point at existing binaries; REQUEST_MIRROR_CACHE moves the cache.
+# Overrides: NATS_SERVER_BIN / TRAEFIK_BIN / YAEGI_BIN may point at existing binaries; REQUEST_MIRROR_CACHE moves the cache.
 
 _rm_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=tools/versions.sh
@@ -65,6 +65,9 @@ _rm_setup() {
   _rm_ensure_npm_packages || return 1
   export NATS_SERVER_BIN="${NATS_SERVER_BIN:-$(_rm_go_tool nats-server github.com/nats-io/nats-server/v2 github.com/nats-io/nats-server/v2)}" || return 1
   export TRAEFIK_BIN="${TRAEFIK_BIN:-$(_rm_go_tool traefik github.com/traefik/traefik/v3/cmd/traefik github.com/traefik/traefik/v3 '-X github.com/traefik/traefik/v3/pkg/version.Version={version}')}" || return 1
+  # The interpreter Traefik embeds (its go.mod pins github.com/traefik/yaegi; keep tools/go/yaegi on the same version):
+  # the plugin's tests run under it as well as compiled, because it silently miscompiles some valid Go.
+  export YAEGI_BIN="${YAEGI_BIN:-$(_rm_go_tool yaegi github.com/traefik/yaegi/cmd/yaegi github.com/traefik/yaegi)}" || return 1
 }
 
 # `make bench` only: vegeta (keyed by its pinned module version), the Go 200 responder of tools/go/responder (keyed

@@ -1,0 +1,3 @@
+module requestmirror.local/traefik-plugin
+
+go 1.22
