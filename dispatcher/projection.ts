@@ -1,4 +1,6 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
+import { cutBytes } from '../contract/body-cut.ts';
 import { REDACTED_BY_DEFAULT, type Target } from '../contract/config.ts';
 import type { Body, MirrorEvent } from '../contract/event.ts';
 
@@ -43,20 +45,17 @@ export function projectEvent(event: MirrorEvent, target: ProjectionSettings): Mi
   };
 }
 
-/** Cuts bytes, not characters; a UTF-8 body is cut back to a character boundary so it stays valid UTF-8. */
+/** Cuts the body to `maxBytes` by the contract's rule (contract/body-cut.ts); null when the target takes no body. */
 export function cutBody(body: Body | null, maxBytes: number): Body | null {
   if (body === null || maxBytes === 0) return null;
   if (body.capturedBytes <= maxBytes) return body;
-  const bytes = Buffer.from(body.data, body.encoding);
-  let end = Math.min(maxBytes, bytes.length);
-  if (body.encoding === 'utf8') {
-    // A continuation byte is 10xxxxxx; back up to the start of the character that straddles the cut.
-    while (end > 0 && end < bytes.length && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--;
-  }
-  const kept = bytes.subarray(0, end);
+  const kept = cutBytes(Buffer.from(body.data, body.encoding), maxBytes);
+  // A binary body can become text when the cut drops its only invalid bytes; the encoding follows the kept bytes.
+  const utf8 = body.encoding === 'utf8' || isUtf8(kept);
   return {
     ...body,
-    data: kept.toString(body.encoding),
+    encoding: utf8 ? 'utf8' : 'base64',
+    data: kept.toString(utf8 ? 'utf8' : 'base64'),
     capturedBytes: kept.length,
     truncated: true,
     sha256: createHash('sha256').update(kept).digest('hex'),

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
+import { keptLength } from '../contract/body-cut.ts';
 import { EVENT_TYPE, type Body, type MirrorEvent } from '../contract/event.ts';
 import type { CapturedBody } from './body-capture.ts';
 import type { Attachment, OriginalRequest } from './forwarded-request.ts';
@@ -42,10 +43,16 @@ export function buildEvent(parts: EventParts): MirrorEvent {
       headers: headers.headers,
       redactedHeaders: headers.redactedHeaders,
       cookies: headers.cookies,
-      body: parts.body === null ? null : bodyOf(parts.body.bytes, parts.body),
+      body: parts.body === null ? null : bodyOf(keptBytes(parts.body), parts.body),
     },
   };
   return event;
+}
+
+/** The captured bytes, cut back by the contract's rule when the capture limit cut the body (more was received). */
+export function keptBytes(body: CapturedBody): Buffer {
+  const { bytes } = body;
+  return body.receivedBytes > bytes.length ? bytes.subarray(0, keptLength(bytes)) : bytes;
 }
 
 // Most requests (GETs, forwardAuth without forwardBody) have an empty body; hashing nothing costs a Hash object.
@@ -97,8 +104,8 @@ export function encodeEvent(event: MirrorEvent, captured: CapturedBody | null, m
     const over = payload.length - maxPayload;
     const bytesPerCaptured = Math.max(1, Buffer.byteLength(JSON.stringify(current.data)) / Math.max(1, current.capturedBytes));
     keep = Math.max(0, keep - Math.ceil(over / bytesPerCaptured) - 16);
-    // Never split a UTF-8 sequence: the cut would turn a text body into base64 and a third larger.
-    while (keep > 0 && ((captured.bytes[keep] as number) & 0xc0) === 0x80) keep--;
+    // The contract's cut rule: a text body stays text (base64 would make it a third larger).
+    keep = keptLength(captured.bytes.subarray(0, keep));
     event.data.body = bodyOf(captured.bytes.subarray(0, keep), captured);
     payload = Buffer.from(JSON.stringify(event));
     if (payload.length <= maxPayload) return { payload, cut: true };

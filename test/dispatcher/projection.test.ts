@@ -1,8 +1,12 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type { Body, MirrorEvent } from '../../contract/event.ts';
 import { cutBody, isUnchangedFor, projectEvent } from '../../dispatcher/projection.ts';
-import { makeEvent } from './harness.ts';
+import { makeEvent, publish, startDispatcher, testConfig, useDispatcherFixture } from './harness.ts';
+
+const { nats, receiver, defer } = useDispatcherFixture();
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe('projection', () => {
   it('never exceeds maxBodyBytes, keeps a prefix of the bytes, and stays valid UTF-8', () => {
@@ -39,5 +43,96 @@ describe('projection', () => {
     expect(isUnchangedFor(withSecrets, settings)).toBe(false);
     expect(isUnchangedFor(withSecrets, { ...settings, cookieNames: ['a'], revealHeaders: ['authorization'] })).toBe(true);
     expect(projectEvent(withSecrets, settings).data).toMatchObject({ headers: {}, cookies: {}, redactedHeaders: ['authorization'] });
+  });
+});
+
+describe('per-target body cut through a running dispatcher', () => {
+  // One target per limit 0..8; every event goes to all of them. Expected lengths are written from the characters'
+  // byte lengths: the last whole character within the limit for text, exactly the limit for binary.
+  const LIMITS = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const TEXT: [string, string, number][] = [
+    ['1-byte', 'abcdefghij', 1],
+    ['2-byte', 'ééééé', 2],
+    ['2-byte after one ASCII byte', 'xééééé', 2],
+    ['3-byte', '€€€€', 3],
+    ['3-byte after one ASCII byte', 'x€€€', 3],
+    ['3-byte after two ASCII bytes', 'xx€€€', 3],
+    ['4-byte', '😀😀😀', 4],
+    ['4-byte after one ASCII byte', 'x😀😀', 4],
+    ['4-byte after two ASCII bytes', 'xx😀😀', 4],
+    ['4-byte after three ASCII bytes', 'xxx😀😀', 4],
+  ];
+  const BINARY: [string, Buffer][] = [
+    ['0xff first', Buffer.from([0xff, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80])],
+    ['PNG signature', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0xc3])],
+  ];
+
+  function leadOf(text: string): number {
+    return text.length - text.replace(/^x+/, '').length;
+  }
+
+  it('cuts every text body back to a whole character and every binary body at exactly each target\'s maxBodyBytes', async () => {
+    const r = await receiver();
+    const d = await startDispatcher(
+      nats.url,
+      testConfig({ targets: LIMITS.map((max) => ({ name: `max${max}`, watchURL: `${r.url}/max${max}`, methods: ['*'], maxBodyBytes: max })) }),
+    );
+    defer(() => d.close());
+    const cases = [
+      ...TEXT.map(([name, text, size]) => ({ name, sent: Buffer.from(text), keep: (max: number) => {
+        const lead = Math.min(leadOf(text), max);
+        return Math.min(Buffer.byteLength(text), lead + Math.floor((max - lead) / size) * size);
+      } })),
+      ...BINARY.map(([name, sent]) => ({ name, sent, keep: (max: number) => Math.min(sent.length, max) })),
+    ];
+    const events = cases.map((c) => makeEvent({ path: `/${encodeURIComponent(c.name)}`, body: c.sent }));
+    await publish(d.nc, ...events);
+    const all = await r.waitFor(events.length * LIMITS.length);
+    const got = new Map(all.map((q) => {
+      const event = JSON.parse(q.body.toString()) as MirrorEvent;
+      return [`${q.url} ${event.data.path}`, event.data.body];
+    }));
+    for (const [i, c] of cases.entries()) {
+      for (const max of LIMITS) {
+        const body = got.get(`/max${max} ${events[i]?.data.path ?? ''}`);
+        const what = `${c.name} at maxBodyBytes ${max}`;
+        if (max === 0) {
+          expect(body, what).toBeNull();
+          continue;
+        }
+        const kept = c.sent.subarray(0, c.keep(max));
+        const utf8 = Buffer.from(kept.toString('utf8')).equals(kept);
+        expect(body, what).toEqual<Body>({
+          encoding: utf8 ? 'utf8' : 'base64',
+          data: kept.toString(utf8 ? 'utf8' : 'base64'),
+          capturedBytes: kept.length,
+          declaredLength: c.sent.length,
+          receivedBytes: c.sent.length,
+          truncated: kept.length < c.sent.length,
+          sha256: sha256(kept),
+        });
+      }
+    }
+  });
+
+  it.each([
+    ['ASCII', 'abcde'],
+    ['ending in a 2-byte character', 'abcé'],
+    ['ending in a 3-byte character', 'ab€'],
+    ['ending in a 4-byte character', 'a😀'],
+    ['binary', Buffer.from([0xff, 0, 1, 2, 3])],
+  ])('passes a body of exactly maxBodyBytes unchanged and cuts one byte more (%s)', (_name, sent) => {
+    const bytes = Buffer.from(sent);
+    const exact = makeEvent({ body: bytes });
+    expect(isUnchangedFor(exact, { cookieNames: [], revealHeaders: [], maxBodyBytes: 5 })).toBe(true);
+    expect(cutBody(exact.data.body, 5)).toBe(exact.data.body);
+    const over = makeEvent({ body: Buffer.concat([bytes, Buffer.from('!')]) });
+    expect(isUnchangedFor(over, { cookieNames: [], revealHeaders: [], maxBodyBytes: 5 })).toBe(false);
+    expect(cutBody(over.data.body, 5)).toMatchObject({ capturedBytes: 5, truncated: true, sha256: sha256(bytes) });
+  });
+
+  it('publishes a binary body whose kept bytes are text as utf8', () => {
+    const sent = Buffer.concat([Buffer.from('héllo'), Buffer.from([0xc3, 0x28])]);
+    expect(cutBody(makeEvent({ body: sent }).data.body, 7)).toMatchObject({ encoding: 'utf8', data: 'héllo', capturedBytes: 6 });
   });
 });
