@@ -119,13 +119,21 @@ export const Target = z
 
 export const NetworkPolicy = z
   .strictObject({
-    allowLoopback: z.boolean().default(false).describe('Allow targets that resolve to loopback addresses.'),
+    allowLoopback: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Allow targets that resolve to this host: 127.0.0.0/8, ::1, 0.0.0.0/8, ::, the host's own interface addresses, in any spelling (IPv4-mapped, NAT64, 6to4...).",
+      ),
     allowLinkLocal: z
       .boolean()
       .default(false)
-      .describe('Allow targets that resolve to link-local addresses (where cloud metadata services live).'),
-    allowCIDRs: z.array(z.string()).default([]).describe('Addresses always allowed, checked before the deny list.'),
-    denyCIDRs: z.array(z.string()).default([]).describe('Addresses never dialled.'),
+      .describe('Allow targets that resolve to link-local addresses, 169.254.0.0/16 (cloud metadata) and fe80::/10, in any spelling.'),
+    allowCIDRs: z
+      .array(z.string())
+      .default([])
+      .describe('Addresses always allowed, checked before the deny list; the IPv4 address an IPv6 form carries is checked too.'),
+    denyCIDRs: z.array(z.string()).default([]).describe('Addresses never dialled, nor any IPv6 form carrying them.'),
   })
   .prefault({})
   .describe('Which addresses the dispatcher may connect to, checked against the address actually dialled.');

@@ -35,7 +35,10 @@ export const THIS_HOST = ranges([
   ['::/128', 'Unspecified Address, RFC 4291'],
 ]);
 
-/** Link-local (`allowLinkLocal`): where cloud metadata services answer (169.254.169.254, fd00:ec2::254 is ULA). */
+/**
+ * Link-local (`allowLinkLocal`): where most cloud metadata services answer (169.254.169.254). Metadata addresses
+ * outside link-local (AWS's IPv6 fd00:ec2::254 is unique-local) are not link-local; `denyCIDRs` refuses them.
+ */
 export const LINK_LOCAL = ranges([
   ['169.254.0.0/16', 'Link Local, RFC 3927'],
   ['fe80::/10', 'Link-Local Unicast, RFC 4291'],
