@@ -16,12 +16,11 @@ type Listener = '127.0.0.1' | '127.0.0.2' | '::1' | '::' | '0.0.0.0';
 
 /** A watchURL host (as written in the config) and the receiver it reaches when dialled. */
 interface Spelling {
-  readonly host: (listener: Listener) => string;
+  readonly host: string;
   readonly listener: Listener;
   readonly why: string;
+  readonly scheme?: 'https';
 }
-
-const same = (host: string) => () => host;
 
 // This host's own non-loopback addresses (in a pod: the pod IP). They reach a listener on `::` / 0.0.0.0 without
 // leaving the machine. Link-local ones need a zone, which an URL cannot carry.
@@ -32,43 +31,46 @@ const ownV4 = ownAddresses.find((a) => a.family === 'IPv4')?.address;
 const ownV6 = ownAddresses.find((a) => a.family === 'IPv6')?.address;
 
 const REACHABLE: readonly Spelling[] = [
-  { host: same('127.0.0.1'), listener: '127.0.0.1', why: 'loopback' },
-  { host: same('127.1'), listener: '127.0.0.1', why: 'IPv4 short form' },
-  { host: same('2130706433'), listener: '127.0.0.1', why: 'IPv4 as one decimal number' },
-  { host: same('0x7f000001'), listener: '127.0.0.1', why: 'IPv4 as one hex number' },
-  { host: same('0177.0.0.1'), listener: '127.0.0.1', why: 'IPv4 octal' },
-  { host: same('127.0.0.1.'), listener: '127.0.0.1', why: 'IPv4 with a trailing dot' },
-  { host: same('[::ffff:127.0.0.1]'), listener: '127.0.0.1', why: 'IPv4-mapped' },
-  { host: same('[::ffff:7f00:1]'), listener: '127.0.0.1', why: 'IPv4-mapped, hex' },
-  { host: same('localhost'), listener: '::', why: 'a name resolving to loopback' },
-  { host: same('127.0.0.2'), listener: '127.0.0.2', why: 'loopback other than .1' },
-  { host: same('2130706434'), listener: '127.0.0.2', why: 'loopback other than .1, decimal' },
-  { host: same('[::ffff:127.0.0.2]'), listener: '127.0.0.2', why: 'IPv4-mapped loopback other than .1' },
-  { host: same('[::1]'), listener: '::1', why: 'IPv6 loopback' },
-  { host: same('[0:0:0:0:0:0:0:1]'), listener: '::1', why: 'IPv6 loopback, uncompressed' },
-  { host: same('[::]'), listener: '::', why: 'IPv6 unspecified' },
-  { host: same('0.0.0.0'), listener: '0.0.0.0', why: 'IPv4 unspecified' },
-  { host: same('0'), listener: '0.0.0.0', why: 'IPv4 unspecified as one number' },
-  { host: same('[::ffff:0.0.0.0]'), listener: '::', why: 'IPv4-mapped unspecified' },
+  { host: '127.0.0.1', listener: '127.0.0.1', why: 'loopback' },
+  { host: '127.1', listener: '127.0.0.1', why: 'IPv4 short form' },
+  { host: '2130706433', listener: '127.0.0.1', why: 'IPv4 as one decimal number' },
+  { host: '0x7f000001', listener: '127.0.0.1', why: 'IPv4 as one hex number' },
+  { host: '0177.0.0.1', listener: '127.0.0.1', why: 'IPv4 octal' },
+  { host: '127.0.0.1.', listener: '127.0.0.1', why: 'IPv4 with a trailing dot' },
+  { host: '[::ffff:127.0.0.1]', listener: '127.0.0.1', why: 'IPv4-mapped' },
+  { host: '[::ffff:7f00:1]', listener: '127.0.0.1', why: 'IPv4-mapped, hex' },
+  { host: 'localhost', listener: '::', why: 'a name resolving to loopback' },
+  { host: '127.0.0.2', listener: '127.0.0.2', why: 'loopback other than .1' },
+  { host: '2130706434', listener: '127.0.0.2', why: 'loopback other than .1, decimal' },
+  { host: '[::ffff:127.0.0.2]', listener: '127.0.0.2', why: 'IPv4-mapped loopback other than .1' },
+  { host: '[::1]', listener: '::1', why: 'IPv6 loopback' },
+  { host: '[0:0:0:0:0:0:0:1]', listener: '::1', why: 'IPv6 loopback, uncompressed' },
+  { host: '[::]', listener: '::', why: 'IPv6 unspecified' },
+  { host: '0.0.0.0', listener: '0.0.0.0', why: 'IPv4 unspecified' },
+  { host: '0', listener: '0.0.0.0', why: 'IPv4 unspecified as one number' },
+  { host: '[::ffff:0.0.0.0]', listener: '::', why: 'IPv4-mapped unspecified' },
   ...(ownV4
     ? [
-        { host: same(ownV4), listener: '0.0.0.0' as const, why: "this host's own IPv4 address" },
-        { host: same(`[::ffff:${ownV4}]`), listener: '::' as const, why: "this host's own IPv4 address, mapped" },
+        { host: ownV4, listener: '0.0.0.0' as const, why: "this host's own IPv4 address" },
+        { host: `[::ffff:${ownV4}]`, listener: '::' as const, why: "this host's own IPv4 address, mapped" },
       ]
     : []),
-  ...(ownV6 ? [{ host: same(`[${ownV6}]`), listener: '::' as const, why: "this host's own IPv6 address" }] : []),
+  ...(ownV6 ? [{ host: `[${ownV6}]`, listener: '::' as const, why: "this host's own IPv6 address" }] : []),
 ];
 
-// Forms that carry 127.0.0.1 but that this machine does not route back to itself (no sit, NAT64 or 6to4 here): the
-// dispatcher must refuse them before dialling. They are never dialled with the ban off: that would send packets off
-// the machine.
-const CARRIED: readonly Spelling[] = [
-  { host: same('[::127.0.0.1]'), listener: '127.0.0.1', why: 'IPv4-compatible' },
-  { host: same('[::ffff:0:7f00:1]'), listener: '127.0.0.1', why: 'IPv4-translated' },
-  { host: same('[64:ff9b::7f00:1]'), listener: '127.0.0.1', why: 'NAT64 well-known prefix' },
-  { host: same('[64:ff9b:1::7f00:1]'), listener: '127.0.0.1', why: 'local-use NAT64' },
-  { host: same('[2002:7f00:1::1]'), listener: '127.0.0.1', why: '6to4' },
-  { host: same('[2001:0:4136:e378:8000:63bf:80ff:fffe]'), listener: '127.0.0.1', why: 'Teredo client' },
+// Refused before dialling, never dialled with the ban off: forms that carry 127.0.0.1 but that this machine does not
+// route back to itself (no sit, NAT64 or 6to4 here; dialling them would send packets off the machine), and https
+// watchURLs, whose TLS connector takes the same checks (the receivers speak plain HTTP, so they could not answer).
+const REFUSED_ONLY: readonly Spelling[] = [
+  { host: '[::127.0.0.1]', listener: '127.0.0.1', why: 'IPv4-compatible' },
+  { host: '[::ffff:0:7f00:1]', listener: '127.0.0.1', why: 'IPv4-translated' },
+  { host: '[64:ff9b::7f00:1]', listener: '127.0.0.1', why: 'NAT64 well-known prefix' },
+  { host: '[64:ff9b:1::7f00:1]', listener: '127.0.0.1', why: 'local-use NAT64' },
+  { host: '[2002:7f00:1::1]', listener: '127.0.0.1', why: '6to4' },
+  { host: '[2001:0:4136:e378:8000:63bf:80ff:fffe]', listener: '127.0.0.1', why: 'Teredo client' },
+  { host: '[::1]', listener: '::1', why: 'IPv6 loopback over https', scheme: 'https' },
+  { host: '[::ffff:7f00:1]', listener: '127.0.0.1', why: 'IPv4-mapped over https', scheme: 'https' },
+  { host: 'localhost', listener: '::', why: 'a name resolving to loopback, over https', scheme: 'https' },
 ];
 
 const LINK_LOCAL: readonly string[] = ['169.254.169.254', '[::ffff:169.254.169.254]', '[::ffff:a9fe:a9fe]', '[64:ff9b::a9fe:a9fe]', '[2002:a9fe:a9fe::]', '[fe80::1]'];
@@ -99,7 +101,7 @@ async function receivers(): Promise<Record<Listener, HttpReceiver>> {
 }
 
 function targetsFor(spellings: readonly Spelling[], r: Record<Listener, HttpReceiver>) {
-  return spellings.map((s, i) => ({ name: `s${i}`, watchURL: `http://${s.host(s.listener)}:${r[s.listener].port}/s${i}` }));
+  return spellings.map((s, i) => ({ name: `s${i}`, watchURL: `${s.scheme ?? 'http'}://${s.host}:${r[s.listener].port}/s${i}` }));
 }
 
 async function expectRefused(d: RunningDispatcher, logs: LogLine[], target: string, setting: string, what: string): Promise<void> {
@@ -118,7 +120,7 @@ async function expectRefused(d: RunningDispatcher, logs: LogLine[], target: stri
 describe('network policy', () => {
   it('refuses every spelling of an address of this host when allowLoopback is false, and logs the setting that allows it', async () => {
     const r = await receivers();
-    const spellings = [...REACHABLE, ...CARRIED];
+    const spellings = [...REACHABLE, ...REFUSED_ONLY];
     const targets = targetsFor(spellings, r);
     const { d, logs } = await start(targets, { allowLoopback: false });
     await publish(d.nc, makeEvent());
