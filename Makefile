@@ -1,31 +1,35 @@
-# The project's commands. Each installs what it needs (pinned, cached in ~/.cache/request-mirror) on first use.
+# The project's commands. Each installs what it needs (pinned, cached in ~/.cache/request-mirror) on first use; only
+# `make bench` may install a system package (nginx, with consent: see tools/env.sh and the README).
 SHELL := bash
 .DEFAULT_GOAL := help
 RUN := tools/run
 
-.PHONY: help test demo bench bench-smoke generate build tail
+.PHONY: help test demo bench bench-smoke generate build tail validate
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-# The bench setup (vegeta, the Go responder, Debian's nginx) runs here too, outside any test timeout, because the
-# suite includes the benchmark's smoke run.
+# The bench tools (vegeta, the Go responder) are built here too, outside any test timeout, because the suite
+# includes the benchmark's smoke run. Never a system package: without nginx the smoke run reports S9 as not run.
 test: ## lint, type-check and run every test against real nats-server and Traefik
-	@. tools/env.sh && _rm_bench_setup && npm test
+	@. tools/env.sh && _rm_bench_tools && npm test
 
 generate: ## regenerate the JSON Schemas and docs/configuration.md from the zod contract
-	@$(RUN) npm run generate
+	@. tools/env.sh && _rm_node_setup && npm run generate
+
+validate: ## check a config file as both services do at start-up: make validate CONFIG=FILE
+	@. tools/env.sh && _rm_node_setup && node tools/validate.ts $(if $(CONFIG),--config '$(CONFIG)')
 
 build: ## compile to dist/ for the container image
-	@$(RUN) npm run build
+	@. tools/env.sh && _rm_node_setup && npm run build
 
-bench: ## measure what Request Mirror adds to Traefik's latency (~15 min; writes docs/benchmarks.md and .json)
+bench: ## measure what Request Mirror adds to Traefik's latency (~15 min; writes docs/benchmarks.md and .json; asks before installing nginx)
 	@. tools/env.sh && _rm_bench_setup && node tools/bench/main.ts --out docs
 
 bench-smoke: ## a few-seconds run of the benchmark harness at tiny rates, into a temporary directory
-	@. tools/env.sh && _rm_bench_setup && node tools/bench/main.ts --smoke
+	@. tools/env.sh && _rm_bench_tools && node tools/bench/main.ts --smoke
 
 demo: ## run the whole local stack (Traefik, NATS, ingress-tap, dispatcher) and watch mirrored events; Ctrl-C stops it
 	@$(RUN) node tools/demo/run.ts
 
 tail: ## print every event published to NATS (request-mirror.requests.>) as it happens, e.g. next to `make demo`
-	@$(RUN) node tools/demo/tail.ts
+	@. tools/env.sh && _rm_node_setup && node tools/demo/tail.ts

@@ -1,49 +1,60 @@
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import type { Config } from '../contract/config.ts';
-import { loadConfig, watchConfig } from '../contract/config-file.ts';
+import { parseCommandLine, usageError } from '../contract/command-line.ts';
+import { formatFindings, loadForStartup, validateFile, type ConfigFinding } from '../contract/config-check.ts';
+import { watchConfig } from '../contract/config-file.ts';
 import { RequestMirrorError } from '../contract/errors.ts';
-import { createAddressPolicy } from './address-policy.ts';
 import { startAdminServer } from './admin-server.ts';
+import { checkDispatcherConfig, refusedTargetWarnings } from './config-check.ts';
 import { createDispatcher } from './dispatcher.ts';
 import { createMetrics } from './metrics.ts';
-import { resolveSecrets, type SecretKeys } from './secrets.ts';
+import type { SecretKeys } from './secrets.ts';
 import { subscribeEvents, watchConnection } from './subscription.ts';
 
 // Wiring only: read the config, connect, listen, reload, shut down. Behaviour lives in createDispatcher.
-//   node dispatcher/main.ts --config FILE        (or REQUEST_MIRROR_CONFIG=FILE)
 
-function loadAll(path: string): { config: Config; secrets: SecretKeys } {
-  const config = loadConfig(path);
-  const secrets = resolveSecrets(config);
-  // Throws NetworkPolicyInvalidError now rather than at the first delivery.
-  createAddressPolicy(config.dispatcher.network);
-  return { config, secrets };
-}
+const NAME = 'node dispatcher/main.ts';
+const USAGE = `
+usage: node dispatcher/main.ts [--config FILE]            run the dispatcher
+       node dispatcher/main.ts validate [--config FILE]   check FILE as the dispatcher does at start-up, then exit
+  --config FILE   the config file (default: $REQUEST_MIRROR_CONFIG)
+  -h, --help      this text
+Environment: NATS_URL overrides nats.url; LOG_LEVEL sets the log level (default info); the variables that
+targets[].secrets name.
+Exit status: 0 stopped cleanly (or valid), 1 failed while running, 2 bad usage or a config it cannot use.`;
 
 function describe(error: unknown): string {
   return error instanceof RequestMirrorError ? `${error.code}: ${error.message}` : String(error);
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { config: { type: 'string' } }, strict: true });
+  const { values, positionals } = parseCommandLine({ name: NAME, usage: USAGE, options: { config: { type: 'string' } }, maxPositionals: 1 });
+  const [subcommand] = positionals;
+  if (subcommand !== undefined && subcommand !== 'validate') usageError(NAME, `unknown command ${JSON.stringify(subcommand)}`);
   const path = values.config ?? process.env.REQUEST_MIRROR_CONFIG;
-  if (!path) {
-    process.stderr.write('dispatcher: no config file: pass --config FILE or set REQUEST_MIRROR_CONFIG\n');
-    process.exit(1);
+  if (!path) usageError(NAME, 'no config: pass --config FILE or set REQUEST_MIRROR_CONFIG');
+  if (subcommand === 'validate') {
+    await validateFile('dispatcher validate', path, 'the dispatcher', async (c) => {
+      const { findings } = checkDispatcherConfig(c);
+      return findings.length > 0 ? findings : refusedTargetWarnings(c);
+    });
   }
-  let loaded: { config: Config; secrets: SecretKeys };
-  try {
-    loaded = loadAll(path);
-  } catch (error) {
-    process.stderr.write(`dispatcher: ${describe(error)}\n`);
-    process.exit(1);
-  }
-  let { config } = loaded;
+  let secrets: SecretKeys = new Map();
+  const startup = await loadForStartup('dispatcher', path, (c) => {
+    const checked = checkDispatcherConfig(c);
+    if (checked.secrets) secrets = checked.secrets;
+    return checked.findings;
+  });
+  let { config } = startup;
   const logger = pino({ name: 'dispatcher', level: process.env.LOG_LEVEL ?? 'info' });
+  const logWarnings = (warnings: readonly ConfigFinding[]) => {
+    for (const w of warnings) logger.warn({ code: w.code }, w.message);
+  };
+  logWarnings(startup.warnings);
+  // Not awaited: a slow resolver must not hold the start-up back, and the policy is enforced at delivery anyway.
+  void refusedTargetWarnings(config).then(logWarnings);
   const metrics = createMetrics({ defaultMetrics: true });
-  const dispatcher = createDispatcher({ config, secrets: loaded.secrets, metrics, logger });
+  const dispatcher = createDispatcher({ config, secrets, metrics, logger });
 
   let connected = false;
   let sub: Subscription | undefined;
@@ -67,17 +78,15 @@ async function main(): Promise<void> {
   const watcher = watchConfig(
     path,
     (next) => {
-      let secrets: SecretKeys;
-      try {
-        secrets = resolveSecrets(next);
-        createAddressPolicy(next.dispatcher.network);
-      } catch (error) {
-        logger.error({ err: error }, `config reload rejected, keeping the old one: ${describe(error)}`);
+      const checked = checkDispatcherConfig(next);
+      if (!checked.secrets) {
+        logger.error({ codes: checked.findings.map((f) => f.code) }, formatFindings('config reload rejected, keeping the old one:', checked.findings));
         return;
       }
       const previous = config;
       config = next;
-      dispatcher.reconfigure(next, secrets);
+      dispatcher.reconfigure(next, checked.secrets);
+      void refusedTargetWarnings(next).then(logWarnings);
       if (next.nats.subjectPrefix !== previous.nats.subjectPrefix || next.nats.queueGroup !== previous.nats.queueGroup) {
         // The new subscription starts before the old one stops, so no event is missed in between; for a changed
         // queue group an event can arrive on both in that moment (receivers deduplicate on webhook-id).

@@ -14,14 +14,25 @@ export interface SecretSources {
 
 const defaultSources: SecretSources = { env: process.env, readFile: (path) => readFileSync(path, 'utf8') };
 
+/** Throws one SecretUnavailableError listing every secret that cannot be read, one per line. */
 export function resolveSecrets(config: Config, sources: SecretSources = defaultSources): SecretKeys {
   const keys = new Map<string, readonly Buffer[]>();
+  const problems: SecretUnavailableError[] = [];
   config.targets.forEach((target, i) => {
-    keys.set(
-      target.name,
-      target.secrets.map((source, j) => decodeSecret(readSecret(source, sources, `targets[${i}] "${target.name}": secrets[${j}]`))),
-    );
+    const decoded: Buffer[] = [];
+    target.secrets.forEach((source, j) => {
+      try {
+        decoded.push(decodeSecret(readSecret(source, sources, `targets[${i}] "${target.name}": secrets[${j}]`)));
+      } catch (error) {
+        if (!(error instanceof SecretUnavailableError)) throw error;
+        problems.push(error);
+      }
+    });
+    keys.set(target.name, decoded);
   });
+  const [first] = problems;
+  if (first && problems.length === 1) throw first;
+  if (problems.length > 1) throw new SecretUnavailableError(problems.map((p) => p.message).join('\n'), { cause: problems });
   return keys;
 }
 

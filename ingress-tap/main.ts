@@ -1,35 +1,42 @@
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { loadConfig, watchConfig } from '../contract/config-file.ts';
+import { parseCommandLine, usageError } from '../contract/command-line.ts';
+import { errorFinding, exitOnConfigErrors, loadForStartup, validateFile } from '../contract/config-check.ts';
+import { watchConfig } from '../contract/config-file.ts';
 import type { Config } from '../contract/config.ts';
 import { RequestMirrorError } from '../contract/errors.ts';
 import { buildTap, type Tap } from './app.ts';
+import { checkTapConfig } from './config-check.ts';
 import { ListenFailedError } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { startPublisher } from './publisher.ts';
 
-// `node ingress-tap/main.ts --config FILE` (or REQUEST_MIRROR_CONFIG=FILE). Env: NATS_URL overrides nats.url,
-// LOG_LEVEL sets the pino level (default info). Serves even while NATS is down; exits on SIGTERM/SIGINT after
-// answering what is in flight and flushing NATS, within tap.shutdownTimeoutMs.
+// Wiring only: read the config, connect, listen, reload, shut down. Serves even while NATS is down; exits on
+// SIGTERM/SIGINT after answering what is in flight and flushing NATS, within tap.shutdownTimeoutMs.
+
+const NAME = 'node ingress-tap/main.ts';
+const { values, positionals } = parseCommandLine({
+  name: NAME,
+  usage: `
+usage: node ingress-tap/main.ts [--config FILE]            run the ingress-tap
+       node ingress-tap/main.ts validate [--config FILE]   check FILE as the tap does at start-up, then exit
+  --config FILE   the config file (default: $REQUEST_MIRROR_CONFIG)
+  -h, --help      this text
+Environment: NATS_URL overrides nats.url; LOG_LEVEL sets the log level (default info).
+Exit status: 0 stopped cleanly (or valid), 1 failed while running, 2 bad usage or a config it cannot use.`,
+  options: { config: { type: 'string' } },
+  maxPositionals: 1,
+});
+const [subcommand] = positionals;
+if (subcommand !== undefined && subcommand !== 'validate') usageError(NAME, `unknown command ${JSON.stringify(subcommand)}`);
+const configPath = values.config ?? process.env.REQUEST_MIRROR_CONFIG;
+if (!configPath) usageError(NAME, 'no config: pass --config FILE or set REQUEST_MIRROR_CONFIG');
+if (subcommand === 'validate') await validateFile('ingress-tap validate', configPath, 'the ingress-tap', checkTapConfig);
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { service: 'ingress-tap' } });
-
-const { values } = parseArgs({ options: { config: { type: 'string' } } });
-const configPath = values.config ?? process.env.REQUEST_MIRROR_CONFIG;
-if (!configPath) {
-  logger.fatal('no config: pass --config FILE or set REQUEST_MIRROR_CONFIG');
-  process.exit(2);
-}
-
-let config: Config;
-try {
-  config = loadConfig(configPath);
-} catch (error) {
-  if (!(error instanceof RequestMirrorError)) throw error;
-  logger.fatal({ code: error.code }, error.message);
-  process.exit(1);
-}
+const startup = await loadForStartup('ingress-tap', configPath, checkTapConfig);
+let config: Config = startup.config;
+for (const w of startup.warnings) logger.warn({ code: w.code }, w.message);
 
 const metrics = createMetrics();
 const publisher = startPublisher({ servers: config.nats.url, maxPendingBytes: config.tap.maxPendingPublishBytes, metrics, logger });
@@ -37,9 +44,9 @@ let tap: Tap;
 try {
   tap = buildTap({ config, publisher, metrics, logger, source: `/request-mirror/ingress-tap/${hostname()}` });
 } catch (error) {
-  if (!(error instanceof RequestMirrorError)) throw error;
-  logger.fatal({ code: error.code }, error.message);
-  process.exit(1);
+  // The TLS files were checked above; this is one that changed since.
+  exitOnConfigErrors('ingress-tap', configPath, [errorFinding(error)]);
+  throw error;
 }
 
 try {

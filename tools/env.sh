@@ -60,9 +60,15 @@ _rm_ensure_npm_packages() {
   fi
 }
 
-_rm_setup() {
+# Node.js and the npm packages only: enough for the commands that start no nats-server or Traefik (make validate,
+# make tail, make generate).
+_rm_node_setup() {
   _rm_ensure_node || return 1
   _rm_ensure_npm_packages || return 1
+}
+
+_rm_setup() {
+  _rm_node_setup || return 1
   export NATS_SERVER_BIN="${NATS_SERVER_BIN:-$(_rm_go_tool nats-server github.com/nats-io/nats-server/v2 github.com/nats-io/nats-server/v2)}" || return 1
   export TRAEFIK_BIN="${TRAEFIK_BIN:-$(_rm_go_tool traefik github.com/traefik/traefik/v3/cmd/traefik github.com/traefik/traefik/v3 '-X github.com/traefik/traefik/v3/pkg/version.Version={version}')}" || return 1
   # The interpreter Traefik embeds (its go.mod pins github.com/traefik/yaegi; keep tools/go/yaegi on the same version):
@@ -70,10 +76,10 @@ _rm_setup() {
   export YAEGI_BIN="${YAEGI_BIN:-$(_rm_go_tool yaegi github.com/traefik/yaegi/cmd/yaegi github.com/traefik/yaegi)}" || return 1
 }
 
-# `make bench` only: vegeta (keyed by its pinned module version), the Go 200 responder of tools/go/responder (keyed
-# by a hash of its source) and Debian's nginx for the S9 peer. Exports VEGETA_BIN, RESPONDER_BIN and, when nginx
-# is or can be installed, NGINX_BIN; without nginx the benchmark reports S9 as not run rather than failing.
-_rm_bench_setup() {
+# `make test` and `make bench`: vegeta (keyed by its pinned module version) and the Go 200 responder of
+# tools/go/responder (keyed by a hash of its source), both built into the cache. Installs nothing outside the cache:
+# exports NGINX_BIN only when nginx is already installed (without it the benchmark reports S9 as not run).
+_rm_bench_tools() {
   _rm_setup || return 1
   export VEGETA_BIN="${VEGETA_BIN:-$(_rm_go_tool vegeta github.com/tsenart/vegeta/v12 github.com/tsenart/vegeta/v12 '-X main.Version={version}')}" || return 1
   if [[ -z "${RESPONDER_BIN:-}" ]]; then
@@ -89,12 +95,38 @@ _rm_bench_setup() {
     export RESPONDER_BIN
   fi
   if [[ -z "${NGINX_BIN:-}" ]]; then
-    if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]] && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-      _rm_log "installing Debian's nginx-light for the S9 peer"
-      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; } >&2 || _rm_log "nginx install failed; S9 will be skipped"
-    fi
     NGINX_BIN="$(command -v nginx || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } || true)"
     [[ -n "$NGINX_BIN" ]] && export NGINX_BIN
   fi
+  return 0
+}
+
+# `make bench` only: the bench tools and, for the S9 peer, Debian's nginx-light. That one is a system package
+# (apt-get, outside the cache), so it is installed only with consent: REQUEST_MIRROR_INSTALL_NGINX=yes, CI=true, or a
+# "y" typed at the prompt on a terminal. Otherwise one line says how, and the benchmark reports S9 as not run.
+_rm_bench_setup() {
+  _rm_bench_tools || return 1
+  [[ -n "${NGINX_BIN:-}" ]] && return 0
+  local consent="${REQUEST_MIRROR_INSTALL_NGINX:-}"
+  [[ -z "$consent" && "${CI:-}" == true ]] && consent=yes
+  if [[ -z "$consent" && -t 0 && -t 2 ]]; then
+    local answer=''
+    read -r -p "[setup] S9 compares with Debian's nginx, which is not installed. Install nginx-light system-wide with apt-get? [y/N] " answer || true
+    [[ "$answer" == [yY]* ]] && consent=yes
+  fi
+  if [[ "$consent" != yes ]]; then
+    _rm_log "nginx not installed: S9 will be reported as not run (REQUEST_MIRROR_INSTALL_NGINX=yes make bench installs Debian's nginx-light with apt-get)"
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null; then
+    _rm_log "no apt-get here: install nginx yourself for S9; it will be reported as not run"
+    return 0
+  fi
+  local sudo=''
+  [[ "$(id -u)" == 0 ]] || sudo=sudo
+  _rm_log "installing Debian's nginx-light with apt-get (system-wide) for the S9 peer"
+  { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nginx-light; } >&2 || _rm_log "nginx install failed; S9 will be reported as not run"
+  NGINX_BIN="$(command -v nginx || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } || true)"
+  [[ -n "$NGINX_BIN" ]] && export NGINX_BIN
   return 0
 }

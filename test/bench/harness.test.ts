@@ -30,7 +30,7 @@ function runSmoke(): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       'bash',
-      ['-c', `. tools/env.sh && _rm_bench_setup && node tools/bench/main.ts --smoke --out "$1"`, 'bench-smoke', out],
+      ['-c', `. tools/env.sh && _rm_bench_tools && node tools/bench/main.ts --smoke --out "$1"`, 'bench-smoke', out],
       { cwd: join(import.meta.dirname, '../..'), maxBuffer: 16 * 1024 * 1024 },
       (error, _stdout, stderr) => {
         if (error) reject(new Error(`bench smoke run failed: ${error.message}\n${stderr}`));

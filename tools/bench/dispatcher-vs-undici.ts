@@ -4,9 +4,9 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { Pool } from 'undici';
+import { parseCommandLine } from '../../contract/command-line.ts';
 import { makeEvent } from './events.ts';
 import { requestSubject } from '../../contract/subjects.ts';
 import { startNatsServer } from '../stack/nats-server.ts';
@@ -26,8 +26,22 @@ import { startNatsServer } from '../stack/nats-server.ts';
 const ROOT = join(import.meta.dirname, '../..');
 const SELF = import.meta.filename;
 
-const { values } = parseArgs({
+const { values } = parseCommandLine({
+  name: 'node tools/bench/dispatcher-vs-undici.ts',
+  usage: `
+usage: node tools/bench/dispatcher-vs-undici.ts [--events N] [--rounds N] [--concurrency N] [--cpu-prof DIR]
+                                              [--dispatcher OTHER_CHECKOUT/dispatcher/main.ts] [--node-args ARGS]
+
+Compares the dispatcher's deliveries/s with a raw undici loop POSTing the same payloads to the same receiver.
+  --events N          events per round (default 20000)
+  --rounds N          rounds, alternating loop/dispatcher (default 3)
+  --concurrency N     requests in flight (default 8)
+  --cpu-prof DIR      write the dispatcher's CPU profile here
+  --dispatcher FILE   another checkout's dispatcher/main.ts, to compare a change with its parent
+  --node-args ARGS    extra node flags for the dispatcher, space-separated: --node-args='--trace-gc'
+  -h, --help          this text`,
   options: {
+    // Internal: the same file runs the receiver and the undici loop as child processes.
     role: { type: 'string', default: 'orchestrate' },
     events: { type: 'string', default: '20000' },
     rounds: { type: 'string', default: '3' },
@@ -35,9 +49,7 @@ const { values } = parseArgs({
     url: { type: 'string' },
     payloads: { type: 'string' },
     'cpu-prof': { type: 'string' },
-    // Another checkout's dispatcher/main.ts, to compare a change against its parent on the same machine.
     dispatcher: { type: 'string' },
-    // Extra node flags for the dispatcher process, space-separated: --node-args='--trace-gc'.
     'node-args': { type: 'string', default: '' },
   },
 });

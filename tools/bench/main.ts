@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from '../../contract/command-line.ts';
 import { routerTimings } from './access-log.ts';
 import type { Findings, Section } from './goals.ts';
 import { isolation } from './isolation.ts';
@@ -19,12 +19,23 @@ import { startWorld } from './world.ts';
 // `make bench` / `make bench-smoke`. Runs every part in one invocation against one set of processes, then writes
 // the report from what it measured. Logs, configs and vegeta results of the run stay in the run directory.
 
-const { values } = parseArgs({
+const { values } = parseCommandLine({
+  name: 'node tools/bench/main.ts',
+  usage: `
+usage: node tools/bench/main.ts [--smoke] [--out DIR] [--only S1,S2,...] [--profile-dir DIR]
+  (or: make bench, make bench-smoke)
+
+Measures what Request Mirror adds to Traefik's latency, its throughput and memory, and writes benchmarks.md,
+benchmarks.json and the plots.
+  --smoke             a few-seconds run at tiny rates (checks the harness; its figures mean nothing)
+  --out DIR           where the report goes (default: the run directory under .bench/, or a temporary one)
+  --only IDS          diagnosis: only these latency scenarios, comma-separated
+  --profile-dir DIR   diagnosis: CPU profiles of every tap and dispatcher, written when they stop
+  -h, --help          this text`,
   options: {
     smoke: { type: 'boolean', default: false },
     out: { type: 'string' },
-    // Diagnosis only (a profiled run's figures are not comparable): a subset of scenarios, and CPU profiles of
-    // every tap and dispatcher written to this directory when they stop.
+    // Diagnosis only (a profiled run's figures are not comparable).
     only: { type: 'string' },
     'profile-dir': { type: 'string' },
   },

@@ -1,8 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseArgs } from 'node:util';
 import { MirrorEvent } from '../../contract/event.ts';
 import { formatEvent } from './format-event.ts';
+import { integerOption, parseCommandLine } from '../../contract/command-line.ts';
 
 // The demo's webhook: accepts what the dispatcher POSTs, checks it against the event contract and pretty-prints it.
 //   node tools/demo/receiver.ts [--port 8092]
@@ -46,8 +46,17 @@ export async function startDemoReceiver(port: number, host = '127.0.0.1', print 
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { port: { type: 'string', default: '8092' }, host: { type: 'string', default: '0.0.0.0' } } });
-  const r = await startDemoReceiver(Number(values.port), values.host);
+  const { values } = parseCommandLine({
+    name: 'node tools/demo/receiver.ts',
+    usage: `
+usage: node tools/demo/receiver.ts [--port N] [--host ADDRESS]
+The demo's webhook: prints every Request Mirror event POSTed to it.
+  --port N          port to listen on (default 8092)
+  --host ADDRESS    address to listen on (default 0.0.0.0)
+  -h, --help        this text`,
+    options: { port: { type: 'string', default: '8092' }, host: { type: 'string', default: '0.0.0.0' } },
+  });
+  const r = await startDemoReceiver(integerOption('node tools/demo/receiver.ts', 'port', values.port, 0, 65535), values.host);
   process.stdout.write(`demo receiver listening on ${values.host}:${values.port}\n`);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void r.close());
 }

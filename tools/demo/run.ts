@@ -1,18 +1,29 @@
-import { parseArgs } from 'node:util';
 import { request } from 'undici';
+import { parseCommandLine } from '../../contract/command-line.ts';
 import { portOrFree } from '../stack/free-port.ts';
 import { localizeExample, readExample } from '../stack/examples.ts';
 import { startStack, type Stack } from '../stack/stack.ts';
+import { clearDemoState, writeDemoState } from './demo-state.ts';
 import { startDemoReceiver, type DemoReceiver } from './receiver.ts';
+import { shellCommand } from './shell-quote.ts';
 import { demoUpstream } from './upstream.ts';
 
 // `make demo`: the whole product on loopback — Traefik (forwardAuth on app.localhost and api.localhost, Mirroring on
 // shop.localhost, loaded from the very snippets in docs/examples/traefik/), NATS, the ingress-tap, the dispatcher, a
 // demo upstream and a webhook receiver that prints what it gets. Sends a few requests, then stays up until Ctrl-C.
-//   node tools/demo/run.ts [--once] [--verbose]
-// --once exits 0 after checking that every example request reached the webhook (what the test runs).
 
-const { values: flags } = parseArgs({ options: { once: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false } } });
+const { values: flags } = parseCommandLine({
+  name: 'make demo',
+  usage: `
+usage: make demo
+       node tools/demo/run.ts [--once] [--verbose]
+Starts Traefik, NATS, the ingress-tap, the dispatcher, a demo upstream and a printing webhook on loopback, sends a
+few requests through Traefik and stays up until Ctrl-C. \`make tail\` next to it prints what reaches NATS.
+  --once        exit 0 once every example request reached the webhook (1 if one did not)
+  --verbose     print the output of every process
+  -h, --help    this text`,
+  options: { once: { type: 'boolean', default: false }, verbose: { type: 'boolean', default: false } },
+});
 const say = (text: string) => process.stdout.write(`\x1b[36m[demo]\x1b[0m ${text}\n`);
 
 interface Example {
@@ -77,6 +88,7 @@ async function main(): Promise<void> {
       say(`cleanup: ${String(e)}`);
     });
     await receiver?.close();
+    clearDemoState();
     process.exit(code);
   };
   process.once('SIGINT', () => void shutdown(0));
@@ -104,9 +116,11 @@ async function main(): Promise<void> {
   const s = stack;
   const web = s.traefik?.url ?? '';
   say(`up: Traefik on ${web}`);
+  writeDemoState({ pid: process.pid, natsUrl: `nats://127.0.0.1:${s.natsPort}` });
+  const site = (host: string, path: string) => `http://${host}:${s.traefik?.webPort ?? ''}${path}`;
 
   for (const ex of EXAMPLES) {
-    say(`${ex.title}\n       $ curl -s ${ex.method === 'GET' ? '' : `-X ${ex.method} `}${curlHeaders(ex)}http://${ex.host}:${s.traefik?.webPort ?? ''}${ex.path}`);
+    say(`${ex.title}\n       $ ${shellCommand(['curl', '-s', ...curlOptions(ex), site(ex.host, ex.path)])}`);
     const res = await request(`${web}${ex.path}`, {
       method: ex.method as 'GET',
       headers: { host: ex.host, ...ex.headers },
@@ -133,19 +147,22 @@ async function main(): Promise<void> {
   say(
     [
       'the stack stays up; try it (Ctrl-C stops everything):',
-      `  forwardAuth:  curl -s http://app.localhost:${ports.traefikWeb}/anything?x=1 -b session=me`,
-      `  with body:    curl -s http://api.localhost:${ports.traefikWeb}/orders -d '{"a":1}' -H 'content-type: application/json'`,
-      `  Mirroring:    curl -s http://shop.localhost:${ports.traefikWeb}/cart -X PUT -d 'hello'`,
-      `  live events:  make tail   (or: nats sub --server nats://127.0.0.1:${s.natsPort} 'request-mirror.requests.>')`,
+      `  forwardAuth:  $ ${shellCommand(['curl', '-s', site('app.localhost', '/anything?x=1&y=2'), '-b', 'session=me'])}`,
+      `  with body:    $ ${shellCommand(['curl', '-s', site('api.localhost', '/orders'), '-d', '{"a":1}', '-H', 'content-type: application/json'])}`,
+      `  Mirroring:    $ ${shellCommand(['curl', '-s', site('shop.localhost', '/cart'), '-X', 'PUT', '-d', 'hello'])}`,
+      `  live events:  $ make tail   (or: ${shellCommand(['nats', 'sub', '--server', `nats://127.0.0.1:${s.natsPort}`, 'request-mirror.requests.>'])})`,
       `  Traefik API:  ${s.traefik?.adminUrl ?? ''}/api/http/routers`,
       `  tap metrics:  ${s.tapAdminUrl}/metrics   dispatcher metrics: ${s.dispatcherAdminUrl}/metrics`,
     ].join('\n'),
   );
 }
 
-function curlHeaders(ex: Example): string {
-  const h = Object.entries(ex.headers ?? {}).map(([k, v]) => `-H '${k}: ${v}' `).join('');
-  return `${h}${ex.body ? `-d '${ex.body}' ` : ''}`;
+function curlOptions(ex: Example): string[] {
+  return [
+    ...(ex.method === 'GET' ? [] : ['-X', ex.method]),
+    ...Object.entries(ex.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]),
+    ...(ex.body ? ['-d', ex.body] : []),
+  ];
 }
 
 await main();

@@ -1,13 +1,17 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from '../../../contract/command-line.ts';
 import Fastify from 'fastify';
 
 // The ceiling for any fastify-based tap: a fastify app that answers 200 with an empty body and does nothing else.
 // With --tls-cert/--tls-key it serves HTTP/2 over TLS (HTTP/1.1 still allowed), which is what Traefik's forwardAuth
 // negotiates when its `tls` option is set. Prints `listening on HOST:PORT` once bound.
 
-const { values } = parseArgs({
+const { values } = parseCommandLine({
+  name: 'node tools/bench/peers/bare-fastify.ts',
+  usage: `
+usage: node tools/bench/peers/bare-fastify.ts [--tls-cert FILE --tls-key FILE]
+A fastify app that answers 200 and nothing else (a benchmark peer); prints "listening on HOST:PORT".`,
   options: {
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },

@@ -1,13 +1,17 @@
+import { parseCommandLine } from '../../../contract/command-line.ts';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
-import { parseArgs } from 'node:util';
 
 // A webhook target in its own process, so its work does not land on the event loop of whatever it is compared
 // with. Modes: `fast` answers 204 once the body is read; `slow` answers after --delay-ms; `blackhole` accepts
 // connections and never reads or answers. `GET /__count` (fast, slow) returns the requests received, in all and by path.
 // Prints `listening on HOST:PORT` once bound.
 
-const { values } = parseArgs({
+const { values } = parseCommandLine({
+  name: 'node tools/bench/peers/receiver.ts',
+  usage: `
+usage: node tools/bench/peers/receiver.ts [--mode fast|slow|blackhole] [--delay-ms N]
+A webhook target for the benchmarks; prints "listening on HOST:PORT".`,
   options: {
     mode: { type: 'string', default: 'fast' },
     'delay-ms': { type: 'string', default: '2000' },

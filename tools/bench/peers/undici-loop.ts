@@ -1,18 +1,22 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseCommandLine, usageError } from '../../../contract/command-line.ts';
 import { Pool } from 'undici';
 
 // The ceiling for the dispatcher: POST each payload of a file (one JSON document per line) to one URL with a fixed
 // number of requests in flight over a keep-alive pool, nothing else. Prints `{"sent":N,"ms":T}`.
 
-const { values } = parseArgs({
+const { values } = parseCommandLine({
+  name: 'node tools/bench/peers/undici-loop.ts',
+  usage: `
+usage: node tools/bench/peers/undici-loop.ts --url URL --payloads FILE [--concurrency N]
+POSTs each line of FILE to URL with N requests in flight; prints {"sent":N,"ms":T}.`,
   options: {
     url: { type: 'string' },
     payloads: { type: 'string' },
     concurrency: { type: 'string', default: '16' },
   },
 });
-if (!values.url || !values.payloads) throw new Error('usage: undici-loop --url URL --payloads FILE [--concurrency N]');
+if (!values.url || !values.payloads) usageError('node tools/bench/peers/undici-loop.ts', '--url and --payloads are required');
 const url = new URL(values.url);
 const concurrency = Number(values.concurrency);
 const payloads = readFileSync(values.payloads, 'utf8')
