@@ -133,7 +133,7 @@ describe('Dockerfile', () => {
     }
   });
 
-  it('`npm run build` emits the two entrypoints the compose file runs, and they start', { timeout: 120_000 }, async () => {
+  it('`npm run build` emits the two entrypoints the compose file runs, and they start and validate a config', { timeout: 120_000 }, async () => {
     // Inside the repository so the compiled files resolve node_modules as they do in the image.
     const out = mkdtempSync(join(ROOT, 'node_modules', '.rm-build-'));
     try {
@@ -146,8 +146,11 @@ describe('Dockerfile', () => {
           () => ({ code: 0, stderr: '', stdout: '' }),
           (e: unknown) => e as { code: number; stderr: string; stdout: string },
         );
-        expect(result.code, entry).toBe(1);
+        expect(result.code, entry).toBe(2);
         expect(result.stderr + result.stdout, entry).toContain('missing.yaml');
+        // The image's way to check a config file: `validate` as the first argument.
+        const valid = await run(process.execPath, [join(out, entry), 'validate', '--config', join(ROOT, 'docs/examples/request-mirror.yaml')], { cwd: ROOT });
+        expect(valid.stdout, entry).toMatch(/request-mirror\.yaml: valid for the (ingress-tap|dispatcher) \(1 target\)/);
       }
     } finally {
       rmSync(out, { recursive: true, force: true });

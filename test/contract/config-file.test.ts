@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig, watchConfig } from '../../contract/config-file.ts';
 import type { Config } from '../../contract/config.ts';
@@ -111,25 +109,5 @@ targets:
     } finally {
       watcher.close();
     }
-  });
-});
-
-describe('validate command', () => {
-  const run = promisify(execFile);
-  const cli = join(import.meta.dirname, '../../contract/validate-cli.ts');
-
-  it('accepts a valid file', async () => {
-    const { stdout } = await run(process.execPath, [cli, file(minimal)]);
-    expect(stdout).toMatch(/valid \(1 target\)/);
-  });
-
-  it('exits 1 naming the code and the field for an invalid file', async () => {
-    const result = await run(process.execPath, [cli, file('targets: [{ name: a }]')]).then(
-      () => ({ code: 0, stderr: '' }),
-      (e: unknown) => e as { code: number; stderr: string },
-    );
-    expect(result.code).toBe(1);
-    expect(result.stderr).toContain('RM_CONFIG_INVALID');
-    expect(result.stderr).toContain('targets[0].watchURL');
   });
 });

@@ -194,27 +194,27 @@ describe('dispatcher process', () => {
     expect(r.requests).toHaveLength(before.dispatcher + 20);
   });
 
-  it('exits 1 naming the file and the field when the config is invalid', async () => {
+  it('exits 2 naming the file and the field when the config is invalid', async () => {
     const path = configFile(yamlFor(`  - { name: a, watchURL: "http://x.example/", methods: ["*"], concurrency: 0 }`));
     const p = run(['--config', path]);
-    expect(await p.exited).toBe(1);
+    expect(await p.exited).toBe(2);
     expect(p.stderr()).toContain('RM_CONFIG_INVALID');
     expect(p.stderr()).toContain(path);
     expect(p.stderr()).toContain('targets[0].concurrency');
   });
 
-  it('exits 1 naming the target and the variable when a secret is missing', async () => {
+  it('exits 2 naming the target and the variable when a secret is missing', async () => {
     const path = configFile(yamlFor(`  - { name: signed, watchURL: "http://x.example/", methods: ["*"], secrets: [{ env: RM_TEST_NO_SUCH_SECRET }] }`));
     const p = run([], { REQUEST_MIRROR_CONFIG: path });
-    expect(await p.exited).toBe(1);
+    expect(await p.exited).toBe(2);
     expect(p.stderr()).toContain('RM_SECRET_UNAVAILABLE');
     expect(p.stderr()).toContain('"signed"');
     expect(p.stderr()).toContain('RM_TEST_NO_SUCH_SECRET');
   });
 
-  it('exits 1 saying how to pass a config when none is given', async () => {
+  it('exits 2 saying how to pass a config when none is given', async () => {
     const p = run([], { REQUEST_MIRROR_CONFIG: '' });
-    expect(await p.exited).toBe(1);
+    expect(await p.exited).toBe(2);
     expect(p.stderr()).toContain('--config');
   });
 });

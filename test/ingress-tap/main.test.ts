@@ -107,22 +107,22 @@ describe('ingress-tap process', () => {
 });
 
 describe('ingress-tap start-up', () => {
-  it('exits 1 naming the problem when the config file is invalid', async () => {
+  it('exits 2 naming the problem when the config file is invalid', async () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'tap: { maxBodyBytes: -1 }\n');
     const p = startProcess({ name: 'bad-tap', command: process.execPath, args: [join(ROOT, 'ingress-tap/main.ts')], env: { ...process.env, REQUEST_MIRROR_CONFIG: bad }, cwd: ROOT });
-    expect(await p.exit).toBe(1);
+    expect(await p.exit).toBe(2);
     expect(p.output()).toContain('RM_CONFIG_INVALID');
     expect(p.output()).toContain('maxBodyBytes');
   });
 
-  it('exits 1 with RM_TAP_TLS_UNUSABLE naming the file when a listener certificate is missing', async () => {
+  it('exits 2 with RM_TAP_TLS_UNUSABLE naming the file when a listener certificate is missing', async () => {
     const bad = join(dir, 'bad-tls.yaml');
     const missing = join(dir, 'missing-cert.pem');
     const config: ConfigInput = { tap: { forwardAuth: { host: '127.0.0.1', port: 0, tls: { certFile: missing, keyFile: missing } }, admin: { host: '127.0.0.1', port: 0 } } };
     writeFileSync(bad, JSON.stringify(config));
     const p = startProcess({ name: 'bad-tls-tap', command: process.execPath, args: [join(ROOT, 'ingress-tap/main.ts'), '--config', bad], env: { ...process.env, NATS_URL: nats.url }, cwd: ROOT });
-    expect(await p.exit).toBe(1);
+    expect(await p.exit).toBe(2);
     expect(p.output()).toContain('RM_TAP_TLS_UNUSABLE');
     expect(p.output()).toContain(missing);
   });
