@@ -2,7 +2,8 @@
 #   docker build -t request-mirror .            the services (dist/ only)
 #   docker build --target demo -t rm-demo .      the demo upstream and webhook receiver (tools/demo)
 
-FROM node:24-slim AS build
+# The Node.js version is tools/versions.sh's NODE_VERSION (test/compose/compose.test.ts checks it).
+FROM node:24.22.3-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -12,7 +13,7 @@ COPY ingress-tap ./ingress-tap
 COPY dispatcher ./dispatcher
 RUN npm run build && npm prune --omit=dev
 
-FROM node:24-slim AS runtime
+FROM node:24.22.3-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/package.json ./

@@ -12,6 +12,7 @@ import { freePort } from '../../tools/stack/free-port.ts';
 import { natsServerBin } from '../../tools/stack/nats-server.ts';
 import { startProcess } from '../../tools/stack/process.ts';
 import { ROOT } from '../../tools/stack/stack.ts';
+import { DEMO_ROUTERS } from '../../tools/demo/routes.ts';
 import { startTraefik } from '../../tools/stack/traefik.ts';
 
 // There is no Docker engine here, so docker-compose.yml and the Dockerfile are checked as far as one can without
@@ -34,6 +35,23 @@ const svc = (name: string): Service => {
   if (!s) throw new Error(`docker-compose.yml has no service ${name}`);
   return s;
 };
+
+/** The version of `module` that tools/go/<wrapper>/go.mod pins: the one the tests build and run. */
+function pinned(wrapper: string, module: string): string {
+  const version = new RegExp(`^\\s*${module.replace(/[./]/g, '\\$&')} (v\\S+)`, 'm').exec(read(`tools/go/${wrapper}/go.mod`))?.[1];
+  if (!version) throw new Error(`tools/go/${wrapper}/go.mod does not require ${module}`);
+  return version;
+}
+
+/** The files mounted into Traefik's file-provider directory, with their content from the repository. */
+function dynamicFiles(): [string, string][] {
+  const directory = /^--providers\.file\.directory=(.+)$/.exec((svc('traefik').command ?? []).find((c) => c.startsWith('--providers.file.directory=')) ?? '')?.[1];
+  expect(directory).toBeDefined();
+  return (svc('traefik').volumes ?? [])
+    .map((v) => v.split(':'))
+    .filter(([, inside]) => inside?.startsWith(`${directory ?? ''}/`))
+    .map(([local = '', inside = '']) => [inside.slice((directory ?? '').length + 1), read(local)]);
+}
 
 const tmp = mkdtempSync(join(tmpdir(), 'rm-compose-'));
 afterAll(() => {
@@ -61,9 +79,9 @@ describe('docker-compose.yml', () => {
     for (const m of local) expect(existsSync(join(ROOT, m)), m).toBe(true);
   });
 
-  it('runs the official traefik:v3.6 and nats images and our image for both services, each with a health check', () => {
-    expect(svc('traefik').image).toBe('traefik:v3.6');
-    expect(svc('nats').image).toMatch(/^nats:/);
+  it('runs the official Traefik and NATS images at the versions the tests build, our image for both services, each with a health check', () => {
+    expect(svc('traefik').image).toBe(`traefik:${pinned('traefik', 'github.com/traefik/traefik/v3')}`);
+    expect(svc('nats').image).toBe(`nats:${pinned('nats-server', 'github.com/nats-io/nats-server/v2').replace(/^v/, '')}-alpine`);
     expect(svc('ingress-tap').command?.slice(0, 2)).toEqual(['node', 'dist/ingress-tap/main.js']);
     expect(svc('dispatcher').command?.slice(0, 2)).toEqual(['node', 'dist/dispatcher/main.js']);
     for (const name of ['traefik', 'nats', 'ingress-tap', 'dispatcher']) expect(svc(name).healthcheck?.test, name).toBeDefined();
@@ -108,8 +126,18 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('loads the Mirroring file it mounts into a real Traefik', async () => {
-    const traefik = await startTraefik({ files: { 'mirroring.yml': read('docs/examples/traefik/mirroring.yml') }, routers: ['shop'] });
+  it('declares the same Traefik routers as make demo: app by Docker labels, api (forwardBody) and shop by the files it mounts', () => {
+    const labelled = (svc('upstream').labels ?? []).flatMap((l) => /^traefik\.http\.routers\.([\w-]+)\.rule=/.exec(l)?.[1] ?? []);
+    const mounted = dynamicFiles().flatMap(([, text]) => Object.keys((parse(text) as { http?: { routers?: object } }).http?.routers ?? {}));
+    expect([...labelled, ...mounted].sort()).toEqual([...DEMO_ROUTERS].sort());
+    const body = parse(read('docs/examples/traefik/forward-auth-body.yml')) as { http: { middlewares: Record<string, { forwardAuth?: { forwardBody?: boolean } }> } };
+    expect(Object.values(body.http.middlewares).map((m) => m.forwardAuth?.forwardBody)).toEqual([true]);
+  });
+
+  it('loads the dynamic files it mounts into a real Traefik, which serves their routers', async () => {
+    const files = dynamicFiles();
+    expect(files.map(([name]) => name).sort()).toEqual(['forward-auth-body.yml', 'mirroring.yml']);
+    const traefik = await startTraefik({ files: Object.fromEntries(files), routers: ['api', 'shop'] });
     await traefik.stop();
   });
 });
@@ -117,11 +145,16 @@ describe('docker-compose.yml', () => {
 describe('Dockerfile', () => {
   const dockerfile = read('Dockerfile');
 
-  it('copies only paths that exist and builds on node:24-slim as a non-root user', () => {
+  it('builds on the Node.js version tools/versions.sh pins', () => {
+    const node = /^NODE_VERSION=(\S+)$/m.exec(read('tools/versions.sh'))?.[1];
+    expect(node).toMatch(/^24\.\d+\.\d+$/);
+    expect([...dockerfile.matchAll(/^FROM (node:\S+)/gm)].map((m) => m[1])).toEqual([`node:${node ?? ''}-slim`, `node:${node ?? ''}-slim`]);
+  });
+
+  it('copies only paths that exist and builds as a non-root user', () => {
     const copies = [...dockerfile.matchAll(/^COPY (?!--from)(?:--chown=\S+ )?(.+) \S+$/gm)].flatMap((m) => (m[1] ?? '').split(' '));
     expect(copies.length).toBeGreaterThan(0);
     for (const path of copies) expect(existsSync(join(ROOT, path)), path).toBe(true);
-    expect([...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1])).toContain('node:24-slim');
     expect(dockerfile).toMatch(/^USER node$/m);
     expect(dockerfile).toMatch(/^RUN npm run build/m);
   });

@@ -5,6 +5,7 @@ import { localizeExample, readExample } from '../stack/examples.ts';
 import { startStack, type Stack } from '../stack/stack.ts';
 import { clearDemoState, writeDemoState } from './demo-state.ts';
 import { startDemoReceiver, type DemoReceiver } from './receiver.ts';
+import { DEMO_ROUTERS, DEMO_TRAEFIK_FILES } from './routes.ts';
 import { shellCommand } from './shell-quote.ts';
 import { demoUpstream } from './upstream.ts';
 
@@ -102,9 +103,9 @@ async function main(): Promise<void> {
       targets: () => [{ name: 'demo-receiver', watchURL: `${r.url}/events`, methods: ['*'], cookieNames: ['session'] }],
       traefik: (b) => ({
         files: Object.fromEntries(
-          ['forward-auth.yml', 'forward-auth-body.yml', 'mirroring.yml'].map((f) => [f, localizeExample(readExample(`traefik/${f}`), b)]),
+          DEMO_TRAEFIK_FILES.map((f) => [f, localizeExample(readExample(`traefik/${f}`), b)]),
         ),
-        routers: ['app', 'api', 'shop'],
+        routers: [...DEMO_ROUTERS],
       }),
       ...(flags.verbose ? { onOutput: (name: string, text: string) => process.stderr.write(`[${name}] ${text}`) } : {}),
     });

@@ -1,0 +1,100 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+// What the commands install outside the cache. Before, `make test` ran `apt-get install nginx-light` system-wide
+// without a word, for the benchmark's S9 peer. Each case runs the real recipe of the make target (as `make -n`
+// prints it) with the benchmark itself replaced by `true`. The `apt-get` found first on PATH only records how it was
+// called: a test must not install system packages, which is the very thing checked here.
+
+const ROOT = join(import.meta.dirname, '../..');
+const bin = mkdtempSync(join(tmpdir(), 'rm-env-'));
+const calls = join(bin, 'apt-get.calls');
+writeFileSync(join(bin, 'apt-get'), `#!/bin/sh\necho "$*" >> '${calls}'\n`);
+chmodSync(join(bin, 'apt-get'), 0o755);
+afterAll(() => {
+  rmSync(bin, { recursive: true, force: true });
+});
+
+// No sbin directories, so an nginx installed on this machine is not found and the install question comes up.
+const PATH = [bin, dirname(process.execPath), '/usr/local/go/bin', '/usr/local/bin', '/usr/bin', '/bin'].join(':');
+const nginxFound = ['/usr/local/bin', '/usr/bin', '/bin'].some((d) => existsSync(join(d, 'nginx')));
+
+function recipe(target: string, benchmark: RegExp): string {
+  const text = execFileSync('make', ['-n', target], { cwd: ROOT, encoding: 'utf8' }).trim();
+  expect(text).toMatch(benchmark);
+  return text.replace(benchmark, 'true');
+}
+
+function runRecipe(script: string, env: Record<string, string>): Promise<{ code: number; stderr: string; aptGet: string[] }> {
+  rmSync(calls, { force: true });
+  const base: Record<string, string> = { HOME: process.env.HOME ?? '/root', PATH };
+  for (const key of ['REQUEST_MIRROR_CACHE', 'GOPATH', 'GOCACHE', 'GOMODCACHE', 'NATS_SERVER_BIN', 'TRAEFIK_BIN', 'VEGETA_BIN', 'RESPONDER_BIN']) {
+    const value = process.env[key];
+    if (value) base[key] = value;
+  }
+  return new Promise((resolve) => {
+    const child = execFile('bash', ['-c', script], { cwd: ROOT, env: { ...base, ...env }, timeout: 170_000 }, (error, _stdout, stderr) => {
+      resolve({
+        code: error ? (typeof error.code === 'number' ? error.code : -1) : 0,
+        stderr,
+        aptGet: existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n') : [],
+      });
+    });
+    child.stdin?.end();
+  });
+}
+
+describe('system packages', () => {
+  it('make test installs none, even in CI', { timeout: 180_000 }, async () => {
+    const r = await runRecipe(recipe('test', /npm test$/), { CI: 'true' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.aptGet).toEqual([]);
+  });
+
+  it('make bench-smoke installs none', { timeout: 180_000 }, async () => {
+    const r = await runRecipe(recipe('bench-smoke', /node tools\/bench\/main\.ts --smoke$/), { CI: 'true' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.aptGet).toEqual([]);
+  });
+
+  it.skipIf(nginxFound)('make bench without a terminal and without consent installs nothing and says how in one line', { timeout: 180_000 }, async () => {
+    const r = await runRecipe(recipe('bench', /node tools\/bench\/main\.ts --out docs$/), {});
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.aptGet).toEqual([]);
+    expect(r.stderr.split('\n').filter((l) => l.includes('nginx'))).toEqual([
+      expect.stringContaining('nginx not installed: S9 will be reported as not run (REQUEST_MIRROR_INSTALL_NGINX=yes make bench installs'),
+    ]);
+  });
+
+  it.skipIf(nginxFound).each([
+    ['CI=true', { CI: 'true' }],
+    ['REQUEST_MIRROR_INSTALL_NGINX=yes', { REQUEST_MIRROR_INSTALL_NGINX: 'yes' }],
+  ])('make bench installs nginx-light with apt-get when %s', { timeout: 180_000 }, async (_what, env) => {
+    const r = await runRecipe(recipe('bench', /node tools\/bench\/main\.ts --out docs$/), env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.aptGet).toEqual(['update -qq', 'install -y -qq nginx-light']);
+    expect(r.stderr).toContain("installing Debian's nginx-light with apt-get (system-wide)");
+  });
+
+  it.skipIf(nginxFound).each([
+    ['y', ['update -qq', 'install -y -qq nginx-light']],
+    ['n', []],
+  ])('make bench on a terminal asks first, and the answer %s decides', { timeout: 180_000 }, async (answer, expected) => {
+    // `script` gives the recipe a terminal; the answer is typed into it.
+    const script = recipe('bench', /node tools\/bench\/main\.ts --out docs$/);
+    const r = await runRecipe(`printf '${answer}\\n' | script -qec ${JSON.stringify(script)} /dev/null`, {});
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.aptGet).toEqual(expected);
+  });
+
+  it('the README names every system package a command installs', () => {
+    const env = readFileSync(join(ROOT, 'tools/env.sh'), 'utf8');
+    const packages = [...env.matchAll(/apt-get install [^;}]*?([\w.+-]+);/g)].map((m) => m[1]);
+    expect(packages).toEqual(['nginx-light']);
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    for (const p of packages) expect(readme).toMatch(new RegExp(`\`${p ?? ''}\`[^\\n]*system package via \`apt-get\``));
+  });
+});
