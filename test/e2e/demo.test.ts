@@ -1,6 +1,11 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { waitUntil } from '../../tools/stack/process.ts';
 import { ROOT } from '../../tools/stack/stack.ts';
 
 // `make demo` must not rot: its non-interactive mode starts the whole stack, sends the example requests, checks they
@@ -21,5 +26,78 @@ describe('make demo', () => {
     expect(stdout).toMatch(/── webhook received: GET http:\/\/app\.localhost\/account[\s\S]*?redacted: authorization/);
     expect(stdout).not.toContain('demo-secret-token"');
     expect(stdout).toMatch(/── webhook received: PUT http:\/\/shop\.localhost\/cart\/7\n {3}id \S+ {2}attachment mirror/);
+  });
+});
+
+// `make demo` left running, as a user meets it: the curl lines it prints are pasted into a real shell (before, an
+// unquoted `&` sent half the URL and put curl in the background), and `make tail` finds the demo's NATS by itself
+// when port 4222 is taken (before, it watched 4222 whatever the demo had done).
+describe('make demo, left running', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rm-demo-'));
+  const state = join(dir, 'state.json');
+  const children: ChildProcess[] = [];
+  const blocker = createServer();
+  afterAll(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    await new Promise((resolve) => blocker.close(resolve));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function start(args: string[]): { child: ChildProcess; stdout: () => string; stderr: () => string; exit: Promise<number | string> } {
+    const env: NodeJS.ProcessEnv = { ...process.env, REQUEST_MIRROR_DEMO_STATE: state };
+    delete env.NATS_URL;
+    const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const exit = new Promise<number | string>((resolve) => {
+      child.once('exit', (code, signal) => {
+        resolve(code ?? signal ?? 'unknown');
+      });
+    });
+    return { child, stdout: () => out, stderr: () => err, exit };
+  }
+
+  it('prints curl lines that work pasted into a shell, and make tail follows its NATS off port 4222', { timeout: 150_000 }, async () => {
+    // Taken by us, or already by someone else: either way the demo must move NATS elsewhere.
+    await new Promise<void>((resolve) => {
+      blocker.once('error', () => {
+        resolve();
+      });
+      blocker.listen(4222, '127.0.0.1', () => {
+        resolve();
+      });
+    });
+    const demo = start(['tools/demo/run.ts']);
+    await waitUntil('the demo to stay up', () => Promise.resolve(demo.stdout().includes('the stack stays up')), { timeoutMs: 120_000 });
+    const natsUrl = /nats sub --server (nats:\/\/\S+)/.exec(demo.stdout())?.[1] ?? '';
+    expect(natsUrl).toMatch(/^nats:\/\/127\.0\.0\.1:\d+$/);
+    expect(natsUrl).not.toBe('nats://127.0.0.1:4222');
+
+    const tail = start(['tools/demo/tail.ts']);
+    await waitUntil('tail to subscribe', () => Promise.resolve(tail.stderr().includes('subscribed')), { timeoutMs: 20_000 });
+    expect(tail.stderr()).toContain(`on ${natsUrl} (the running make demo, pid ${demo.child.pid ?? ''})`);
+
+    const curls = [...demo.stdout().matchAll(/\$ (curl .*)$/gm)].map((m) => m[1] ?? '');
+    expect(curls).toHaveLength(7);
+    const seen: string[] = [];
+    for (const line of curls) {
+      const { stdout } = await promisify(execFile)('bash', ['-c', line], { timeout: 20_000 });
+      seen.push((JSON.parse(stdout) as { url: string }).url);
+    }
+    expect(seen).toEqual(['/products?category=books&page=2', '/orders', '/account', '/cart/7', '/anything?x=1&y=2', '/orders', '/cart']);
+    await waitUntil('the pasted request at the webhook and in make tail', () =>
+      Promise.resolve(demo.stdout().includes('webhook received: GET http://app.localhost/anything?x=1&y=2') && tail.stdout().includes('http://app.localhost/anything?x=1&y=2')),
+    );
+
+    demo.child.kill('SIGINT');
+    expect(await demo.exit).toBe(0);
+    expect(existsSync(state)).toBe(false);
+    await waitUntil('tail to say NATS is gone', () => Promise.resolve(tail.stderr().includes('lost NATS')));
+    tail.child.kill('SIGINT');
+    expect(await tail.exit).toBe(0);
+    expect(tail.stderr().trimEnd().split('\n')).toHaveLength(2);
   });
 });

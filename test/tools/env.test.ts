@@ -30,7 +30,8 @@ function recipe(target: string, benchmark: RegExp): string {
 
 function runRecipe(script: string, env: Record<string, string>): Promise<{ code: number; stderr: string; aptGet: string[] }> {
   rmSync(calls, { force: true });
-  const base: Record<string, string> = { HOME: process.env.HOME ?? '/root', PATH };
+  // SHELL: what `script` runs the recipe with, as make does (SHELL := bash).
+  const base: Record<string, string> = { HOME: process.env.HOME ?? '/root', PATH, SHELL: '/bin/bash' };
   for (const key of ['REQUEST_MIRROR_CACHE', 'GOPATH', 'GOCACHE', 'GOMODCACHE', 'NATS_SERVER_BIN', 'TRAEFIK_BIN', 'VEGETA_BIN', 'RESPONDER_BIN']) {
     const value = process.env[key];
     if (value) base[key] = value;
@@ -95,6 +96,6 @@ describe('system packages', () => {
     const packages = [...env.matchAll(/apt-get install [^;}]*?([\w.+-]+);/g)].map((m) => m[1]);
     expect(packages).toEqual(['nginx-light']);
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    for (const p of packages) expect(readme).toMatch(new RegExp(`\`${p ?? ''}\`[^\\n]*system package via \`apt-get\``));
+    for (const p of packages) expect(readme).toMatch(new RegExp(`\`${p ?? ''}\`[^\\n]*system package\\** via \`apt-get\``));
   });
 });
