@@ -83,7 +83,10 @@ async function main(): Promise<void> {
   };
   let receiver: DemoReceiver | undefined;
   let stack: Stack | undefined;
+  let stopping = false;
   const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
     say('stopping');
     await stack?.close().catch((e: unknown) => {
       say(`cleanup: ${String(e)}`);
@@ -92,8 +95,10 @@ async function main(): Promise<void> {
     clearDemoState();
     process.exit(code);
   };
-  process.once('SIGINT', () => void shutdown(0));
-  process.once('SIGTERM', () => void shutdown(0));
+  // `on`, not `once`: the stack's own handler (tools/stack/process.ts) steps aside only while another listener is
+  // registered, and would otherwise SIGKILL every child and end the demo by the signal before it cleans up.
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGTERM', () => void shutdown(0));
   try {
     const r = await startDemoReceiver(await portOrFree(8092));
     receiver = r;
