@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import type { Config, NetworkPolicy } from '../contract/config.ts';
+import type { Config } from '../contract/config.ts';
 import { errorFinding, type ConfigFinding } from '../contract/config-check.ts';
 import { createAddressPolicy } from './address-policy.ts';
 import { resolveSecrets, type SecretKeys, type SecretSources } from './secrets.ts';
@@ -50,28 +50,28 @@ export const systemResolve: Resolve = async (host) => {
 };
 
 /**
- * A warning for each target whose watchURL is, or resolves here to, an address `dispatcher.network` refuses: the
- * dispatcher would drop every event for it with reason `address_refused`. Names the setting that would allow it.
- * A host that does not resolve from here (a cluster-internal name) is not judged. Assumes the CIDRs are valid.
+ * A warning for each target whose watchURL is, or resolves here to, only addresses `dispatcher.network` refuses: the
+ * dispatcher would drop every event for it with reason `address_refused`. Gives the policy's reason and the setting
+ * that allows it. A host that does not resolve from here (a cluster-internal name) is not judged. Assumes the CIDRs
+ * are valid.
  */
 export async function refusedTargetWarnings(config: Config, resolve: Resolve = systemResolve): Promise<ConfigFinding[]> {
-  const network = config.dispatcher.network;
-  const policy = createAddressPolicy(network);
+  const policy = createAddressPolicy(config.dispatcher.network);
   const perTarget = await Promise.all(
     config.targets.map(async (target, i) => {
       const host = new URL(target.watchURL).hostname.replace(/^\[(.*)\]$/, '$1');
       const addresses = isIP(host) === 0 ? await resolve(host) : [host];
-      const refused = addresses.filter((a) => !policy.allows(a));
-      if (refused.length === 0 || refused.length < addresses.length) return [];
-      const address = refused[0] ?? host;
-      const via = address === host ? '' : ` (${host} resolves to ${refused.join(', ')})`;
+      const verdicts = addresses.map((address) => ({ address, verdict: policy.check(address) }));
+      const first = verdicts[0];
+      if (!first || verdicts.some((v) => v.verdict.allowed) || first.verdict.allowed) return [];
+      const via = first.address === host ? '' : ` (${host} resolves to ${addresses.join(', ')})`;
       return [
         {
           severity: 'warning' as const,
           code: 'RM_ADDRESS_REFUSED',
           message:
-            `targets[${i}] "${target.name}": watchURL ${target.watchURL} is an address dispatcher.network refuses${via}; ` +
-            `every event for it would be dropped (reason address_refused).\nTo allow it: ${allowingSetting(network, address)}`,
+            `targets[${i}] "${target.name}": watchURL ${target.watchURL} is an address dispatcher.network refuses${via}: ${first.verdict.reason}; ` +
+            `every event for it would be dropped (reason address_refused).\nTo allow it: ${allowing(first.address, first.verdict.setting)}`,
         },
       ];
     }),
@@ -79,18 +79,8 @@ export async function refusedTargetWarnings(config: Config, resolve: Resolve = s
   return perTarget.flat();
 }
 
-/**
- * The smallest change to `network` after which the policy allows `address`: the first `allow…` switch that does,
- * else an allowCIDRs entry. Asks the policy itself, so the answer follows whatever the policy refuses.
- */
-function allowingSetting(network: NetworkPolicy, address: string): string {
-  for (const [key, value] of Object.entries(network)) {
-    if (value !== false || !key.startsWith('allow')) continue;
-    if (createAddressPolicy({ ...network, [key]: true }).allows(address)) return `dispatcher.network.${key}: true`;
-  }
-  const cidr = `${address}/${isIP(address) === 6 ? 128 : 32}`;
-  if (createAddressPolicy({ ...network, allowCIDRs: [...network.allowCIDRs, cidr] }).allows(address)) {
-    return `dispatcher.network.allowCIDRs: [${cidr}]`;
-  }
-  return 'no setting allows it; use another address';
+function allowing(address: string, setting: string | undefined): string {
+  if (setting === undefined) return 'no setting allows it; use another address';
+  if (setting.endsWith('CIDRs')) return `${setting}: [${address}/${isIP(address) === 6 ? 128 : 32}]`;
+  return `${setting}: true`;
 }
