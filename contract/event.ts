@@ -28,7 +28,15 @@ export const RequestSnapshot = z
     clientIp: z.string().nullable().describe('First address of `X-Forwarded-For` as Traefik set it, else the peer.'),
     headers: z
       .record(z.string(), z.array(z.string()))
-      .describe('Request headers by lower-case name; every value of a repeated header is kept, in order.'),
+      .describe(
+        'Request headers by lower-case name; every value of a repeated header is kept, in order. Values are decoded as UTF-8, except those of the headers in `latin1Headers`.',
+      ),
+    latin1Headers: z
+      .array(z.string())
+      .optional()
+      .describe(
+        'Headers (and `cookie` for `cookies`) with a value whose bytes are not UTF-8: all their values are given as Latin-1, one character per byte. Absent when every value is UTF-8.',
+      ),
     redactedHeaders: z.array(z.string()).describe('Headers the request carried that were left out for secrecy.'),
     cookies: z.record(z.string(), z.string()).describe('Cookies whose names a target allows; no others.'),
     body: Body.nullable().describe('Null when no target wants bodies; a zero-length body otherwise when there is none.'),

@@ -22,7 +22,17 @@ export function parseEvent(data: Uint8Array): MirrorEvent {
   if (isMirrorEvent(raw)) return raw;
   const parsed = MirrorEvent.safeParse(raw);
   if (!parsed.success) throw new InvalidEventError(`not a Request Mirror event:\n${z.prettifyError(parsed.error)}`, { cause: parsed.error });
-  return parsed.data;
+  // zod skips a record key named __proto__ altogether: it neither checks its value nor copies it. So that one key is
+  // checked here, and the event kept is JSON.parse's, which holds every name as an own property (the schema has no
+  // transforms or defaults, so zod's copy would differ from it only by the missing names).
+  const { headers, cookies } = (raw as MirrorEvent).data;
+  if (Object.hasOwn(headers, '__proto__') && !isStringArray(headers['__proto__'])) {
+    throw new InvalidEventError('not a Request Mirror event:\n✖ Invalid input: expected an array of strings\n  → at data.headers.__proto__');
+  }
+  if (Object.hasOwn(cookies, '__proto__') && typeof cookies['__proto__'] !== 'string') {
+    throw new InvalidEventError('not a Request Mirror event:\n✖ Invalid input: expected string\n  → at data.cookies.__proto__');
+  }
+  return raw as MirrorEvent;
 }
 
 const event = MirrorEvent.shape;
@@ -81,6 +91,7 @@ function isSnapshot(value: unknown): boolean {
   if (typeof value.host !== 'string' || typeof value.path !== 'string' || typeof value.query !== 'string') return false;
   if (value.clientIp !== null && typeof value.clientIp !== 'string') return false;
   if (!isStringArray(value.redactedHeaders)) return false;
+  if (value.latin1Headers !== undefined && !isStringArray(value.latin1Headers)) return false;
   const { headers, cookies } = value;
   if (!isObject(headers) || !isObject(cookies)) return false;
   for (const name in headers) if (!isStringArray(headers[name])) return false;

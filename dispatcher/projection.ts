@@ -26,7 +26,9 @@ export function isUnchangedFor(event: MirrorEvent, target: ProjectionSettings): 
 
 export function projectEvent(event: MirrorEvent, target: ProjectionSettings): MirrorEvent {
   const data = event.data;
-  const headers: Record<string, string[]> = {};
+  // Null-prototype maps: a header or cookie may be named __proto__ or constructor, which a plain object would turn
+  // into its prototype or shadow instead of keeping as a name.
+  const headers = Object.create(null) as Record<string, string[]>;
   const redacted = new Set(data.redactedHeaders);
   for (const [name, values] of Object.entries(data.headers)) {
     if (REDACTED_BY_DEFAULT.includes(name) && !target.revealHeaders.includes(name)) {
@@ -35,13 +37,23 @@ export function projectEvent(event: MirrorEvent, target: ProjectionSettings): Mi
       headers[name] = values;
     }
   }
-  const cookies: Record<string, string> = {};
+  const cookies = Object.create(null) as Record<string, string>;
   for (const [name, value] of Object.entries(data.cookies)) {
     if (target.cookieNames.includes(name)) cookies[name] = value;
   }
+  const { latin1Headers, ...rest } = data;
+  // Name only what this target still sees as Latin-1: its headers, and `cookie` for its cookies.
+  const latin1 = latin1Headers?.filter((n) => Object.hasOwn(headers, n) || (n === 'cookie' && Object.keys(cookies).length > 0)) ?? [];
   return {
     ...event,
-    data: { ...data, headers, redactedHeaders: [...redacted], cookies, body: cutBody(data.body, target.maxBodyBytes) },
+    data: {
+      ...rest,
+      headers,
+      ...(latin1.length === 0 ? {} : { latin1Headers: latin1 }),
+      redactedHeaders: [...redacted],
+      cookies,
+      body: cutBody(data.body, target.maxBodyBytes),
+    },
   };
 }
 

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { parseCookie } from 'cookie';
 import { REDACTED_BY_DEFAULT, type CaptureDecision } from './capture-policy.ts';
 import type { Attachment } from './forwarded-request.ts';
@@ -8,6 +9,12 @@ import type { Attachment } from './forwarded-request.ts';
 // already carries as scheme, host, path and clientIp. Through forwardAuth the Host header names the tap (Go's
 // client sets it from the auth address), so the client's Host is taken from X-Forwarded-Host instead. Over HTTP/2
 // the pseudo-headers are left out too, and :authority stands in for a missing Host.
+//
+// Node hands header values over as Latin-1 strings, one character per byte received, so the bytes are all there. A
+// value whose bytes are valid UTF-8 (ASCII included) is decoded as UTF-8: `X-Filename: résumé.pdf` sent as UTF-8
+// reads `résumé.pdf`. When any value of a header is not UTF-8, every value of that header stays Latin-1 (each
+// character U+0000–U+00FF is one byte, so `Buffer.from(value, 'latin1')` gives the bytes back) and the header is
+// named in `latin1Headers`; for the Cookie header the same goes for the values in `cookies`.
 
 const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
@@ -21,6 +28,8 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set([
 
 export interface HeaderCapture {
   readonly headers: Record<string, string[]>;
+  /** Headers whose values are given as Latin-1 because one of them is not UTF-8; empty when all are. */
+  readonly latin1Headers: string[];
   readonly redactedHeaders: string[];
   readonly cookies: Record<string, string>;
   readonly traceparent: string | undefined;
@@ -40,11 +49,13 @@ export function captureHeaders(
   let traceparent: string | undefined;
   let connectionTokens: string | undefined;
   let authority: string | undefined;
+  let nonAscii = false;
   // HTTP/2 pseudo-headers come before all others; a request with none is HTTP/1.x.
   const http2 = rawHeaders[0]?.startsWith(':') === true;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = (rawHeaders[i] as string).toLowerCase();
     const value = rawHeaders[i + 1] as string;
+    if (!nonAscii && NON_ASCII.test(value)) nonAscii = true;
     if (name.startsWith(':')) {
       // The request line of HTTP/2 (:method, :path, :scheme), already in the snapshot; :authority is its Host.
       if (name === ':authority' && !forwardAuth) authority = value;
@@ -80,14 +91,47 @@ export function captureHeaders(
       if (name !== '' && !REDACTED_BY_DEFAULT.has(name)) Reflect.deleteProperty(headers, name);
     }
   }
+  const latin1Headers: string[] = [];
+  if (nonAscii) {
+    for (const name in headers) {
+      const decoded = utf8Values(headers[name] as string[]);
+      if (decoded === null) latin1Headers.push(name);
+      else headers[name] = decoded;
+    }
+    if (cookieHeader !== undefined) {
+      const decoded = utf8Values([cookieHeader]);
+      if (decoded === null) {
+        if (!latin1Headers.includes('cookie')) latin1Headers.push('cookie');
+      } else cookieHeader = decoded[0];
+    }
+  }
   const { cookies, malformed } = allowedCookies(cookieHeader, decision.cookieNames);
   return {
     headers,
+    latin1Headers,
     redactedHeaders,
     cookies,
     traceparent: traceparent !== undefined && isValidTraceparent(traceparent) ? traceparent : undefined,
     malformedCookie: malformed,
   };
+}
+
+// A byte past 0x7F, as Node's Latin-1 strings hold it (they never hold a character past U+00FF).
+const NON_ASCII = /[\u0080-\u00ff]/;
+
+/** The values decoded from UTF-8, or null when the bytes of one of them are not UTF-8. */
+function utf8Values(values: readonly string[]): string[] | null {
+  const decoded: string[] = [];
+  for (const value of values) {
+    if (!NON_ASCII.test(value)) {
+      decoded.push(value);
+      continue;
+    }
+    const bytes = Buffer.from(value, 'latin1');
+    if (!isUtf8(bytes)) return null;
+    decoded.push(bytes.toString('utf8'));
+  }
+  return decoded;
 }
 
 function allowedCookies(header: string | undefined, names: ReadonlySet<string>): { cookies: Record<string, string>; malformed: boolean } {

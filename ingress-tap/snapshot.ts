@@ -41,6 +41,7 @@ export function buildEvent(parts: EventParts): MirrorEvent {
       query: original.query,
       clientIp: original.clientIp,
       headers: headers.headers,
+      ...(headers.latin1Headers.length === 0 ? {} : { latin1Headers: headers.latin1Headers }),
       redactedHeaders: headers.redactedHeaders,
       cookies: headers.cookies,
       body: parts.body === null ? null : bodyOf(keptBytes(parts.body), parts.body),

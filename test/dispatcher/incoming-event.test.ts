@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { MirrorEvent } from '../../contract/event.ts';
 import { InvalidEventError } from '../../dispatcher/errors.ts';
 import { isMirrorEvent, parseEvent } from '../../dispatcher/incoming-event.ts';
+import { mapOf, PROTOTYPE_NAMES } from '../support/prototype-names.ts';
 import { makeEvent } from './harness.ts';
 
 // The dispatcher checks incoming events with a quick walk of the contract schema before falling back to zod. The walk
@@ -84,5 +85,32 @@ describe('incoming events', () => {
         }
       }),
     );
+  });
+});
+
+describe('incoming events with names of Object.prototype members', () => {
+  const event = makeEvent({
+    headers: mapOf(PROTOTYPE_NAMES.map((n) => n.toLowerCase()), (n) => [`h-${n}`]),
+    cookies: mapOf(PROTOTYPE_NAMES, (n) => `c-${n}`),
+  });
+  const bytes = new TextEncoder().encode(JSON.stringify(event));
+
+  it('keeps every header and cookie name, __proto__ included', () => {
+    const parsed = parseEvent(bytes);
+    expect(Object.keys(parsed.data.headers).sort()).toEqual(PROTOTYPE_NAMES.map((n) => n.toLowerCase()).sort());
+    expect(Object.keys(parsed.data.cookies).sort()).toEqual([...PROTOTYPE_NAMES].sort());
+    expect(parsed.data.headers['__proto__']).toEqual(['h-__proto__']);
+    expect(parsed.data.cookies['constructor']).toBe('c-constructor');
+  });
+
+  it.each([
+    ['headers', '{"__proto__":5}'],
+    ['headers', '{"__proto__":[1]}'],
+    ['cookies', '{"__proto__":["x"]}'],
+    ['cookies', '{"__proto__":null}'],
+  ])('refuses %s holding __proto__ with a value of the wrong type (%s), which zod does not look at', (field, map) => {
+    const text = JSON.stringify(makeEvent()).replace(new RegExp(`"${field}":\\{[^}]*\\}`), `"${field}":${map}`);
+    expect(text).toContain(`"${field}":${map}`);
+    expect(() => parseEvent(new TextEncoder().encode(text))).toThrow(InvalidEventError);
   });
 });

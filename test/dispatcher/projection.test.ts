@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Body, MirrorEvent } from '../../contract/event.ts';
 import { cutBody, isUnchangedFor, projectEvent } from '../../dispatcher/projection.ts';
+import { mapOf, PROTOTYPE_NAMES } from '../support/prototype-names.ts';
 import { makeEvent, publish, startDispatcher, testConfig, useDispatcherFixture } from './harness.ts';
 
 const { nats, receiver, defer } = useDispatcherFixture();
@@ -134,5 +135,74 @@ describe('per-target body cut through a running dispatcher', () => {
   it('publishes a binary body whose kept bytes are text as utf8', () => {
     const sent = Buffer.concat([Buffer.from('héllo'), Buffer.from([0xc3, 0x28])]);
     expect(cutBody(makeEvent({ body: sent }).data.body, 7)).toMatchObject({ encoding: 'utf8', data: 'héllo', capturedBytes: 6 });
+  });
+});
+
+describe('projection of headers and cookies named like Object.prototype members', () => {
+  const headerNames = PROTOTYPE_NAMES.map((n) => n.toLowerCase());
+  const event = () =>
+    makeEvent({
+      headers: mapOf([...headerNames, 'authorization'], (n) => [`h-${n}`]),
+      cookies: mapOf([...PROTOTYPE_NAMES, 'other'], (n) => `c-${n}`),
+      body: 'abcdef',
+    });
+
+  it('keeps every such name a target allows and only those', () => {
+    const projected = projectEvent(event(), { cookieNames: [...PROTOTYPE_NAMES], revealHeaders: [], maxBodyBytes: 3 });
+    expect(Object.keys(projected.data.headers).sort()).toEqual([...headerNames].sort());
+    expect(projected.data.headers['__proto__']).toEqual(['h-__proto__']);
+    expect(Object.keys(projected.data.cookies).sort()).toEqual([...PROTOTYPE_NAMES].sort());
+    expect(projected.data.cookies['__proto__']).toBe('c-__proto__');
+    const none = projectEvent(event(), { cookieNames: ['other'], revealHeaders: ['authorization'], maxBodyBytes: 3 });
+    expect(Object.keys(none.data.cookies)).toEqual(['other']);
+    expect(Object.keys(none.data.headers).sort()).toEqual([...headerNames, 'authorization'].sort());
+  });
+
+  it('delivers every such name to each target that allows it, through a running dispatcher', async () => {
+    const r = await receiver();
+    const half = PROTOTYPE_NAMES.filter((_, i) => i % 2 === 0);
+    const d = await startDispatcher(
+      nats.url,
+      testConfig({
+        targets: [
+          // Allows every cookie the event has: the published bytes go out unchanged.
+          { name: 'all', watchURL: `${r.url}/all`, methods: ['*'], cookieNames: [...PROTOTYPE_NAMES, 'other'], revealHeaders: ['authorization'] },
+          // Each of these has something removed, so the event is narrowed for it.
+          { name: 'names', watchURL: `${r.url}/names`, methods: ['*'], cookieNames: [...PROTOTYPE_NAMES] },
+          { name: 'half', watchURL: `${r.url}/half`, methods: ['*'], cookieNames: half, maxBodyBytes: 2 },
+        ],
+      }),
+    );
+    defer(() => d.close());
+    await publish(d.nc, event());
+    const got = new Map((await r.waitFor(3)).map((q) => [q.url, (JSON.parse(q.body.toString()) as MirrorEvent).data]));
+    expect(Object.keys(got.get('/all')?.cookies ?? {}).sort()).toEqual([...PROTOTYPE_NAMES, 'other'].sort());
+    expect(Object.keys(got.get('/names')?.cookies ?? {}).sort()).toEqual([...PROTOTYPE_NAMES].sort());
+    expect(Object.keys(got.get('/half')?.cookies ?? {}).sort()).toEqual([...half].sort());
+    for (const url of ['/names', '/half']) {
+      expect(Object.keys(got.get(url)?.headers ?? {}).sort(), url).toEqual([...headerNames].sort());
+      expect(got.get(url)?.redactedHeaders, url).toEqual(['authorization']);
+      expect(got.get(url)?.headers['__proto__'], url).toEqual(['h-__proto__']);
+      expect(got.get(url)?.headers['constructor'], url).toEqual(['h-constructor']);
+    }
+    expect(got.get('/half')?.cookies['__proto__']).toBe(half.includes('__proto__') ? 'c-__proto__' : undefined);
+  });
+});
+
+describe('projection of latin1Headers', () => {
+  it('names only the Latin-1 headers and cookies the target still receives', () => {
+    const event = makeEvent({
+      headers: { 'x-a': ['\u00e9'], authorization: ['\u00ff'], 'x-b': ['b'] },
+      latin1Headers: ['x-a', 'authorization', 'cookie'],
+      cookies: { name: 'caf\u00e9' },
+    });
+    expect(projectEvent(event, { cookieNames: [], revealHeaders: [], maxBodyBytes: 10 }).data.latin1Headers).toEqual(['x-a']);
+    expect(projectEvent(event, { cookieNames: ['name'], revealHeaders: ['authorization'], maxBodyBytes: 1 }).data.latin1Headers).toEqual([
+      'x-a',
+      'authorization',
+      'cookie',
+    ]);
+    const none = projectEvent({ ...event, data: { ...event.data, latin1Headers: ['authorization'] } }, { cookieNames: [], revealHeaders: [], maxBodyBytes: 10 });
+    expect('latin1Headers' in none.data).toBe(false);
   });
 });
