@@ -60,7 +60,7 @@ describe('make demo, left running', () => {
     return { child, stdout: () => out, stderr: () => err, exit };
   }
 
-  it('prints curl lines that work pasted into a shell, and make tail follows its NATS off port 4222', { timeout: 150_000 }, async () => {
+  it('prints curl lines that work pasted into a shell, and make tail follows its NATS off port 4222, and again after a restart', { timeout: 240_000 }, async () => {
     // Taken by us, or already by someone else: either way the demo must move NATS elsewhere.
     await new Promise<void>((resolve) => {
       blocker.once('error', () => {
@@ -99,8 +99,27 @@ describe('make demo, left running', () => {
     expect(await demo.exit).toBe(0);
     expect(existsSync(state)).toBe(false);
     await waitUntil('tail to say NATS is gone', () => Promise.resolve(tail.stderr().includes('lost NATS')));
+
+    // A demo started again (NATS on yet another port): tail follows it without being restarted.
+    const again = start(['tools/demo/run.ts']);
+    await waitUntil('the second demo to stay up', () => Promise.resolve(again.stdout().includes('the stack stays up')), { timeoutMs: 120_000 });
+    const movedTo = /nats sub --server (nats:\/\/\S+)/.exec(again.stdout())?.[1] ?? '';
+    await waitUntil('tail to follow the new NATS', () => Promise.resolve(tail.stderr().includes(`subscribed to request-mirror.requests.> on ${movedTo}`)), { timeoutMs: 20_000 });
+    const line = [...again.stdout().matchAll(/\$ (curl .*anything.*)$/gm)].map((m) => m[1] ?? '')[0] ?? '';
+    await promisify(execFile)('bash', ['-c', line], { timeout: 20_000 });
+    await waitUntil('the event of the second demo in make tail', () => Promise.resolve(tail.stdout().split('/anything?x=1&y=2\n').length === 3));
+    again.child.kill('SIGINT');
+    expect(await again.exit).toBe(0);
+
+    await waitUntil('tail to say NATS is gone again', () => Promise.resolve(tail.stderr().split('lost NATS').length === 3));
     tail.child.kill('SIGINT');
     expect(await tail.exit).toBe(0);
-    expect(tail.stderr().trimEnd().split('\n')).toHaveLength(2);
+    expect(tail.stderr().trimEnd().split('\n')).toEqual([
+      `tail: subscribed to request-mirror.requests.> on ${natsUrl} (the running make demo, pid ${demo.child.pid ?? ''}); Ctrl-C to stop`,
+      `tail: lost NATS at ${natsUrl}; reconnecting until it is back (Ctrl-C to stop)`,
+      `tail: make demo now runs NATS at ${movedTo}; following it`,
+      `tail: subscribed to request-mirror.requests.> on ${movedTo} (the restarted make demo, pid ${again.child.pid ?? ''}); Ctrl-C to stop`,
+      `tail: lost NATS at ${movedTo}; reconnecting until it is back (Ctrl-C to stop)`,
+    ]);
   });
 });
