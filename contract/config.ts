@@ -155,6 +155,17 @@ export const Config = z
       .strictObject({
         forwardAuth: tapListen(8080, 'Listener for Traefik forwardAuth.'),
         mirror: tapListen(8081, 'Listener for Traefik Mirroring (the request it receives is the original).'),
+        plugin: z
+          .strictObject({
+            ...address(8082),
+            maxBatchBytes: z
+              .int()
+              .min(1)
+              .default(64 * MiB)
+              .describe('Largest batch a plugin may POST; a larger one is refused with 413 and counted by the plugin as rejected.'),
+          })
+          .prefault({})
+          .describe('Listener for the Request Mirror Traefik plugin, which POSTs batches of request snapshots to `/v1/snapshots`.'),
         admin: listen(9080, 'Listener for /healthz, /readyz and /metrics.'),
         maxBodyBytes: z
           .int()

@@ -19,7 +19,9 @@ export const Body = z
 
 export const RequestSnapshot = z
   .strictObject({
-    attachment: z.enum(['forwardAuth', 'mirror']).describe('How Traefik handed the request to the tap.'),
+    attachment: z
+      .enum(['forwardAuth', 'mirror', 'plugin'])
+      .describe('How the request reached the tap: Traefik forwardAuth, Traefik Mirroring, or the Request Mirror Traefik plugin.'),
     method: z.string().min(1),
     scheme: z.enum(['http', 'https']),
     host: z.string().describe('Host the client asked for, without the port when it is the scheme default.'),

@@ -7,6 +7,7 @@ import { capturePolicy } from './capture-policy.ts';
 import type { TapMetrics } from './metrics.ts';
 import type { Publisher } from './publisher.ts';
 import { loadListenerTls } from './listener-tls.ts';
+import { createPluginIngest } from './plugin-ingest.ts';
 import { createRequestHandler } from './request-handler.ts';
 import { createTapServer, type TapServer } from './tap-server.ts';
 
@@ -28,6 +29,8 @@ export interface TapDeps {
 export interface Tap {
   readonly forwardAuth: TapServer;
   readonly mirror: TapServer;
+  /** Where the Traefik plugin POSTs its batches of snapshots. */
+  readonly plugin: FastifyInstance;
   readonly admin: FastifyInstance;
   /** Applies a reloaded config to the next request. Listener addresses and NATS settings need a restart. */
   reconfigure(config: Config): void;
@@ -40,13 +43,15 @@ export function buildTap(deps: TapDeps): Tap {
   const { forwardAuth: forwardAuthListener, mirror: mirrorListener } = deps.config.tap;
   const forwardAuthTls = forwardAuthListener.tls && loadListenerTls('tap.forwardAuth.tls', forwardAuthListener.tls);
   const mirrorTls = mirrorListener.tls && loadListenerTls('tap.mirror.tls', mirrorListener.tls);
+  let policy = capturePolicy(deps.config);
+  const newId = deps.newId ?? createEventIdFactory();
   const handler = createRequestHandler({
-    policy: capturePolicy(deps.config),
+    policy,
     publisher: deps.publisher,
     metrics: deps.metrics,
     logger: deps.logger,
     source: deps.source,
-    newId: deps.newId ?? createEventIdFactory(),
+    newId,
     now: deps.now ?? Date.now,
   });
   const keepAliveTimeoutMs = deps.config.tap.keepAliveTimeoutMs;
@@ -55,16 +60,28 @@ export function buildTap(deps: TapDeps): Tap {
   };
   const forwardAuth = createTapServer({ attachment: 'forwardAuth', handler, keepAliveTimeoutMs, tls: forwardAuthTls, onConnection: connections('forwardAuth') });
   const mirror = createTapServer({ attachment: 'mirror', handler, keepAliveTimeoutMs, tls: mirrorTls, onConnection: connections('mirror') });
+  const plugin = createPluginIngest({
+    policy: () => policy,
+    publisher: deps.publisher,
+    metrics: deps.metrics,
+    logger: deps.logger,
+    source: deps.source,
+    newId,
+    maxBatchBytes: deps.config.tap.plugin.maxBatchBytes,
+    keepAliveTimeoutMs,
+  });
   const admin = createAdminServer(deps.publisher, deps.metrics);
   return {
     forwardAuth,
     mirror,
+    plugin,
     admin,
     reconfigure(config) {
-      handler.setPolicy(capturePolicy(config));
+      policy = capturePolicy(config);
+      handler.setPolicy(policy);
     },
     async close() {
-      await Promise.all([forwardAuth.close(), mirror.close()]);
+      await Promise.all([forwardAuth.close(), mirror.close(), plugin.close()]);
       handler.flush();
       await admin.close();
     },

@@ -42,3 +42,8 @@ export class ListenFailedError extends RequestMirrorError {
 export class TlsUnusableError extends RequestMirrorError {
   readonly code = 'RM_TAP_TLS_UNUSABLE';
 }
+
+/** A plugin batch that is cut short or whose frames do not match contract/plugin-batch.ts; answered 400. */
+export class PluginBatchInvalidError extends RequestMirrorError {
+  readonly code = 'RM_TAP_PLUGIN_BATCH_INVALID';
+}

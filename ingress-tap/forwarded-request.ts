@@ -6,7 +6,8 @@ import type { TapRequest } from './request-handler.ts';
 // them itself with trustForwardHeader: false, so a client cannot forge them). Through Mirroring the request the
 // tap receives is the original one.
 
-export type Attachment = RequestSnapshot['attachment'];
+/** How Traefik calls one of the tap's listeners; the plugin's snapshots come through their own ingest (plugin-ingest.ts). */
+export type Attachment = Exclude<RequestSnapshot['attachment'], 'plugin'>;
 
 export interface OriginalRequest {
   readonly method: string;

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { parseCookie } from 'cookie';
+import type { RequestSnapshot } from '../contract/event.ts';
 import { REDACTED_BY_DEFAULT, type CaptureDecision } from './capture-policy.ts';
-import type { Attachment } from './forwarded-request.ts';
 
 // The headers of a snapshot: the client's headers by lower-case name, every value of a repeated header in order
 // (taken from rawHeaders, since IncomingMessage.headers joins or drops duplicates). Left out: hop-by-hop headers,
@@ -40,7 +40,7 @@ export interface HeaderCapture {
 export function captureHeaders(
   rawHeaders: readonly string[],
   decision: CaptureDecision,
-  attachment: Attachment,
+  attachment: RequestSnapshot['attachment'],
 ): HeaderCapture {
   const forwardAuth = attachment === 'forwardAuth';
   const headers = Object.create(null) as Record<string, string[]>;

@@ -54,6 +54,7 @@ try {
     // Copies: fastify's listen writes into its options object, and the config is frozen.
     tap.forwardAuth.listen({ ...config.tap.forwardAuth }),
     tap.mirror.listen({ ...config.tap.mirror }),
+    tap.plugin.listen({ host: config.tap.plugin.host, port: config.tap.plugin.port }),
     tap.admin.listen({ ...config.tap.admin }),
   ]);
 } catch (cause) {
@@ -61,7 +62,7 @@ try {
   process.exit(1);
 }
 logger.info(
-  { forwardAuth: tap.forwardAuth.addresses(), mirror: tap.mirror.addresses(), admin: tap.admin.addresses(), targets: config.targets.length },
+  { forwardAuth: tap.forwardAuth.addresses(), mirror: tap.mirror.addresses(), plugin: tap.plugin.addresses(), admin: tap.admin.addresses(), targets: config.targets.length },
   'ingress-tap listening',
 );
 

@@ -5,7 +5,7 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 // share or clash over metrics.
 
 export type DropReason = 'nats_disconnected' | 'pending_bytes_exceeded' | 'event_too_large' | 'publish_error' | 'request_aborted' | 'build_queue_full';
-export type TruncationReason = 'limit' | 'max_payload';
+export type TruncationReason = 'limit' | 'max_payload' | 'unread';
 
 export interface TapMetrics {
   readonly registry: Registry;
@@ -51,7 +51,7 @@ export function createMetrics(): TapMetrics {
     }),
     truncated: new Counter({
       name: 'request_mirror_tap_bodies_truncated_total',
-      help: 'Bodies cut short: at the capture limit (limit) or to fit the NATS max_payload (max_payload).',
+      help: 'Bodies cut short: at the capture limit (limit), to fit the NATS max_payload (max_payload), or not read to their end by the upstream (unread, plugin only).',
       labelNames: ['reason'],
       registers,
     }),

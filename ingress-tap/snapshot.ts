@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { keptLength } from '../contract/body-cut.ts';
-import { EVENT_TYPE, type Body, type MirrorEvent } from '../contract/event.ts';
+import { EVENT_TYPE, type Body, type MirrorEvent, type RequestSnapshot } from '../contract/event.ts';
 import type { CapturedBody } from './body-capture.ts';
-import type { Attachment, OriginalRequest } from './forwarded-request.ts';
+import type { OriginalRequest } from './forwarded-request.ts';
 import type { HeaderCapture } from './header-capture.ts';
 
 // Builds the CloudEvent for one request and serializes it within the NATS server's max_payload. The event is
@@ -14,7 +14,7 @@ export interface EventParts {
   readonly id: string;
   readonly time: number;
   readonly source: string;
-  readonly attachment: Attachment;
+  readonly attachment: RequestSnapshot['attachment'];
   readonly original: OriginalRequest;
   readonly headers: HeaderCapture;
   readonly body: CapturedBody | null;

@@ -46,6 +46,8 @@ export interface TapHarness {
   readonly config: Config;
   readonly forwardAuthUrl: string;
   readonly mirrorUrl: string;
+  /** Base URL of the plugin ingest listener (plain HTTP). */
+  readonly pluginUrl: string;
   readonly adminUrl: string;
   readonly forwardAuthPort: number;
   readonly mirrorPort: number;
@@ -79,6 +81,7 @@ export async function startTap(options: TapHarnessOptions): Promise<TapHarness> 
       ...options.config?.tap,
       forwardAuth: { host: '127.0.0.1', port: 0, ...(options.tls ? { tls: options.tls } : {}) },
       mirror: { host: '127.0.0.1', port: 0, ...(options.tls ? { tls: options.tls } : {}) },
+      plugin: { ...options.config?.tap?.plugin, host: '127.0.0.1', port: 0 },
       admin: { host: '127.0.0.1', port: 0 },
     },
   });
@@ -99,6 +102,7 @@ export async function startTap(options: TapHarnessOptions): Promise<TapHarness> 
   try {
     await tap.forwardAuth.listen({ host: '127.0.0.1', port: 0 });
     await tap.mirror.listen({ host: '127.0.0.1', port: 0 });
+    await tap.plugin.listen({ host: '127.0.0.1', port: 0 });
     await tap.admin.listen({ host: '127.0.0.1', port: 0 });
     const collector = options.subscribe === false ? undefined : await collectEvents(config.nats.url, config.nats.subjectPrefix);
     if (collector) cleanups.push(() => collector.close());
@@ -113,6 +117,7 @@ export async function startTap(options: TapHarnessOptions): Promise<TapHarness> 
       mirrorPort: port(tap.mirror),
       forwardAuthUrl: `${scheme}://127.0.0.1:${port(tap.forwardAuth)}`,
       mirrorUrl: `${scheme}://127.0.0.1:${port(tap.mirror)}`,
+      pluginUrl: `http://127.0.0.1:${port(tap.plugin)}`,
       adminUrl: `http://127.0.0.1:${port(tap.admin)}`,
       received: collector?.received ?? [],
       invalid: collector?.invalid ?? [],
