@@ -238,7 +238,12 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
 
 /** The events a receiver got, parsed and checked against the contract. */
 export function eventsOf(requests: readonly ReceivedRequest[]): MirrorEvent[] {
-  return requests.map((r) => MirrorEvent.parse(JSON.parse(r.body.toString('utf8'))));
+  return requests.map((r) => {
+    const raw: unknown = JSON.parse(r.body.toString('utf8'));
+    MirrorEvent.parse(raw);
+    // zod's copy would drop a header or cookie named __proto__; the schema has no transforms, so raw is the event.
+    return raw as MirrorEvent;
+  });
 }
 
 /** Waits until a receiver has an event whose data matches `pick`, and returns it. */
