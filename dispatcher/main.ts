@@ -1,7 +1,7 @@
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { parseCommandLine, usageError } from '../contract/command-line.ts';
-import { formatFindings, loadForStartup, validateFile, type ConfigFinding } from '../contract/config-check.ts';
+import { commonWarnings, formatFindings, loadForStartup, validateFile, type ConfigFinding } from '../contract/config-check.ts';
 import { watchConfig } from '../contract/config-file.ts';
 import { RequestMirrorError } from '../contract/errors.ts';
 import { startAdminServer } from './admin-server.ts';
@@ -86,6 +86,7 @@ async function main(): Promise<void> {
       const previous = config;
       config = next;
       dispatcher.reconfigure(next, checked.secrets);
+      logWarnings(commonWarnings(next));
       void refusedTargetWarnings(next).then(logWarnings);
       if (next.nats.subjectPrefix !== previous.nats.subjectPrefix || next.nats.queueGroup !== previous.nats.queueGroup) {
         // The new subscription starts before the old one stops, so no event is missed in between; for a changed

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { pino } from 'pino';
 import { parseCommandLine, usageError } from '../contract/command-line.ts';
-import { errorFinding, exitOnConfigErrors, loadForStartup, validateFile } from '../contract/config-check.ts';
+import { commonWarnings, errorFinding, exitOnConfigErrors, loadForStartup, validateFile } from '../contract/config-check.ts';
 import { watchConfig } from '../contract/config-file.ts';
 import type { Config } from '../contract/config.ts';
 import { RequestMirrorError } from '../contract/errors.ts';
@@ -74,6 +74,7 @@ const watcher = watchConfig(
     }
     config = next;
     tap.reconfigure(next);
+    for (const w of commonWarnings(next)) logger.warn({ code: w.code }, w.message);
     logger.info({ targets: next.targets.length }, 'config reloaded');
   },
   (error) => {

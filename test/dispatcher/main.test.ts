@@ -212,6 +212,20 @@ describe('dispatcher process', () => {
     expect(p.stderr()).toContain('RM_TEST_NO_SUCH_SECRET');
   });
 
+  it('logs a warning naming the setting for a target the network policy refuses, and for an empty target list after a reload', async () => {
+    const path = configFile(
+      yamlFor(`  - { name: local, watchURL: "http://127.0.0.1:9/hook", methods: ["*"] }`).replace('network: { allowLoopback: true }', 'network: {}'),
+    );
+    const p = await startReady(path);
+    await eventually(() => p.stdout().includes('RM_ADDRESS_REFUSED'), 10_000, 'the address warning');
+    const warning = p.stdout().split('\n').find((l) => l.includes('RM_ADDRESS_REFUSED')) ?? '';
+    expect(JSON.parse(warning)).toMatchObject({ level: 40, code: 'RM_ADDRESS_REFUSED', msg: expect.stringContaining('targets[0] "local"') as unknown });
+    expect(warning).toContain('To allow it: dispatcher.network.allowLoopback: true');
+
+    writeFileSync(path, yamlFor('  []').replace('targets:\n  []', 'targets: []'));
+    await eventually(() => p.stdout().includes('RM_CONFIG_NO_TARGETS'), 10_000, 'the empty-targets warning');
+  });
+
   it('exits 2 saying how to pass a config when none is given', async () => {
     const p = run([], { REQUEST_MIRROR_CONFIG: '' });
     expect(await p.exited).toBe(2);

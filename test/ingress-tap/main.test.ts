@@ -116,6 +116,23 @@ describe('ingress-tap start-up', () => {
     expect(p.output()).toContain('maxBodyBytes');
   });
 
+  it('starts with an empty target list and logs a warning that no webhook will get the events', async () => {
+    const empty = join(dir, 'no-targets.yaml');
+    const config: ConfigInput = {
+      tap: { forwardAuth: { host: '127.0.0.1', port: 0 }, mirror: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
+      targets: [],
+    };
+    writeFileSync(empty, JSON.stringify(config));
+    const p = startProcess({ name: 'no-targets-tap', command: process.execPath, args: [join(ROOT, 'ingress-tap/main.ts'), '--config', empty], env: { ...process.env, NATS_URL: nats.url }, cwd: ROOT });
+    try {
+      await waitUntil('listening', () => Promise.resolve(p.output().includes('ingress-tap listening')), { process: p });
+      const warning = p.output().split('\n').find((l) => l.includes('RM_CONFIG_NO_TARGETS')) ?? '';
+      expect(JSON.parse(warning)).toMatchObject({ level: 40, code: 'RM_CONFIG_NO_TARGETS' });
+    } finally {
+      await p.stop();
+    }
+  });
+
   it('exits 2 with RM_TAP_TLS_UNUSABLE naming the file when a listener certificate is missing', async () => {
     const bad = join(dir, 'bad-tls.yaml');
     const missing = join(dir, 'missing-cert.pem');
