@@ -39,14 +39,21 @@ _rm_go_tool() {
   local moddir="$_rm_root/tools/go/$name"
   local version; version="$(cd "$moddir" && go list -m -f '{{.Version}}' "$module")" || return 1
   local bin="$REQUEST_MIRROR_CACHE/bin/$name-$version"
+  mkdir -p "$REQUEST_MIRROR_CACHE/bin"
+  # One build per tool at a time: concurrent commands (two terminals, parallel test runs) wait for the first one's
+  # build instead of compiling the same thing side by side into the same file.
+  local lock
+  exec {lock}>"$REQUEST_MIRROR_CACHE/bin/.$name.lock"
+  flock "$lock"
   if [[ ! -x "$bin" ]]; then
     local hint=''
     [[ "$name" == traefik ]] && hint='; this takes several minutes'
     _rm_log "building $name $version from its Go module (first time only$hint)"
     mkdir -p "$REQUEST_MIRROR_CACHE/bin"
-    (cd "$moddir" && go build -trimpath -ldflags "-s -w ${ldflags//\{version\}/$version}" -o "$bin.partial" "$pkg") || return 1
+    (cd "$moddir" && go build -trimpath -ldflags "-s -w ${ldflags//\{version\}/$version}" -o "$bin.partial" "$pkg") || { exec {lock}>&-; return 1; }
     mv "$bin.partial" "$bin"
   fi
+  exec {lock}>&-
   printf '%s\n' "$bin"
 }
 
