@@ -12,7 +12,10 @@ export const Body = z
     capturedBytes: z.int().min(0).describe('Bytes captured (after any cut for a target or the NATS payload limit).'),
     declaredLength: z.int().min(0).nullable().describe('`Content-Length` of the request, or null when absent (chunked).'),
     receivedBytes: z.int().min(0).describe('Bytes the tap received in all, captured or not.'),
-    truncated: z.boolean().describe('True when fewer bytes were captured than the request carried.'),
+    truncated: z.boolean().describe('True when fewer bytes were captured than the request carried (cut at a limit, or `interrupted`).'),
+    interrupted: z
+      .boolean()
+      .describe('True when the body broke off before its end (the sender went away mid-body): `data` is what arrived.'),
     sha256: z.string().regex(/^[0-9a-f]{64}$/).describe('Hex SHA-256 of the captured bytes.'),
   })
   .describe('The request body as captured.');

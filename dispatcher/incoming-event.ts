@@ -109,6 +109,7 @@ function isBody(value: unknown): boolean {
     (value.declaredLength === null || isCount(value.declaredLength)) &&
     isCount(value.receivedBytes) &&
     typeof value.truncated === 'boolean' &&
+    typeof value.interrupted === 'boolean' &&
     fieldOk(body.sha256, value.sha256)
   );
 }

@@ -4,8 +4,8 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 // other way. An own Registry (not prom-client's global one) so two taps in one process, as in the tests, never
 // share or clash over metrics.
 
-export type DropReason = 'nats_disconnected' | 'pending_bytes_exceeded' | 'event_too_large' | 'publish_error' | 'request_aborted' | 'build_queue_full';
-export type TruncationReason = 'limit' | 'max_payload' | 'unread';
+export type DropReason = 'nats_disconnected' | 'pending_bytes_exceeded' | 'event_too_large' | 'publish_error' | 'build_queue_full';
+export type TruncationReason = 'limit' | 'max_payload' | 'interrupted' | 'unread';
 
 export interface TapMetrics {
   readonly registry: Registry;

@@ -169,43 +169,50 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
       const original = originalRequest(req, attachment);
       const decision = policy.decide(original);
       if (decision === null) {
-        req.on('error', noop);
-        req.resume();
+        if (!req.complete) drain(req);
         answer(res, EMPTY_OK);
-        if (!req.complete) {
-          const socket = req.socket;
-          midBody.add(socket);
-          req.once('end', () => midBody.delete(socket));
-        }
         counted.skipped.inc();
         counted.handlingSeconds.observe((performance.now() - started) / 1000);
         return;
       }
       const id = newId(time);
       const subject = requestSubject(policy.subjectPrefix, original.method);
-      if (hasNoBody(req)) {
-        req.on('error', noop);
-        const body = decision.bodyLimit === 0 ? null : { bytes: EMPTY_BODY, receivedBytes: 0, declaredLength: req.headers['content-length'] === undefined ? null : 0 };
-        enqueue({ attachment, id, time, subject, original, decision, rawHeaders: req.rawHeaders, body });
+      const rawHeaders = req.rawHeaders;
+      const bodyless = hasNoBody(req);
+      if (bodyless || decision.bodyLimit === 0) {
+        // Nothing of the body to wait for: the event is complete before the answer.
+        const body = decision.bodyLimit === 0 ? null : { bytes: EMPTY_BODY, receivedBytes: 0, declaredLength: req.headers['content-length'] === undefined ? null : 0, interrupted: false };
+        enqueue({ attachment, id, time, subject, original, decision, rawHeaders, body });
+        if (bodyless) req.on('error', noop);
+        else drain(req);
         answer(res, { 'content-length': '0', 'x-request-mirror-id': id });
         counted.handlingSeconds.observe((performance.now() - started) / 1000);
         return;
       }
-      // Listening before answering: Node discards an unread request body once the response has finished.
-      const socket = req.socket;
-      captureBody(req, decision.bodyLimit, (body, aborted) => {
-        midBody.delete(socket);
-        if (aborted) {
-          metrics.dropped.inc({ reason: 'request_aborted' });
-          return;
-        }
-        enqueue({ attachment, id, time, subject, original, decision, rawHeaders: req.rawHeaders, body });
+      // Answered only once the capture is complete (see body-capture.ts): Traefik stops sending the body once it
+      // has its answer. What Traefik sends here it already holds in memory (forwardBody buffers the whole body;
+      // Mirroring calls after the user's response), so the wait is the transfer of at most the capture limit.
+      captureBody(req, decision.bodyLimit, (body) => {
+        if (body.interrupted) metrics.truncated.inc({ reason: 'interrupted' });
+        enqueue({ attachment, id, time, subject, original, decision, rawHeaders, body });
+        if (res.destroyed || res.writableEnded) return;
+        if (!req.complete) drain(req);
+        answer(res, { 'content-length': '0', 'x-request-mirror-id': id });
+        counted.handlingSeconds.observe((performance.now() - started) / 1000);
       });
-      answer(res, { 'content-length': '0', 'x-request-mirror-id': id });
-      if (!req.complete) midBody.add(socket);
-      counted.handlingSeconds.observe((performance.now() - started) / 1000);
     },
   };
+
+  // The rest of a body nobody keeps: read and discarded, and its socket marked so that a parse error in it gets no
+  // second answer.
+  function drain(req: TapRequest): void {
+    req.on('error', noop);
+    req.resume();
+    const socket = req.socket;
+    midBody.add(socket);
+    req.once('end', () => midBody.delete(socket));
+    req.once('close', () => midBody.delete(socket));
+  }
 }
 
 function noop(): void {}

@@ -59,7 +59,7 @@ export function keptBytes(body: CapturedBody): Buffer {
 // Most requests (GETs, forwardAuth without forwardBody) have an empty body; hashing nothing costs a Hash object.
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
-export function bodyOf(bytes: Buffer, body: Pick<CapturedBody, 'receivedBytes' | 'declaredLength'>): Body {
+export function bodyOf(bytes: Buffer, body: Pick<CapturedBody, 'receivedBytes' | 'declaredLength' | 'interrupted'>): Body {
   if (bytes.length === 0) {
     return {
       encoding: 'utf8',
@@ -67,7 +67,8 @@ export function bodyOf(bytes: Buffer, body: Pick<CapturedBody, 'receivedBytes' |
       capturedBytes: 0,
       declaredLength: body.declaredLength,
       receivedBytes: body.receivedBytes,
-      truncated: body.receivedBytes > 0,
+      truncated: body.receivedBytes > 0 || body.interrupted,
+      interrupted: body.interrupted,
       sha256: EMPTY_SHA256,
     };
   }
@@ -78,7 +79,8 @@ export function bodyOf(bytes: Buffer, body: Pick<CapturedBody, 'receivedBytes' |
     capturedBytes: bytes.length,
     declaredLength: body.declaredLength,
     receivedBytes: body.receivedBytes,
-    truncated: body.receivedBytes > bytes.length,
+    truncated: body.receivedBytes > bytes.length || body.interrupted,
+    interrupted: body.interrupted,
     sha256: createHash('sha256').update(bytes).digest('hex'),
   };
 }

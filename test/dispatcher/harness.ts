@@ -90,6 +90,7 @@ export function makeEvent(overrides: EventOverrides = {}): MirrorEvent {
               declaredLength: bytes.length,
               receivedBytes: bytes.length,
               truncated: false,
+              interrupted: false,
               sha256: createHash('sha256').update(bytes).digest('hex'),
             },
       ...rest,

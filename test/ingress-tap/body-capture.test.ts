@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
+import { connect as netConnect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { Body } from '../../contract/event.ts';
-import { rawExchange, send, statusCodes, target, useTap } from './tap-harness.ts';
+import { eventually, rawExchange, send, statusCodes, target, useTap } from './tap-harness.ts';
 
 const LIMIT = 1000;
 
@@ -42,9 +43,12 @@ describe('body capture', () => {
     expect(await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'limit' })).toBe(before + 1);
   });
 
-  it('counts every byte of a body far over the limit without keeping it', async () => {
-    const body = await bodyOf(Buffer.alloc(3 * 1024 * 1024, 0x41));
-    expect(body).toMatchObject({ capturedBytes: LIMIT, receivedBytes: 3 * 1024 * 1024, truncated: true });
+  it('completes the capture once more than the limit has arrived, without counting the rest of a large body', async () => {
+    const size = 3 * 1024 * 1024;
+    const body = await bodyOf(Buffer.alloc(size, 0x41));
+    expect(body).toMatchObject({ capturedBytes: LIMIT, declaredLength: size, truncated: true, interrupted: false });
+    expect(body.receivedBytes).toBeGreaterThan(LIMIT);
+    expect(body.receivedBytes).toBeLessThan(size);
   });
 
   it('records an empty body as zero captured bytes', async () => {
@@ -95,20 +99,53 @@ describe('body capture', () => {
     expect(received?.event.data.body).toMatchObject({ data: 'hello' });
   });
 
-  it('answers before the body has arrived', async () => {
-    const { connect } = await import('node:net');
-    const socket = connect(tap.mirrorPort, '127.0.0.1');
+  // Traefik's client stops sending a body once it has its answer (Go closes the connection 50 ms after the response
+  // while the body is still being written): the tap answers only when it has all it will keep.
+  it('answers only once the body has ended when the body is within the limit', async () => {
+    const socket = netConnect(tap.mirrorPort, '127.0.0.1');
     socket.on('error', () => undefined);
     try {
-      const answer = new Promise<string>((resolve) => socket.once('data', (c: Buffer) => { resolve(c.toString('latin1')); }));
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
       socket.write('POST /slow HTTP/1.1\r\nHost: s.example\r\nContent-Length: 10\r\n\r\nfirst');
-      expect(statusCodes(await answer)).toEqual([200]);
-      expect(tap.received).toEqual([]);
-      socket.end('-last');
+      // A negative can only be observed over a window: nothing may come back while the body is unfinished.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(Buffer.concat(chunks).length).toBe(0);
+      socket.write('-last');
+      await eventually('the answer', () => Promise.resolve(statusCodes(Buffer.concat(chunks).toString('latin1')).length === 1));
+      expect(statusCodes(Buffer.concat(chunks).toString('latin1'))).toEqual([200]);
       const [received] = await tap.waitForEvents(1);
-      expect(received?.event.data.body).toMatchObject({ data: 'first-last', receivedBytes: 10 });
+      expect(received?.event.data.body).toMatchObject({ data: 'first-last', receivedBytes: 10, truncated: false, interrupted: false });
     } finally {
       socket.destroy();
     }
+  });
+
+  it('answers as soon as more than the limit has arrived, without waiting for the rest', async () => {
+    const socket = netConnect(tap.mirrorPort, '127.0.0.1');
+    socket.on('error', () => undefined);
+    try {
+      const answer = new Promise<string>((resolve) => socket.once('data', (c: Buffer) => { resolve(c.toString('latin1')); }));
+      socket.write(`POST /big HTTP/1.1\r\nHost: s.example\r\nContent-Length: ${10 * LIMIT}\r\n\r\n${'c'.repeat(LIMIT + 1)}`);
+      expect(statusCodes(await answer)).toEqual([200]);
+      const [received] = await tap.waitForEvents(1);
+      expect(received?.event.data.body).toMatchObject({ capturedBytes: LIMIT, receivedBytes: LIMIT + 1, declaredLength: 10 * LIMIT, truncated: true, interrupted: false });
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it('publishes what arrived, marked interrupted, when the body breaks off before its end', async () => {
+    const before = await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'interrupted' });
+    const receivedBefore = await tap.metric('request_mirror_tap_requests_received_total', { attachment: 'mirror' });
+    const socket = netConnect(tap.mirrorPort, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write('POST /broken HTTP/1.1\r\nHost: s.example\r\nContent-Length: 100\r\n\r\nonly part');
+    await eventually('the tap has read the part', async () => (await tap.metric('request_mirror_tap_requests_received_total', { attachment: 'mirror' })) > receivedBefore);
+    socket.destroy();
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.path).toBe('/broken');
+    expect(received?.event.data.body).toMatchObject({ data: 'only part', capturedBytes: 9, receivedBytes: 9, declaredLength: 100, truncated: true, interrupted: true });
+    expect(await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'interrupted' })).toBe(before + 1);
   });
 });

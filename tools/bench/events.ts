@@ -42,6 +42,7 @@ export function makeEvent(i: number): MirrorEvent {
         declaredLength: Buffer.byteLength(body),
         receivedBytes: Buffer.byteLength(body),
         truncated: false,
+        interrupted: false,
         sha256: createHash('sha256').update(body).digest('hex'),
       },
     },
