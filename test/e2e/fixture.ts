@@ -28,3 +28,18 @@ export function receiverOf(stack: Stack, name: string): HttpReceiver {
   if (!r) throw new Error(`no receiver ${name}`);
   return r;
 }
+
+/**
+ * The sum of a tap metric's samples whose labels include `labels`, read from the running tap's /metrics. Throws
+ * when the tap does not export the metric at all, so a renamed metric cannot pass for a zero.
+ */
+export async function tapMetric(stack: Stack, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${stack.tapAdminUrl}/metrics`)).text();
+  if (!text.includes(`# TYPE ${name} `)) throw new Error(`the tap exports no metric ${name}`);
+  let sum = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`, 'gm'))) {
+    const have = new Map([...(m[1] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(m[2]);
+  }
+  return sum;
+}
