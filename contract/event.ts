@@ -11,11 +11,16 @@ export const Body = z
     data: z.string().describe('The captured bytes in that encoding.'),
     capturedBytes: z.int().min(0).describe('Bytes captured (after any cut for a target or the NATS payload limit).'),
     declaredLength: z.int().min(0).nullable().describe('`Content-Length` of the request, or null when absent (chunked).'),
-    receivedBytes: z.int().min(0).describe('Bytes the tap received in all, captured or not.'),
+    receivedBytes: z
+      .int()
+      .min(0)
+      .describe('Bytes that had arrived when the capture completed; more than `capturedBytes` when the body was cut.'),
     truncated: z.boolean().describe('True when fewer bytes were captured than the request carried (cut at a limit, or `interrupted`).'),
     interrupted: z
       .boolean()
-      .describe('True when the body broke off before its end (the sender went away mid-body): `data` is what arrived.'),
+      .describe(
+        'True when the capture stopped before the body\'s end and its limit (the sender went away mid-body; with the plugin, the upstream never read it to its end): `data` is what arrived.',
+      ),
     sha256: z.string().regex(/^[0-9a-f]{64}$/).describe('Hex SHA-256 of the captured bytes.'),
   })
   .describe('The request body as captured.');

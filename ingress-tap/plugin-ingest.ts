@@ -59,6 +59,8 @@ export function createPluginIngest(deps: PluginIngestDeps): FastifyInstance {
             bytes: body.length > decision.bodyLimit ? body.subarray(0, decision.bodyLimit) : body,
             receivedBytes: Math.max(snapshot.receivedBytes, body.length),
             declaredLength: snapshot.declaredLength < 0 ? null : snapshot.declaredLength,
+            // A body the upstream never read to its end: what arrived is all there is.
+            interrupted: !snapshot.complete,
           };
     if (captured !== null && captured.receivedBytes > captured.bytes.length) metrics.truncated.inc({ reason: 'limit' });
     const subject = requestSubject(deps.policy().subjectPrefix, original.method);
@@ -69,11 +71,7 @@ export function createPluginIngest(deps: PluginIngestDeps): FastifyInstance {
     }
     const id = newId(snapshot.timeMs);
     const event = buildEvent({ id, time: snapshot.timeMs, source, attachment: 'plugin', original, headers, body: captured });
-    // A body the upstream never read to its end: what arrived is all there is, and the event says it is not the whole.
-    if (!snapshot.complete && event.data.body !== null) {
-      event.data.body.truncated = true;
-      metrics.truncated.inc({ reason: 'unread' });
-    }
+    if (captured?.interrupted === true) metrics.truncated.inc({ reason: 'unread' });
     const encoded = encodeEvent(event, captured, maxPayload);
     if (encoded === null) {
       logger.warn({ err: new EventTooLargeError(`event ${id} exceeds max_payload ${maxPayload} without its body`) }, 'event dropped');

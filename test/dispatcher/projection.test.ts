@@ -110,6 +110,7 @@ describe('per-target body cut through a running dispatcher', () => {
           declaredLength: c.sent.length,
           receivedBytes: c.sent.length,
           truncated: kept.length < c.sent.length,
+          interrupted: false,
           sha256: sha256(kept),
         });
       }

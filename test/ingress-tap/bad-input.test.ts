@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { eventually, rawExchange, send, statusCodes, target, useTap } from './tap-harness.ts';
+import { rawExchange, send, statusCodes, target, useTap } from './tap-harness.ts';
 
 // Traefik hands any non-2xx from forwardAuth to the user, so every input fastify or Node would refuse must still
 // get a 200 from the tap, and leave a trace in /metrics.
