@@ -1,4 +1,4 @@
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { readFileSync, realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
@@ -37,10 +37,23 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** A change to the config file is applied, or reported when invalid, within this many ms, whatever else happens. */
+export const RELOAD_BOUND_MS = 1000;
+// Editors and ConfigMap updates write in several steps, so a change is read once the file has been still this long…
+const SETTLE_MS = 100;
+// …but no later than this after the first change seen, so a file rewritten without pause is read all the same.
+const MAX_SETTLE_MS = 300;
+// fs.watch misses some changes (a symlink to a file in another directory, filesystems without inotify); a look at
+// the file this often backs it up. Worst case: POLL_MS + MAX_SETTLE_MS, well within RELOAD_BOUND_MS.
+const POLL_MS = 300;
+
 /**
  * Calls `onChange` with the new config whenever the file changes and still validates; `onError` otherwise, while
- * the old config stays in force. Watches the directory, not the file, because Kubernetes updates a mounted ConfigMap
- * by swapping a symlink, which a watch on the old file would never see.
+ * the old config stays in force; either within RELOAD_BOUND_MS of the change. Only the file itself counts: what
+ * its path resolves to and that file's inode, size and times. Its directory is watched, not the file, because
+ * Kubernetes updates a mounted ConfigMap by swapping a symlink (`..data`) to a new directory, which a watch on the
+ * old file would never see; events for other files there (a log appended every few ms) cost a stat and delay
+ * nothing.
  */
 export function watchConfig(
   path: string,
@@ -50,26 +63,53 @@ export function watchConfig(
 ): FSWatcher {
   const file = resolve(path);
   let last = safeRead(file);
+  let seen = identity(file);
+  let firstChangeAt: number | undefined;
   let timer: NodeJS.Timeout | undefined;
-  const watcher = watch(dirname(file), () => {
-    // Editors and ConfigMap updates write in several steps; settle before reading.
+  const check = () => {
+    timer = undefined;
+    firstChangeAt = undefined;
+    const text = safeRead(file);
+    if (text === last) return;
+    last = text;
+    try {
+      onChange(loadConfig(file, env));
+    } catch (error) {
+      onError(error as Error);
+    }
+  };
+  const look = () => {
+    const now = identity(file);
+    if (now === seen) return;
+    seen = now;
+    const at = Date.now();
+    firstChangeAt ??= at;
     clearTimeout(timer);
-    timer = setTimeout(() => {
-      const text = safeRead(file);
-      if (text === last) return;
-      last = text;
-      try {
-        onChange(loadConfig(file, env));
-      } catch (error) {
-        onError(error as Error);
-      }
-    }, 100);
-  });
+    timer = setTimeout(check, Math.max(0, Math.min(SETTLE_MS, firstChangeAt + MAX_SETTLE_MS - at)));
+  };
+  const watcher = watch(dirname(file), look);
+  // A watch that fails (its directory removed, inotify limits) leaves the poll; an unhandled 'error' would crash.
+  watcher.on('error', noop);
+  const poll = setInterval(look, POLL_MS).unref();
   watcher.on('close', () => {
+    clearInterval(poll);
     clearTimeout(timer);
   });
   return watcher;
 }
+
+/** What the path resolves to and that file's inode, size and times; any write or swap changes it. */
+function identity(file: string): string {
+  try {
+    const real = realpathSync(file);
+    const s = statSync(real, { bigint: true });
+    return `${real}\0${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+  } catch {
+    return '';
+  }
+}
+
+function noop(): void {}
 
 function safeRead(file: string): string | undefined {
   try {

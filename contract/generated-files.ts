@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RELOAD_BOUND_MS } from './config-file.ts';
 import { Config } from './config.ts';
 import { MirrorEvent } from './event.ts';
 
@@ -58,7 +59,10 @@ function configurationDoc(schema: JsonSchema): string {
     '',
     'Both services read one YAML file, given as `--config FILE` or `REQUEST_MIRROR_CONFIG`. It is validated at',
     'start-up, and on every change while running: a file that does not validate is reported and the previous',
-    'configuration stays in force. `make validate CONFIG=FILE` checks a file as both services do at start-up without',
+    'configuration stays in force. A change is applied, or reported, within',
+    `${RELOAD_BOUND_MS} ms, whatever else is written in the file's directory: only the file counts (what its path resolves`,
+    "to and that file's contents), so a Kubernetes ConfigMap update (the `..data` symlink swapped to a new directory) is",
+    'seen like an edit in place or an editor saving by rename. `make validate CONFIG=FILE` checks a file as both services do at start-up without',
     'starting anything; inside the image, `node dist/ingress-tap/main.js validate --config FILE` and',
     '`node dist/dispatcher/main.js validate --config FILE` check what each service checks.',
     'Environment: `NATS_URL` overrides `nats.url`; secrets are read from the env variables or files a target names.',

@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig, watchConfig } from '../../contract/config-file.ts';
+import { loadConfig, RELOAD_BOUND_MS, watchConfig } from '../../contract/config-file.ts';
 import type { Config } from '../../contract/config.ts';
 import { ConfigInvalidError, ConfigUnreadableError } from '../../contract/errors.ts';
+import { busyNeighbour, configMapDir } from '../support/config-dir.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'rm-config-'));
 afterAll(() => {
@@ -107,6 +108,106 @@ targets:
       expect(errors[0]).toBeInstanceOf(ConfigInvalidError);
       expect(changes).toHaveLength(1);
     } finally {
+      watcher.close();
+    }
+  });
+});
+
+describe('config reload', () => {
+  // Every way a config file gets changed in practice. `setup` lays the file out in a fresh directory and returns
+  // its path and how to change it.
+  const WAYS: [string, (dir: string, text: string) => { path: string; change(text: string): void }][] = [
+    ['written in place', (d, text) => {
+      const path = join(d, 'config.yaml');
+      writeFileSync(path, text);
+      return { path, change: (t) => { writeFileSync(path, t); } };
+    }],
+    ['replaced by a rename, as editors save', (d, text) => {
+      const path = join(d, 'config.yaml');
+      writeFileSync(path, text);
+      let k = 0;
+      return { path, change: (t) => {
+        const tmp = join(d, `.config.yaml.${k++}.swp`);
+        writeFileSync(tmp, t);
+        renameSync(tmp, path);
+      } };
+    }],
+    ['swapped as Kubernetes updates a mounted ConfigMap', (d, text) => {
+      const cm = configMapDir(d, 'config.yaml', text);
+      return { path: cm.path, change: (t) => { cm.swap(t); } };
+    }],
+    ['a symlink repointed to a new file', (d, text) => {
+      const path = join(d, 'config.yaml');
+      let k = 0;
+      const target = (t: string) => {
+        const f = join(d, `config-${k++}.yaml`);
+        writeFileSync(f, t);
+        return f;
+      };
+      symlinkSync(target(text), path);
+      return { path, change: (t) => {
+        symlinkSync(target(t), join(d, 'config.yaml.new'));
+        renameSync(join(d, 'config.yaml.new'), path);
+      } };
+    }],
+    ['a symlink to a file in another directory, edited there', (d, text) => {
+      const elsewhere = join(d, 'elsewhere');
+      mkdirSync(elsewhere);
+      const real = join(elsewhere, 'real.yaml');
+      writeFileSync(real, text);
+      const watched = join(d, 'watched');
+      mkdirSync(watched);
+      const path = join(watched, 'config.yaml');
+      symlinkSync(real, path);
+      return { path, change: (t) => { writeFileSync(real, t); } };
+    }],
+  ];
+
+  it.each(WAYS)('applies a valid change and reports an invalid one within the bound when the file is %s, beside a log appended every 20 ms', async (_way, setup) => {
+    const d = mkdtempSync(join(dir, 'reload-'));
+    const { path, change } = setup(d, minimal);
+    const changes: Config[] = [];
+    const errors: Error[] = [];
+    const watcher = watchConfig(path, (c) => changes.push(c), (e) => errors.push(e), {});
+    const log = busyNeighbour(join(path, '..', 'access.log'), 20);
+    try {
+      // The log is busy before the change, as it would be in production.
+      await expect.poll(() => log.appends(), { timeout: 5000 }).toBeGreaterThanOrEqual(5);
+      change(minimal.replace('[GET, POST]', '[PUT]'));
+      await expect.poll(() => changes.length, { timeout: RELOAD_BOUND_MS, interval: 10 }).toBe(1);
+      expect(changes[0]?.targets[0]?.methods).toEqual(['PUT']);
+      change('targets: 5\n');
+      await expect.poll(() => errors.length, { timeout: RELOAD_BOUND_MS, interval: 10 }).toBe(1);
+      expect(errors[0]).toBeInstanceOf(ConfigInvalidError);
+      const before = log.appends();
+      change(minimal.replace('[GET, POST]', '[DELETE]'));
+      await expect.poll(() => changes.length, { timeout: RELOAD_BOUND_MS, interval: 10 }).toBe(2);
+      expect(changes[1]?.targets[0]?.methods).toEqual(['DELETE']);
+      // The log kept going all along, and was never taken for a change of the config.
+      expect(log.appends()).toBeGreaterThan(before);
+      expect(errors).toHaveLength(1);
+    } finally {
+      log.stop();
+      watcher.close();
+    }
+  });
+
+  it('applies a file that is rewritten without pause within the bound of its first change', async () => {
+    const d = mkdtempSync(join(dir, 'reload-'));
+    const path = join(d, 'config.yaml');
+    writeFileSync(path, minimal);
+    const changes: Config[] = [];
+    const watcher = watchConfig(path, (c) => changes.push(c), () => undefined, {});
+    const text = minimal.replace('[GET, POST]', '[PUT]');
+    const rewrite = setInterval(() => {
+      writeFileSync(path, text);
+    }, 20);
+    try {
+      writeFileSync(path, text);
+      await expect.poll(() => changes.length, { timeout: RELOAD_BOUND_MS, interval: 10 }).toBeGreaterThanOrEqual(1);
+      expect(changes[0]?.targets[0]?.methods).toEqual(['PUT']);
+    } finally {
+      clearInterval(rewrite);
       watcher.close();
     }
   });

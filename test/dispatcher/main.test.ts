@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNatsServer, stopChild } from '../../tools/stack/nats-server.ts';
+import { RELOAD_BOUND_MS } from '../../contract/config-file.ts';
+import { busyNeighbour, configMapDir } from '../support/config-dir.ts';
 import { requestSubject } from '../../contract/subjects.ts';
 import { eventually, makeEvent, publish, startBlackhole, useDispatcherFixture, PREFIX } from './harness.ts';
 
@@ -122,6 +124,29 @@ describe('dispatcher process', () => {
     await publish(nc, makeEvent());
     await second.waitFor(1);
     expect(first.requests).toHaveLength(1);
+  });
+
+  it('applies a ConfigMap swap and reports an invalid one within the bound while a log beside it is appended every 20 ms', async () => {
+    const first = await receiver();
+    const second = await receiver();
+    const mount = join(dir, 'configmap');
+    mkdirSync(mount);
+    const cm = configMapDir(mount, 'config.yaml', yamlFor(`  - { name: a, watchURL: "${first.url}", methods: ["*"] }`));
+    const log = busyNeighbour(join(mount, 'dispatcher.log'), 20);
+    defer(() => {
+      log.stop();
+    });
+    const p = await startReady(cm.path);
+    const count = (text: string) => p.stdout().split(text).length - 1;
+    cm.swap(yamlFor(`  - { name: b, watchURL: "${second.url}", methods: ["*"] }`));
+    await eventually(() => count('"msg":"config reloaded"') === 1, RELOAD_BOUND_MS, 'reload');
+    await publish(nc, makeEvent());
+    await second.waitFor(1);
+    cm.swap('targets: 5\n');
+    await eventually(() => count('config reload rejected') === 1, RELOAD_BOUND_MS, 'rejection');
+    expect(count('"msg":"config reloaded"')).toBe(1);
+    expect(first.requests).toHaveLength(0);
+    expect(log.appends()).toBeGreaterThan(5);
   });
 
   it('answers 503 on /readyz while NATS is down and 200 again once it is back, then delivers again', async () => {

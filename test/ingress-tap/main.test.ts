@@ -1,11 +1,13 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RELOAD_BOUND_MS } from '../../contract/config-file.ts';
 import type { ConfigInput } from '../../contract/config.ts';
 import { freePort } from '../../tools/stack/free-port.ts';
 import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
 import { answers2xx, startProcess, waitUntil, type ManagedProcess } from '../../tools/stack/process.ts';
+import { busyNeighbour, configMapDir } from '../support/config-dir.ts';
 import { collectEvents, send, target, type EventCollector } from './tap-harness.ts';
 
 // The tap as production runs it: `node ingress-tap/main.ts --config FILE`, reloading the file while running and
@@ -25,6 +27,7 @@ function writeConfig(targets: ConfigInput['targets']): void {
     tap: {
       forwardAuth: { host: '127.0.0.1', port: ports.fa },
       mirror: { host: '127.0.0.1', port: ports.mirror },
+      plugin: { host: '127.0.0.1', port: 0 },
       admin: { host: '127.0.0.1', port: ports.admin },
     },
     targets,
@@ -142,5 +145,39 @@ describe('ingress-tap start-up', () => {
     expect(await p.exit).toBe(2);
     expect(p.output()).toContain('RM_TAP_TLS_UNUSABLE');
     expect(p.output()).toContain(missing);
+  });
+});
+
+describe('ingress-tap reload from a mounted ConfigMap', () => {
+  it('applies a ConfigMap swap and reports an invalid one within the bound while a log beside it is appended every 20 ms', async () => {
+    const mount = join(dir, 'configmap');
+    mkdirSync(mount);
+    const p = { fa: await freePort(), admin: await freePort() };
+    const text = (targets: ConfigInput['targets']) =>
+      JSON.stringify({ tap: { forwardAuth: { host: '127.0.0.1', port: p.fa }, mirror: { host: '127.0.0.1', port: 0 }, plugin: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: p.admin } }, targets });
+    const cm = configMapDir(mount, 'request-mirror.yaml', text([target('posts', { methods: ['POST'] })]));
+    const mounted = startProcess({
+      name: 'ingress-tap-configmap',
+      command: process.execPath,
+      args: [join(ROOT, 'ingress-tap/main.ts'), '--config', cm.path],
+      env: { ...process.env, NATS_URL: nats.url, LOG_LEVEL: 'info' },
+      cwd: ROOT,
+    });
+    const log = busyNeighbour(join(mount, 'access.log'), 20);
+    try {
+      await waitUntil('ingress-tap /readyz', () => answers2xx(`http://127.0.0.1:${p.admin}/readyz`), { process: mounted });
+      const count = (text: string) => mounted.output().split(text).length - 1;
+      cm.swap(text([target('gets', { methods: ['GET'] })]));
+      await waitUntil('reload', () => Promise.resolve(count('"msg":"config reloaded"') === 1), { process: mounted, timeoutMs: RELOAD_BOUND_MS, intervalMs: 10 });
+      await send(`http://127.0.0.1:${p.fa}/`, { headers: { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/after-swap', 'x-forwarded-host': 'app.example' } });
+      await waitUntil('event for the swapped-in target', () => Promise.resolve(events.received.some((r) => r.event.data.path === '/after-swap')));
+      cm.swap(JSON.stringify({ targets: [{ name: 'Bad Name', methods: [] }] }));
+      await waitUntil('rejection', () => Promise.resolve(count('"msg":"config reload rejected') === 1), { process: mounted, timeoutMs: RELOAD_BOUND_MS, intervalMs: 10 });
+      expect(count('"msg":"config reloaded"')).toBe(1);
+      expect(log.appends()).toBeGreaterThan(5);
+    } finally {
+      log.stop();
+      await mounted.stop();
+    }
   });
 });
