@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"net"
+	"sort"
 	"strings"
 )
 
@@ -72,7 +73,14 @@ func writeFrame(buf *bytes.Buffer, meta interface{}, body []byte) error {
 func (c *capture) snapshot() Snapshot {
 	headers := make([]string, 0, 2*len(c.header)+2)
 	headers = append(headers, "Host", c.host)
-	for name, values := range c.header {
+	// Sorted, since a Header map has no order: the same request always gives the same event.
+	names := make([]string, 0, len(c.header))
+	for name := range c.header {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		values := c.header[name]
 		if name == "Cookie" {
 			headers = append(headers, name, keepCookies(values, c.cookie))
 			continue

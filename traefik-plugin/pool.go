@@ -113,10 +113,12 @@ func (p *pool) enqueue(c *capture) {
 		return
 	}
 	c.reserved += overheadBytes
+	// Counted before the send: a worker may take the capture and report the counters before this goroutine runs on.
+	p.counters.add(&p.counters.queued, 1)
 	select {
 	case p.queue <- c:
-		p.counters.add(&p.counters.queued, 1)
 	default:
+		p.counters.add(&p.counters.queued, -1)
 		p.drop(c, reasonQueueFull)
 		return
 	}

@@ -68,7 +68,8 @@ func TestDeadTapNeverDelaysRequestsAndDropsBeyondTheEventBound(t *testing.T) {
 	if r.Queued > 4 || r.Dropped["queue_full"] < 16 || r.Queued+r.Dropped["queue_full"] != 20 {
 		t.Fatalf("queued %d, dropped %v: want at most 4 queued and the rest dropped as queue_full", r.Queued, r.Dropped)
 	}
-	if slowest > 250*time.Millisecond {
+	// Far below the 60 s the worker waits on the blackhole: a request that waited for it would show.
+	if slowest > 2*time.Second {
 		t.Fatalf("a request took %v with the tap blackholed", slowest)
 	}
 }

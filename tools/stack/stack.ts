@@ -11,7 +11,7 @@ import { freePort } from './free-port.ts';
 import { startHttpReceiver, type HttpReceiver, type ReceivedRequest, type Responder } from './http-receiver.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
 import { answers2xx, startProcess, waitUntil, type ManagedProcess } from './process.ts';
-import { startTraefik, type Traefik } from './traefik.ts';
+import { startTraefik, type LocalPlugin, type Traefik } from './traefik.ts';
 
 // The whole product on loopback, as the e2e tests and the demo run it: NATS, the ingress-tap, the dispatcher, an
 // upstream, webhook receivers and Traefik in front. Each piece's teardown is registered the moment it starts, so a
@@ -19,12 +19,17 @@ import { startTraefik, type Traefik } from './traefik.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/** The Request Mirror Traefik plugin as Traefik loads it locally; middlewares name it `plugin.requestmirror`. */
+export const REQUEST_MIRROR_PLUGIN: LocalPlugin = { moduleName: 'requestmirror.local/traefik-plugin', sourceDir: join(ROOT, 'traefik-plugin') };
+
 /** Addresses the Traefik dynamic configuration points at. */
 export interface Backends {
   /** forwardAuth address of the tap, e.g. `http://127.0.0.1:40001/` (https with `tapForwardAuthTls`). */
   readonly tapForwardAuthUrl: string;
   /** Base URL of the tap's mirror listener (a Traefik server URL). */
   readonly tapMirrorUrl: string;
+  /** Base URL of the tap's plugin listener (the plugin's `tapURL`). */
+  readonly tapPluginUrl: string;
   readonly upstreamUrl: string;
 }
 
@@ -39,10 +44,14 @@ export interface StackOptions {
   /** Dynamic Traefik configuration and the routers to wait for; no Traefik when absent. */
   readonly traefik?: (backends: Backends) => { files: Record<string, string>; routers: string[] };
   readonly traefikLogLevel?: 'DEBUG' | 'INFO';
+  /** Load the Request Mirror plugin into Traefik (as `requestmirror`). */
+  readonly traefikPlugin?: boolean;
+  /** Traefik applies changes to its dynamic files while running. */
+  readonly traefikWatch?: boolean;
   /** How the upstream answers; default: `upstreamEcho`. */
   readonly upstream?: Responder;
   /** Fixed ports (the demo); each absent one is a free port. */
-  readonly ports?: Partial<Record<'nats' | 'upstream' | 'tapForwardAuth' | 'tapMirror' | 'tapAdmin' | 'dispatcherAdmin' | 'traefikWeb' | 'traefikAdmin', number>>;
+  readonly ports?: Partial<Record<'nats' | 'upstream' | 'tapForwardAuth' | 'tapMirror' | 'tapPlugin' | 'tapAdmin' | 'dispatcherAdmin' | 'traefikWeb' | 'traefikAdmin', number>>;
   /** Sees every child's output as it arrives, e.g. to echo it with `--verbose`. */
   readonly onOutput?: (name: string, text: string) => void;
 }
@@ -126,6 +135,7 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
 
   const faPort = ports.tapForwardAuth ?? (await freePort());
   const mirrorPort = ports.tapMirror ?? (await freePort());
+  const pluginPort = ports.tapPlugin ?? (await freePort());
   const tapAdminPort = ports.tapAdmin ?? (await freePort());
   const dispatcherAdminPort = ports.dispatcherAdmin ?? (await freePort());
   const config: ConfigInput = {
@@ -134,6 +144,7 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
       ...options.tap,
       forwardAuth: { host: '127.0.0.1', port: faPort, ...(options.tapForwardAuthTls ? { tls: options.tapForwardAuthTls } : {}) },
       mirror: { host: '127.0.0.1', port: mirrorPort },
+      plugin: { host: '127.0.0.1', port: pluginPort },
       admin: { host: '127.0.0.1', port: tapAdminPort },
       // Its default port is fixed: two stacks at once (parallel test files) would collide on it.
       plugin: { host: '127.0.0.1', port: await freePort(), ...options.tap?.plugin },
@@ -174,6 +185,7 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
   const backends: Backends = {
     tapForwardAuthUrl: `${options.tapForwardAuthTls ? 'https' : 'http'}://127.0.0.1:${faPort}/`,
     tapMirrorUrl: `http://127.0.0.1:${mirrorPort}`,
+    tapPluginUrl: `http://127.0.0.1:${pluginPort}`,
     upstreamUrl: upstream.url,
   };
 
@@ -183,6 +195,8 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
     traefik = await startTraefik({
       ...dynamic,
       logLevel: options.traefikLogLevel ?? 'INFO',
+      ...(options.traefikPlugin ? { localPlugins: { requestmirror: REQUEST_MIRROR_PLUGIN } } : {}),
+      ...(options.traefikWatch ? { watch: true } : {}),
       ...(ports.traefikWeb === undefined ? {} : { webPort: ports.traefikWeb }),
       ...(ports.traefikAdmin === undefined ? {} : { adminPort: ports.traefikAdmin }),
       ...(options.onOutput ? { onOutput: (text: string) => options.onOutput?.('traefik', text) } : {}),

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.ts';
@@ -26,6 +26,17 @@ export interface TraefikOptions {
   readonly adminPort?: number;
   readonly host?: string;
   readonly onOutput?: (text: string) => void;
+  /** Watch the dynamic files and apply changes while running (default off: the files are read once). */
+  readonly watch?: boolean;
+  /** Local Yaegi plugins to load, by the name middlewares use (`plugin.<name>`). */
+  readonly localPlugins?: Readonly<Record<string, LocalPlugin>>;
+}
+
+/** A Yaegi plugin's source, loaded by Traefik from `plugins-local/src/<moduleName>/` under its working directory. */
+export interface LocalPlugin {
+  readonly moduleName: string;
+  /** Directory holding `.traefik.yml` and the package's Go files; `_test.go` files are not copied. */
+  readonly sourceDir: string;
 }
 
 export interface AccessLogEntry {
@@ -45,6 +56,8 @@ export interface Traefik {
   /** The `traefik` entrypoint: /ping and the API. */
   readonly adminUrl: string;
   readonly process: ManagedProcess;
+  /** Directory of the dynamic configuration files (the file provider's). */
+  readonly dynamicDir: string;
   /** Parsed JSON access log lines so far. */
   accessLog(): AccessLogEntry[];
   /** Lines of Traefik's own log (stdout/stderr) that contain `text`. */
@@ -65,6 +78,15 @@ export async function startTraefik(options: TraefikOptions): Promise<Traefik> {
   writeFileSync(accessLogPath, '');
   mkdirSync(dynamicDir);
   for (const [name, content] of Object.entries(options.files)) writeFileSync(join(dynamicDir, name), content);
+  const pluginFlags: string[] = [];
+  for (const [name, plugin] of Object.entries(options.localPlugins ?? {})) {
+    // Traefik reads local plugins relative to its working directory, which is `dir`.
+    cpSync(plugin.sourceDir, join(dir, 'plugins-local', 'src', plugin.moduleName), {
+      recursive: true,
+      filter: (source) => !source.endsWith('_test.go'),
+    });
+    pluginFlags.push(`--experimental.localPlugins.${name}.moduleName=${plugin.moduleName}`);
+  }
   const webPort = options.webPort ?? (await freePort(host));
   const adminPort = options.adminPort ?? (await freePort(host));
   const child = startProcess({
@@ -76,7 +98,7 @@ export async function startTraefik(options: TraefikOptions): Promise<Traefik> {
       '--ping=true',
       '--api.insecure=true',
       `--providers.file.directory=${dynamicDir}`,
-      '--providers.file.watch=false',
+      `--providers.file.watch=${options.watch === true}`,
       `--log.level=${options.logLevel ?? 'INFO'}`,
       '--accesslog=true',
       `--accesslog.filepath=${accessLogPath}`,
@@ -84,7 +106,9 @@ export async function startTraefik(options: TraefikOptions): Promise<Traefik> {
       '--accesslog.bufferingsize=0',
       '--global.checkNewVersion=false',
       '--global.sendAnonymousUsage=false',
+      ...pluginFlags,
     ],
+    cwd: dir,
     ...(options.onOutput ? { onOutput: options.onOutput } : {}),
   });
   const adminUrl = `http://${host}:${adminPort}`;
@@ -113,6 +137,7 @@ export async function startTraefik(options: TraefikOptions): Promise<Traefik> {
     webPort,
     adminUrl,
     process: child,
+    dynamicDir,
     accessLog: () =>
       readFileSync(accessLogPath, 'utf8')
         .split('\n')
