@@ -6,7 +6,7 @@ RUN := tools/run
 
 .PHONY: help test demo bench bench-smoke generate build tail validate
 help: ## list the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # The bench tools (vegeta, the Go responder) are built here too, outside any test timeout, because the suite
 # includes the benchmark's smoke run. Never a system package: without nginx the smoke run reports S9 as not run.

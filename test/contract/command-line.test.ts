@@ -66,6 +66,7 @@ describe('command line of every entrypoint', () => {
     ['tools/demo/tail.ts', ['--server'], 'option --server needs a value'],
     ['tools/demo/run.ts', ['--once=yes'], 'option --once takes no value'],
     ['tools/demo/receiver.ts', ['--port', 'eighty'], '--port must be a whole number'],
+    ['tools/bench/dispatcher-vs-undici.ts', ['--events=many'], '--events must be a whole number'],
     ['dispatcher/main.ts', ['start'], 'unknown command "start"'],
     ['ingress-tap/main.ts', ['validate', 'extra'], 'unexpected argument "extra"'],
     ['ingress-tap/main.ts', [], 'no config: pass --config FILE or set REQUEST_MIRROR_CONFIG'],

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { Pool } from 'undici';
-import { parseCommandLine } from '../../contract/command-line.ts';
+import { integerOption, parseCommandLine } from '../../contract/command-line.ts';
 import { makeEvent } from './events.ts';
 import { requestSubject } from '../../contract/subjects.ts';
 import { startNatsServer } from '../stack/nats-server.ts';
@@ -91,7 +91,7 @@ function receiver(): void {
 /** The reference: the same bytes, the same number in flight, a keep-alive pool, nothing else. */
 async function loop(): Promise<void> {
   const url = new URL(values.url ?? '');
-  const concurrency = Number(values.concurrency);
+  const concurrency = integerOption('node tools/bench/dispatcher-vs-undici.ts', 'concurrency', values.concurrency, 1);
   const payloads = readFileSync(values.payloads ?? '', 'utf8').split('\n').filter((l) => l !== '');
   const pool = new Pool(url.origin, { connections: concurrency, pipelining: 1 });
   const run = async (list: string[]) => {
@@ -155,9 +155,9 @@ function child(args: string[], nodeArgs: string[] = []): { proc: ChildProcess; l
 }
 
 async function orchestrate(): Promise<void> {
-  const events = Number(values.events);
-  const rounds = Number(values.rounds);
-  const concurrency = Number(values.concurrency);
+  const events = integerOption('node tools/bench/dispatcher-vs-undici.ts', 'events', values.events, 1);
+  const rounds = integerOption('node tools/bench/dispatcher-vs-undici.ts', 'rounds', values.rounds, 1);
+  const concurrency = integerOption('node tools/bench/dispatcher-vs-undici.ts', 'concurrency', values.concurrency, 1);
   const dir = mkdtempSync(join(tmpdir(), 'rm-dvu-'));
   const nats = await startNatsServer();
   const rcv = child([SELF, '--role', 'receiver']);

@@ -1,4 +1,4 @@
-import { parseCommandLine } from '../../../contract/command-line.ts';
+import { integerOption, parseCommandLine } from '../../../contract/command-line.ts';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 
@@ -17,7 +17,7 @@ A webhook target for the benchmarks; prints "listening on HOST:PORT".`,
     'delay-ms': { type: 'string', default: '2000' },
   },
 });
-const delayMs = Number(values['delay-ms']);
+const delayMs = integerOption('node tools/bench/peers/receiver.ts', 'delay-ms', values['delay-ms']);
 
 function announce(address: AddressInfo | string | null): void {
   const a = address as AddressInfo;

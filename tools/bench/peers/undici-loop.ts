@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parseCommandLine, usageError } from '../../../contract/command-line.ts';
+import { integerOption, parseCommandLine, usageError } from '../../../contract/command-line.ts';
 import { Pool } from 'undici';
 
 // The ceiling for the dispatcher: POST each payload of a file (one JSON document per line) to one URL with a fixed
@@ -18,7 +18,7 @@ POSTs each line of FILE to URL with N requests in flight; prints {"sent":N,"ms":
 });
 if (!values.url || !values.payloads) usageError('node tools/bench/peers/undici-loop.ts', '--url and --payloads are required');
 const url = new URL(values.url);
-const concurrency = Number(values.concurrency);
+const concurrency = integerOption('node tools/bench/peers/undici-loop.ts', 'concurrency', values.concurrency, 1);
 const payloads = readFileSync(values.payloads, 'utf8')
   .split('\n')
   .filter((l) => l !== '');
