@@ -98,6 +98,9 @@ describe('make demo, left running', () => {
     demo.child.kill('SIGINT');
     expect(await demo.exit).toBe(0);
     expect(existsSync(state)).toBe(false);
+    // Its children went with it: nothing answers on its Traefik port any more.
+    const traefikUrl = /up: Traefik on (http:\/\/\S+)/.exec(demo.stdout())?.[1] ?? '';
+    await expect(fetch(`${traefikUrl}/ping`)).rejects.toThrow();
     await waitUntil('tail to say NATS is gone', () => Promise.resolve(tail.stderr().includes('lost NATS')));
 
     // A demo started again (NATS on yet another port): tail follows it without being restarted.
