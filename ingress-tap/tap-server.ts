@@ -19,10 +19,16 @@ import type { RequestHandler, TapRequest, TapResponse } from './request-handler.
 const MAX_HEADER_BYTES = 1024 * 1024 + 64 * 1024;
 const HALF_OPEN_GRACE_MS = 5000;
 const RAW_OK = 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
-// Node's HTTP/2 server fails the whole session (GOAWAY INTERNAL_ERROR) on a header block much over 64 KiB, whatever
-// SETTINGS_MAX_HEADER_LIST_SIZE says (seen with Node 24.22). Advertising this limit makes Go's client (Traefik's)
-// refuse only the one oversized request, locally, instead of sending it and losing every stream on the connection.
+// Node's HTTP/2 server (nghttp2) fails the whole session, every stream on the connection with it, on one header
+// field over 64 KiB after HPACK (GOAWAY COMPRESSION_ERROR; nghttp2's NGHTTP2_HD_MAX_NV) and on a header block
+// spread over more CONTINUATION frames than it allows (GOAWAY INTERNAL_ERROR), whatever
+// SETTINGS_MAX_HEADER_LIST_SIZE says (seen with Node 24.22 and Go's client). Advertising 64 KiB makes Go's client
+// (Traefik's) refuse a larger request locally, so it fails alone (Traefik answers it 500) instead of taking the
+// requests in flight on the same connection down with it, which any client could then cause at will.
 const MAX_H2_HEADER_LIST_BYTES = 65_535;
+// Node's default is 128 header fields per HTTP/2 request, past which it resets the stream (ENHANCE_YOUR_CALM) and
+// Traefik answers 500. Go counts 32 bytes per field towards the list size above, so 64 KiB holds at most 2048.
+const MAX_H2_HEADER_FIELDS = 4096;
 // Per HTTP/2 session; Node's default (10 MB) is below what Traefik's hundreds of concurrent streams may hold.
 const MAX_SESSION_MEMORY_MB = 64;
 
@@ -96,6 +102,7 @@ export function createTapServer(options: TapServerOptions): TapServer {
           cert: tls.cert,
           key: tls.key,
           settings: { maxHeaderListSize: MAX_H2_HEADER_LIST_BYTES },
+          maxHeaderListPairs: MAX_H2_HEADER_FIELDS,
           maxSessionMemory: MAX_SESSION_MEMORY_MB,
           // The HTTP/1.1 fallback reads the http.Server settings from here; fastify sets them only on a plain server.
           maxHeaderSize: MAX_HEADER_BYTES, requireHostHeader: false, keepAliveTimeout: keepAliveTimeoutMs, requestTimeout, headersTimeout,
@@ -103,6 +110,9 @@ export function createTapServer(options: TapServerOptions): TapServer {
       } as FastifyHttp2SecureOptions<Http2SecureServer>)
     : Fastify({ ...common, http: { maxHeaderSize: MAX_HEADER_BYTES, requireHostHeader: false } } as FastifyServerOptions)) as unknown as TapServer;
   if (!tls) (app.server as Server).headersTimeout = headersTimeout;
+  // Node keeps the first 2000 header fields of an HTTP/1.1 request by default and drops the rest without a word;
+  // Traefik forwards any number. MAX_HEADER_BYTES bounds them instead (read by the HTTP/1.1 fallback of TLS too).
+  (app.server as Server).maxHeadersCount = 0;
 
   if (tls) {
     const server = app.server as Http2SecureServer;

@@ -64,7 +64,9 @@ export async function startHttpReceiver(respond?: Responder, port = 0, host = '1
         });
       }),
   };
-  const server = createServer((req, res) => {
+  // Takes whatever Traefik forwards (a request head of up to 1 MiB and any number of fields), as an upstream must
+  // for the tests of what the tap sees: Node's defaults (16 KiB, 2000 fields) would refuse or cut it first.
+  const server = createServer({ maxHeaderSize: 2 * 1024 * 1024 }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -83,6 +85,7 @@ export async function startHttpReceiver(respond?: Responder, port = 0, host = '1
       });
     });
   });
+  server.maxHeadersCount = 0;
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
