@@ -116,7 +116,7 @@ targets:
 describe('config reload', () => {
   // Every way a config file gets changed in practice. `setup` lays the file out in a fresh directory and returns
   // its path and how to change it.
-  const WAYS: [string, (dir: string, text: string) => { path: string; change(text: string): void }][] = [
+  const WAYS: [string, (dir: string, text: string) => { path: string; change: (text: string) => void }][] = [
     ['written in place', (d, text) => {
       const path = join(d, 'config.yaml');
       writeFileSync(path, text);

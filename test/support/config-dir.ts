@@ -36,5 +36,10 @@ export function busyNeighbour(file: string, everyMs: number): { readonly appends
   const timer = setInterval(() => {
     appendFileSync(file, `line ${appends++}\n`);
   }, everyMs);
-  return { appends: () => appends, stop: () => clearInterval(timer) };
+  return {
+    appends: () => appends,
+    stop: () => {
+      clearInterval(timer);
+    },
+  };
 }
