@@ -144,10 +144,9 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
       ...options.tap,
       forwardAuth: { host: '127.0.0.1', port: faPort, ...(options.tapForwardAuthTls ? { tls: options.tapForwardAuthTls } : {}) },
       mirror: { host: '127.0.0.1', port: mirrorPort },
-      plugin: { host: '127.0.0.1', port: pluginPort },
-      admin: { host: '127.0.0.1', port: tapAdminPort },
       // Its default port is fixed: two stacks at once (parallel test files) would collide on it.
-      plugin: { host: '127.0.0.1', port: await freePort(), ...options.tap?.plugin },
+      plugin: { ...options.tap?.plugin, host: '127.0.0.1', port: pluginPort },
+      admin: { host: '127.0.0.1', port: tapAdminPort },
     },
     dispatcher: {
       ...options.dispatcher,
