@@ -15,6 +15,8 @@ describe('make demo', () => {
   it('runs the example requests through Traefik to the printing webhook and exits 0 with --once', { timeout: 120_000 }, async () => {
     const { stdout } = await promisify(execFile)(process.execPath, ['tools/demo/run.ts', '--once'], {
       cwd: ROOT,
+      // Not the checkout's own state file, which a `make demo` running beside the tests may be using.
+      env: { ...process.env, REQUEST_MIRROR_DEMO_STATE: join(tmpdir(), `rm-demo-once-${String(process.pid)}.json`) },
       timeout: 110_000,
       killSignal: 'SIGTERM',
       maxBuffer: 16 * 1024 * 1024,
