@@ -48,6 +48,8 @@ export interface StackOptions {
   readonly traefikPlugin?: boolean;
   /** Traefik applies changes to its dynamic files while running. */
   readonly traefikWatch?: boolean;
+  /** More static configuration flags for Traefik. */
+  readonly traefikArgs?: readonly string[];
   /** How the upstream answers; default: `upstreamEcho`. */
   readonly upstream?: Responder;
   /** Fixed ports (the demo); each absent one is a free port. */
@@ -196,6 +198,7 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
       logLevel: options.traefikLogLevel ?? 'INFO',
       ...(options.traefikPlugin ? { localPlugins: { requestmirror: REQUEST_MIRROR_PLUGIN } } : {}),
       ...(options.traefikWatch ? { watch: true } : {}),
+      ...(options.traefikArgs ? { extraArgs: options.traefikArgs } : {}),
       ...(ports.traefikWeb === undefined ? {} : { webPort: ports.traefikWeb }),
       ...(ports.traefikAdmin === undefined ? {} : { adminPort: ports.traefikAdmin }),
       ...(options.onOutput ? { onOutput: (text: string) => options.onOutput?.('traefik', text) } : {}),

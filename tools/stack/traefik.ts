@@ -30,6 +30,8 @@ export interface TraefikOptions {
   readonly watch?: boolean;
   /** Local Yaegi plugins to load, by the name middlewares use (`plugin.<name>`). */
   readonly localPlugins?: Readonly<Record<string, LocalPlugin>>;
+  /** More static configuration flags, e.g. `--api.debug=true`. */
+  readonly extraArgs?: readonly string[];
 }
 
 /** A Yaegi plugin's source, loaded by Traefik from `plugins-local/src/<moduleName>/` under its working directory. */
@@ -107,6 +109,7 @@ export async function startTraefik(options: TraefikOptions): Promise<Traefik> {
       '--global.checkNewVersion=false',
       '--global.sendAnonymousUsage=false',
       ...pluginFlags,
+      ...(options.extraArgs ?? []),
     ],
     cwd: dir,
     ...(options.onOutput ? { onOutput: options.onOutput } : {}),
