@@ -14,7 +14,9 @@ import { REDACTED_BY_DEFAULT, type CaptureDecision } from './capture-policy.ts';
 // value whose bytes are valid UTF-8 (ASCII included) is decoded as UTF-8: `X-Filename: résumé.pdf` sent as UTF-8
 // reads `résumé.pdf`. When any value of a header is not UTF-8, every value of that header stays Latin-1 (each
 // character U+0000–U+00FF is one byte, so `Buffer.from(value, 'latin1')` gives the bytes back) and the header is
-// named in `latin1Headers`; for the Cookie header the same goes for the values in `cookies`.
+// named in `latin1Headers`; for the Cookie header the same goes for the values in `cookies`. The plugin's snapshots
+// are JSON, whose strings are text already (Go's encoding/json turned bytes that are not UTF-8 into U+FFFD), so
+// their values are taken as they are.
 
 const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
@@ -92,7 +94,7 @@ export function captureHeaders(
     }
   }
   const latin1Headers: string[] = [];
-  if (nonAscii) {
+  if (nonAscii && attachment !== 'plugin') {
     for (const name in headers) {
       const decoded = utf8Values(headers[name] as string[]);
       if (decoded === null) latin1Headers.push(name);

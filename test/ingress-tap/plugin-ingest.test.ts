@@ -110,4 +110,18 @@ describe('plugin ingest', () => {
   it('refuses another content type with 415', async () => {
     expect((await post(Buffer.from('{}'), 'application/json')).status).toBe(415);
   });
+  it('takes header values of a snapshot as the text they are, and keeps headers named like Object.prototype members', async () => {
+    const header = { version: 1, reporter: 'r-text', counters: counters(0) };
+    const headers = ['Host', 'h.example', 'X-Filename', 'résumé.pdf', 'X-Text', 'é € 😀', '__proto__', 'p', 'Constructor', 'c'];
+    const batch = Buffer.concat([frame(header), frame(snapshot({ uri: '/text', headers }), Buffer.from('hello'))]);
+    expect((await post(batch)).status).toBe(204);
+    const [received] = await tap.waitForEvents(1);
+    const data = received?.event.data;
+    expect(data?.headers['x-filename']).toEqual(['résumé.pdf']);
+    expect(data?.headers['x-text']).toEqual(['é € 😀']);
+    expect(data?.latin1Headers).toBeUndefined();
+    expect(Object.hasOwn(data?.headers ?? {}, '__proto__')).toBe(true);
+    expect(data?.headers['__proto__']).toEqual(['p']);
+    expect(data?.headers['constructor']).toEqual(['c']);
+  });
 });
