@@ -122,7 +122,7 @@ describe('ingress-tap start-up', () => {
   it('starts with an empty target list and logs a warning that no webhook will get the events', async () => {
     const empty = join(dir, 'no-targets.yaml');
     const config: ConfigInput = {
-      tap: { forwardAuth: { host: '127.0.0.1', port: 0 }, mirror: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
+      tap: { forwardAuth: { host: '127.0.0.1', port: 0 }, mirror: { host: '127.0.0.1', port: 0 }, plugin: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
       targets: [],
     };
     writeFileSync(empty, JSON.stringify(config));

@@ -53,12 +53,14 @@ export interface Pipeline {
 
 export async function startPipeline(options: PipelineOptions): Promise<Pipeline> {
   const subjectPrefix = `bench-${options.name}`;
-  const ports = { fa: await freePort(), mirror: await freePort(), tapAdmin: await freePort(), dAdmin: await freePort() };
+  const ports = { fa: await freePort(), mirror: await freePort(), plugin: await freePort(), tapAdmin: await freePort(), dAdmin: await freePort() };
   const config: ConfigInput = {
     nats: { url: options.natsUrl, subjectPrefix, queueGroup: subjectPrefix },
     tap: {
       forwardAuth: { host: '127.0.0.1', port: ports.fa, ...(options.forwardAuthTls ? { tls: { ...options.forwardAuthTls } } : {}) },
       mirror: { host: '127.0.0.1', port: ports.mirror },
+      // Its default port is fixed: the run's several taps would collide on it.
+      plugin: { host: '127.0.0.1', port: ports.plugin },
       admin: { host: '127.0.0.1', port: ports.tapAdmin },
     },
     dispatcher: {
