@@ -64,6 +64,8 @@ describe('command line of every entrypoint', () => {
 
   it.each([
     ['tools/demo/tail.ts', ['--server'], 'option --server needs a value'],
+    ['tools/demo/tail.ts', ['--prefix', 'bad prefix'], '--prefix "bad prefix" is not a subject prefix'],
+    ['tools/demo/tail.ts', ['--prefix', ''], '--prefix "" is not a subject prefix'],
     ['tools/demo/run.ts', ['--once=yes'], 'option --once takes no value'],
     ['tools/demo/receiver.ts', ['--port', 'eighty'], '--port must be a whole number'],
     ['tools/bench/dispatcher-vs-undici.ts', ['--events=many'], '--events must be a whole number'],

@@ -1,5 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { EXIT_FAILURE, parseCommandLine } from '../../contract/command-line.ts';
+import { EXIT_FAILURE, parseCommandLine, usageError } from '../../contract/command-line.ts';
+import { Config } from '../../contract/config.ts';
 import { MirrorEvent } from '../../contract/event.ts';
 import { allRequestsSubject } from '../../contract/subjects.ts';
 import { readDemoState } from './demo-state.ts';
@@ -32,7 +33,9 @@ const [initial, from] =
   : demo ? [demo.natsUrl, `the running make demo, pid ${demo.pid}`]
   : ['nats://127.0.0.1:4222', 'the default; no make demo is running'];
 const followsDemo = values.server === undefined && !process.env.NATS_URL;
-const subject = allRequestsSubject(values.prefix);
+const prefix = Config.shape.nats.unwrap().shape.subjectPrefix.safeParse(values.prefix);
+if (!prefix.success) usageError(NAME, `--prefix ${JSON.stringify(values.prefix)} is not a subject prefix (dot-separated tokens of A-Z a-z 0-9 _ -)`);
+const subject = allRequestsSubject(prefix.data);
 
 let current: NatsConnection | undefined;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
