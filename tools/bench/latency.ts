@@ -20,7 +20,7 @@ export interface ScenarioDef {
   readonly via: 'traefik' | 'nginx';
   readonly pipeline?: PipelineName;
   /** The server Traefik calls per request for this scenario, whose new connections are counted. */
-  readonly authServer?: 'go' | 'fastify-h1' | 'fastify-h2' | 'tap' | 'tap-mirror';
+  readonly authServer?: 'go' | 'fastify-h1' | 'fastify-h2' | 'tap' | 'tap-mirror' | 'tap-plugin';
 }
 
 export const SCENARIOS: readonly ScenarioDef[] = [
@@ -33,6 +33,7 @@ export const SCENARIOS: readonly ScenarioDef[] = [
   { id: 'S5', title: 'as S2, webhook blackholed (accepts, never answers)', baseline: 'S0', body: false, via: 'traefik', pipeline: 'blackhole', authServer: 'tap' },
   { id: 'S6', title: 'as S2, NATS stopped', baseline: 'S0', body: false, via: 'traefik', pipeline: 'natsdown', authServer: 'tap' },
   { id: 'S7', title: 'Traefik Mirroring → tap mirror listener', baseline: 'S0', body: false, via: 'traefik', pipeline: 'healthy', authServer: 'tap-mirror' },
+  { id: 'S10', title: 'Request Mirror Traefik plugin → tap plugin listener', baseline: 'S0', body: false, via: 'traefik', pipeline: 'healthy', authServer: 'tap-plugin' },
   { id: 'S0b', title: 'Traefik → upstream, no middleware, S8 bodies (baseline of S8)', baseline: null, body: true, via: 'traefik' },
   { id: 'S8', title: 'forwardAuth forwardBody → ingress-tap, bodies up to 1 MiB', baseline: 'S0b', body: true, via: 'traefik', pipeline: 'healthy', authServer: 'tap' },
   { id: 'S9', title: "Debian nginx `mirror` → receiver answering after 2 s (peer)", baseline: 'S0', body: false, via: 'nginx' },
@@ -140,6 +141,8 @@ function churnPort(def: ScenarioDef, world: World): number | null {
       return p?.forwardAuthPort ?? null;
     case 'tap-mirror':
       return p?.mirrorPort ?? null;
+    case 'tap-plugin':
+      return p?.pluginPort ?? null;
     default:
       return null;
   }

@@ -46,6 +46,8 @@ export interface Pipeline {
   readonly dispatcher?: ManagedProcess;
   readonly forwardAuthPort: number;
   readonly mirrorPort: number;
+  /** The plugin listener, where S10's Traefik plugin sends its batches. */
+  readonly pluginPort: number;
   readonly tapAdminUrl: string;
   readonly dispatcherAdminUrl: string;
   stop(): Promise<void>;
@@ -103,6 +105,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     ...(dispatcher ? { dispatcher } : {}),
     forwardAuthPort: ports.fa,
     mirrorPort: ports.mirror,
+    pluginPort: ports.plugin,
     tapAdminUrl,
     dispatcherAdminUrl,
     stop,

@@ -54,7 +54,7 @@ export const SMOKE: Plan = {
   rounds: 1,
   warmupS: 0,
   pauseMs: 100,
-  scenarios: ['S0', 'S1', 'S2', 'S2h2', 'S4', 'S6', 'S7', 'S0b', 'S8', 'S9', 'X1', 'X2'],
+  scenarios: ['S0', 'S1', 'S2', 'S2h2', 'S4', 'S6', 'S7', 'S10', 'S0b', 'S8', 'S9', 'X1', 'X2'],
   throughputS: 1,
   throughputRounds: 1,
   throughputWorkers: 4,

@@ -20,9 +20,10 @@ export function startLogged(
   args: readonly string[],
   logDir: string,
   env: NodeJS.ProcessEnv = process.env,
+  cwd: string = REPO_ROOT,
 ): ManagedProcess {
   const log = createWriteStream(join(logDir, `${name}.log`));
-  return startProcess({ name, command, args, env, cwd: REPO_ROOT, onOutput: (text) => log.write(text) });
+  return startProcess({ name, command, args, env, cwd, onOutput: (text) => log.write(text) });
 }
 
 /** Starts a child that prints `listening on HOST:PORT` and resolves with that port. */

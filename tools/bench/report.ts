@@ -36,7 +36,7 @@ function table(head: readonly string[], rows: readonly (readonly string[])[]): s
 }
 
 const PLOTS = {
-  latency: { file: 'latency.svg', ids: ['S0', 'S1', 'S2', 'S2h2', 'S3', 'S4', 'S5', 'S6', 'S7', 'X1', 'X2'], title: 'GET scenarios through Traefik' },
+  latency: { file: 'latency.svg', ids: ['S0', 'S1', 'S2', 'S2h2', 'S3', 'S4', 'S5', 'S6', 'S7', 'S10', 'X1', 'X2'], title: 'GET scenarios through Traefik' },
   bodies: { file: 'latency-bodies.svg', ids: ['S0b', 'S8'], title: 'Bodies up to 1 MiB (forwardBody)' },
   peer: { file: 'latency-nginx.svg', ids: ['S0', 'S1', 'S2', 'S7', 'S9'], title: 'Request Mirror vs nginx mirror (slow mirror)' },
 } as const;
@@ -131,6 +131,25 @@ function scenarioTables(scenarios: readonly ScenarioResult[]): string {
       f0(s.newConnectionsPerSecond),
     ]),
   );
+  // CPU time per request: mean CPU (share of one core) over the requests per second served.
+  const perRequestUs = (sc: ScenarioResult | undefined, who: string): number | null => {
+    const r = sc?.resources?.[who];
+    return r && sc.throughput ? ((r.cpuMeanPct / 100) * 1e6) / sc.throughput : null;
+  };
+  const cpuPerRequest = table(
+    ['Scenario', 'Traefik µs CPU / request', 'added over baseline', 'Tap µs CPU / request', 'Dispatcher µs CPU / request'],
+    ran.map((sc) => {
+      const proxy = perRequestUs(sc, 'proxy');
+      const base = perRequestUs(ran.find((b) => b.id === sc.baseline), 'proxy');
+      return [
+        sc.id,
+        f0(proxy),
+        proxy !== null && base !== null ? f0(proxy - base) : '–',
+        f0(perRequestUs(sc, 'tap')),
+        f0(perRequestUs(sc, 'dispatcher')),
+      ];
+    }),
+  );
   return [
     '### Latency (client side, vegeta)',
     latency,
@@ -142,6 +161,9 @@ function scenarioTables(scenarios: readonly ScenarioResult[]): string {
     'The proxy is Traefik, or nginx (master and workers) for S9. "Auth server" is the Go responder (S1) or bare fastify (X1, X2).',
     '',
     resources,
+    '',
+    '### CPU per request (mean CPU over requests served, same rounds)',
+    cpuPerRequest,
   ].join('\n');
 }
 

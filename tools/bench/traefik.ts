@@ -1,8 +1,9 @@
-import { writeFileSync } from 'node:fs';
+import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { freePort } from '../stack/free-port.ts';
 import { answers2xx, waitUntil, type ManagedProcess } from '../stack/process.ts';
+import { REQUEST_MIRROR_PLUGIN } from '../stack/stack.ts';
 import { requireBin, startLogged } from './processes.ts';
 
 // Traefik for the benchmark: one process serves every scenario, one router per scenario (PathPrefix /<id>/), so all
@@ -28,6 +29,11 @@ export async function startBenchTraefik(dynamic: Dynamic, routers: readonly stri
   const dynamicFile = join(dir, 'traefik-dynamic.yml');
   const accessLogPath = join(dir, 'traefik-access.log');
   writeFileSync(dynamicFile, stringify(dynamic));
+  // The Request Mirror plugin (S10), loaded locally from plugins-local/src/<module>/ under Traefik's working directory.
+  cpSync(REQUEST_MIRROR_PLUGIN.sourceDir, join(dir, 'plugins-local', 'src', REQUEST_MIRROR_PLUGIN.moduleName), {
+    recursive: true,
+    filter: (source) => !source.endsWith('_test.go'),
+  });
   const webPort = await freePort();
   const adminPort = await freePort();
   const child = startLogged('traefik', bin, [
@@ -47,7 +53,8 @@ export async function startBenchTraefik(dynamic: Dynamic, routers: readonly stri
     '--accesslog.fields.headers.defaultmode=drop',
     '--global.checkNewVersion=false',
     '--global.sendAnonymousUsage=false',
-  ], dir);
+    `--experimental.localPlugins.requestmirror.moduleName=${REQUEST_MIRROR_PLUGIN.moduleName}`,
+  ], dir, process.env, dir);
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   await waitUntil('Traefik /ping', () => answers2xx(`${adminUrl}/ping`), { process: child });
   const wanted = routers.map((r) => `${r}@file`);

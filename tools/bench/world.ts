@@ -158,6 +158,9 @@ export async function startWorld(dir: string): Promise<World> {
       services['tap-mirror'] = { loadBalancer: { servers: [{ url: `http://127.0.0.1:${healthy.mirrorPort}` }] } };
       services['with-mirror'] = { mirroring: { service: 'upstream', mirrors: [{ name: 'tap-mirror', percent: 100 }] } };
       route('s7', undefined, 'with-mirror');
+      // S10: the Request Mirror plugin inside Traefik, shipping to the healthy tap's plugin listener.
+      middlewares['plugin-healthy'] = { plugin: { requestmirror: { tapURL: `http://127.0.0.1:${healthy.pluginPort}`, methods: ['*'] } } };
+      route('s10', 'plugin-healthy');
       route('s8', 'auth-body');
       // The memory test's routers: the same attachments, kept apart so their access-log figures stay apart.
       route('m2', 'auth-healthy');
