@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
-import type { MirrorEvent } from '../../contract/event.ts';
-import type { HttpReceiver } from '../../tools/stack/http-receiver.ts';
-import { waitForEvent } from '../../tools/stack/stack.ts';
 import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MirrorEvent } from '../../contract/event.ts';
+import { localizeExample, readExample } from '../../tools/stack/examples.ts';
+import type { HttpReceiver } from '../../tools/stack/http-receiver.ts';
+import { startStack, waitForEvent, type Stack } from '../../tools/stack/stack.ts';
 import { PROTOTYPE_NAMES } from '../support/prototype-names.ts';
+import { makeCertificate, type TestCertificate } from '../support/tls.ts';
 import { receiverOf, useStack } from './fixture.ts';
+import { reportOnFailure } from './report.ts';
 import { attachmentRoutes, KiB, MiB } from './routes.ts';
 
 // What real clients put in a request, through real Traefik (forwardAuth and Mirroring), the tap, NATS and the
@@ -29,13 +32,13 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const bytes = (...parts: (string | number[])[]) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));
 
 /** Sends raw bytes to Traefik's web entrypoint: undici and fetch refuse non-ASCII header values. */
-async function sendRaw(path: string, headers: readonly (readonly [string, Buffer])[]): Promise<void> {
+async function sendRaw(path: string, headers: readonly (readonly [string, Buffer])[], stack: Stack = s(), host = 'app.example.test'): Promise<void> {
   const request = Buffer.concat([
-    Buffer.from(`GET ${path} HTTP/1.1\r\nHost: app.example.test\r\n`),
+    Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\n`),
     ...headers.map(([name, value]) => Buffer.concat([Buffer.from(`${name}: `), value, Buffer.from('\r\n')])),
     Buffer.from('Connection: close\r\n\r\n'),
   ]);
-  expect(await exchange(s().traefik?.webPort ?? 0, request)).toMatch(/^HTTP\/1\.1 201 /);
+  expect(await exchange(stack.traefik?.webPort ?? 0, request)).toMatch(/^HTTP\/1\.1 201 /);
 }
 
 /**
@@ -125,5 +128,55 @@ describe('header values and names through Traefik', () => {
     expect(Object.keys(event.data.cookies)).not.toContain('other');
     const narrowed = await waitForEvent(hook('other'), (e) => e.data.path === path);
     expect(Object.keys(narrowed.data.cookies)).toEqual(['other']);
+  });
+});
+
+describe('header values and names through Traefik, forwardAuth over HTTP/2 (forward-auth-h2.yml)', () => {
+  let cert: TestCertificate | undefined;
+  let h2: Stack | undefined;
+  beforeAll(async () => {
+    cert = makeCertificate(['DNS:ingress-tap']);
+    const c = cert;
+    h2 = await startStack({
+      receivers: ['names'],
+      targets: (r) => [{ name: 'names', watchURL: `${r.names?.url ?? ''}/`, methods: ['*'], cookieNames: [...PROTOTYPE_NAMES] }],
+      tapForwardAuthTls: { certFile: c.certFile, keyFile: c.keyFile },
+      traefik: (b) => ({
+        files: { 'forward-auth-h2.yml': localizeExample(readExample('traefik/forward-auth-h2.yml'), b).replace('/etc/traefik/request-mirror/ca.pem', c.certFile) },
+        routers: ['app'],
+      }),
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await h2?.close();
+    cert?.remove();
+  });
+  reportOnFailure(() => h2);
+  const stack = (): Stack => {
+    if (!h2) throw new Error('stack did not start');
+    return h2;
+  };
+
+  it('decodes UTF-8 values, keeps other bytes as Latin-1 and every name', async () => {
+    const latin1 = bytes('r', [0xe9], 'sum', [0xe9], '.pdf');
+    const cookie = PROTOTYPE_NAMES.map((n) => `${n}=c-${n}`).join('; ');
+    await sendRaw(
+      '/h2/values',
+      [['X-Filename', bytes('résumé.pdf')], ['X-Latin1', latin1], ...PROTOTYPE_NAMES.map((n) => [n, bytes(`h-${n}`)] as const), ['Cookie', bytes(cookie)]],
+      stack(),
+      'app.localhost',
+    );
+    const event = await waitForEvent(receiverOf(stack(), 'names'), (e) => e.data.path === '/h2/values');
+    const metrics = await (await fetch(`${stack().tapAdminUrl}/metrics`)).text();
+    const h2Connections = metrics.split('\n').filter((l) => l.startsWith('request_mirror_tap_connections_total{') && l.includes('listener="forwardAuth"') && l.includes('protocol="h2"'));
+    // The request did reach the tap over HTTP/2.
+    expect(h2Connections.reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0)).toBeGreaterThan(0);
+    expect(event.data.headers['x-filename']).toEqual(['résumé.pdf']);
+    expect(event.data.latin1Headers).toEqual(['x-latin1']);
+    expect(Buffer.from(event.data.headers['x-latin1']?.[0] ?? '', 'latin1').equals(latin1)).toBe(true);
+    for (const name of PROTOTYPE_NAMES) {
+      expect(event.data.headers[name.toLowerCase()], `header ${name}`).toEqual([`h-${name}`]);
+      expect(event.data.cookies[name], `cookie ${name}`).toBe(`c-${name}`);
+    }
   });
 });
