@@ -1,4 +1,5 @@
-import { appendFileSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -30,16 +31,25 @@ export function configMapDir(dir: string, name: string, text: string): { readonl
   };
 }
 
-/** Appends a line to `file` every `everyMs` until stopped: a busy log next to the config file. */
+/**
+ * Appends a line to `file` every `everyMs` from a child process until stopped: a busy log next to the config file.
+ * A process of its own keeps the pace while the test's event loop is busy.
+ */
 export function busyNeighbour(file: string, everyMs: number): { readonly appends: () => number; stop(): void } {
-  let appends = 0;
-  const timer = setInterval(() => {
-    appendFileSync(file, `line ${appends++}\n`);
-  }, everyMs);
+  writeFileSync(file, '');
+  // The child exits when its stdin closes, so it cannot outlive a test process that dies without calling stop().
+  const script = `setInterval(() => require('node:fs').appendFileSync(${JSON.stringify(file)}, 'line\\n'), ${everyMs}); process.stdin.on('end', () => process.exit()).resume();`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'ignore', 'ignore'] });
   return {
-    appends: () => appends,
+    appends: () => {
+      try {
+        return statSync(file).size / 'line\n'.length;
+      } catch {
+        return 0;
+      }
+    },
     stop: () => {
-      clearInterval(timer);
+      child.kill('SIGKILL');
     },
   };
 }
