@@ -12,7 +12,10 @@ describe('NATS limits', () => {
   it.each([
     ['text', Buffer.from('t'.repeat(10_000)), 'utf8'],
     ['binary', Buffer.from(Array.from({ length: 10_000 }, (_, i) => (i * 7) % 256)), 'base64'],
-    ['multi-byte text', Buffer.from('é'.repeat(5000)), 'utf8'],
+    ['2-byte text', Buffer.from('é'.repeat(5000)), 'utf8'],
+    ['3-byte text', Buffer.from('€'.repeat(3400)), 'utf8'],
+    ['4-byte text', Buffer.from('😀'.repeat(2500)), 'utf8'],
+    ['4-byte text after one ASCII byte', Buffer.from(`x${'😀'.repeat(2500)}`), 'utf8'],
     ['text full of characters JSON escapes', Buffer.from('\u0001'.repeat(10_000)), 'utf8'],
   ])('cuts a %s body so the event fits max_payload, and marks it truncated', async (_name, sent, encoding) => {
     const before = await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'max_payload' });
