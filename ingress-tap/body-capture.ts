@@ -50,9 +50,13 @@ export function captureBody(req: TapRequest, limit: number, done: (body: Capture
     // More than the limit arrived: what follows would only be counted, and the event need not wait for it.
     if (received > limit) settle(false);
   };
-  const onBreak = () => settle(true);
+  const onBreak = () => {
+    settle(true);
+  };
   req.on('data', onData);
-  req.once('end', () => settle(false));
+  req.once('end', () => {
+    settle(false);
+  });
   req.once('close', onBreak);
   // After an answer, Node no longer tells the request when its connection breaks off mid-body; the socket does.
   // Listening only until the capture completes keeps keep-alive sockets from collecting listeners.

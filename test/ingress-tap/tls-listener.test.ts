@@ -228,7 +228,9 @@ describe('TLS listeners', () => {
     try {
       const stream = session.request({ ':method': 'POST', ':path': '/reset', 'content-length': '100' }, { endStream: false });
       stream.on('error', () => undefined);
-      stream.write('part of the body', () => stream.close(0x8));
+      stream.write('part of the body', () => {
+        stream.close(0x8);
+      });
       const [received] = await tls.waitForEvents(1);
       expect(received?.event.data.path).toBe('/reset');
       expect(received?.event.data.body).toMatchObject({ data: 'part of the body', declaredLength: 100, truncated: true, interrupted: true });
