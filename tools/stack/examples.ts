@@ -16,6 +16,7 @@ export function localizeExample(text: string, b: Backends): string {
     .replaceAll('https://ingress-tap:8080/', b.tapForwardAuthUrl)
     .replaceAll('http://ingress-tap:8080/', b.tapForwardAuthUrl)
     .replaceAll('http://ingress-tap:8081', b.tapMirrorUrl)
+    .replaceAll('http://ingress-tap:8082', b.tapPluginUrl)
     .replaceAll('http://upstream:8080', b.upstreamUrl);
   if (/ingress-tap:|upstream:8080/.test(out)) throw new Error('an example names an address localizeExample does not know');
   return out;
