@@ -11,6 +11,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY contract ./contract
 COPY ingress-tap ./ingress-tap
 COPY dispatcher ./dispatcher
+COPY kubernetes ./kubernetes
 RUN npm run build && npm prune --omit=dev
 
 FROM node:24.22.3-slim AS runtime

@@ -10,8 +10,9 @@ help: ## list the commands
 
 # The bench tools (vegeta, the Go responder) are built here too, outside any test timeout, because the suite
 # includes the benchmark's smoke run. Never a system package: without nginx the smoke run reports S9 as not run.
-test: ## lint, type-check and run every test against real nats-server and Traefik
-	@. tools/env.sh && _rm_bench_tools && npm test
+# So is the Kubernetes test-bed (kube-apiserver, etcd, helm: several minutes cold, then cached).
+test: ## lint, type-check and run every test against real nats-server, Traefik and a Kubernetes API server
+	@. tools/env.sh && _rm_bench_tools && _rm_k8s_setup && npm test
 
 generate: ## regenerate the JSON Schemas and docs/configuration.md from the zod contract
 	@. tools/env.sh && _rm_node_setup && npm run generate

@@ -198,6 +198,36 @@ export const Config = z
         shutdownTimeoutMs: z.int().min(1).default(15_000).describe('Bound on draining in-flight deliveries at SIGTERM.'),
       })
       .prefault({}),
+    kubernetes: z
+      .strictObject({
+        namespaces: z
+          .array(z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a namespace name'))
+          .default([])
+          .describe(
+            'Namespaces whose `MirrorTarget`s are targets. Empty, with no `namespaceSelector`: the namespace the pod runs in ' +
+              "(outside a cluster, the kubeconfig context's).",
+          ),
+        namespaceSelector: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('Label selector (e.g. `request-mirror=enabled`) choosing the namespaces instead; needs a ClusterRole.'),
+        statusIntervalMs: z
+          .int()
+          .min(100)
+          .default(2000)
+          .describe("How often the dispatcher compares each target's state with its `status` and writes what changed."),
+      })
+      .check((ctx) => {
+        if (ctx.value.namespaceSelector !== undefined && ctx.value.namespaces.length > 0) {
+          ctx.issues.push({ code: 'custom', message: 'set namespaces or namespaceSelector, not both', path: ['namespaceSelector'], input: ctx.value });
+        }
+      })
+      .optional()
+      .describe(
+        'Also take targets from `MirrorTarget` custom resources (requestmirror.io/v1alpha1), watched through the Kubernetes ' +
+          'API: in cluster with the pod\'s service account, outside with `KUBECONFIG`. Absent: no Kubernetes API access.',
+      ),
     targets: z
       .array(Target)
       .default([])
@@ -221,3 +251,4 @@ export type SecretSource = z.infer<typeof SecretSource>;
 export type RetryPolicy = z.infer<typeof RetryPolicy>;
 export type NetworkPolicy = z.infer<typeof NetworkPolicy>;
 export type ListenerTls = z.infer<typeof ListenerTls>;
+export type KubernetesSource = NonNullable<Config['kubernetes']>;

@@ -1,6 +1,8 @@
+import { stringify } from 'yaml';
 import { z } from 'zod';
 import { RELOAD_BOUND_MS } from './config-file.ts';
 import { Config } from './config.ts';
+import { mirrorTargetCrd } from './crd.ts';
 import { MirrorEvent } from './event.ts';
 
 // Files derived from the zod contract. `make generate` writes them; test/contract/generated-files.test.ts fails when
@@ -46,7 +48,14 @@ export function generatedFiles(): Map<string, string> {
     ['contract/schemas/config.schema.json', json(configJsonSchema())],
     ['contract/schemas/event.schema.json', json(eventJsonSchema())],
     ['docs/configuration.md', configurationDoc(configJsonSchema())],
+    ['crds/mirrortargets.requestmirror.io.yaml', crdYaml()],
   ]);
+}
+
+export const CRD_HEADER = '# Generated from contract/mirror-target.ts by `make generate`; do not edit.\n';
+
+function crdYaml(): string {
+  return `${CRD_HEADER}${stringify(mirrorTargetCrd(), { lineWidth: 0 })}`;
 }
 
 function configurationDoc(schema: JsonSchema): string {

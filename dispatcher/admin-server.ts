@@ -14,6 +14,8 @@ export async function startAdminServer(
   listen: { host: string; port: number },
   registry: Registry,
   ready: () => boolean,
+  /** Extra /readyz lines that do not change readiness, e.g. a broken Kubernetes watch. */
+  detail: () => readonly string[] = () => [],
 ): Promise<AdminServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -23,7 +25,7 @@ export async function startAdminServer(
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
       const ok = ready();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'not ready\n');
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end([ok ? 'ready' : 'not ready', ...detail()].join('\n') + '\n');
     } else if (path === '/metrics') {
       registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),

@@ -10,6 +10,11 @@ import { createDispatcher } from './dispatcher.ts';
 import { createMetrics } from './metrics.ts';
 import type { SecretKeys } from './secrets.ts';
 import { subscribeEvents, watchConnection } from './subscription.ts';
+import { decodeSecret } from './signing.ts';
+import { deliveryStatesFrom } from '../kubernetes/delivery-states.ts';
+import { startKubernetesTargets } from '../kubernetes/kubernetes-targets.ts';
+import { startStatusWriter } from '../kubernetes/status-writer.ts';
+import type { TargetSnapshot } from '../kubernetes/target-source.ts';
 
 // Wiring only: read the config, connect, listen, reload, shut down. Behaviour lives in createDispatcher.
 
@@ -22,6 +27,15 @@ usage: node dispatcher/main.ts [--config FILE]            run the dispatcher
 Environment: NATS_URL overrides nats.url; LOG_LEVEL sets the log level (default info); the variables that
 targets[].secrets name.
 Exit status: 0 stopped cleanly (or valid), 1 failed while running, 2 bad usage or a config it cannot use.`;
+
+/** The file's signing keys plus those of the MirrorTargets, read from their Secrets. */
+function withKubernetesSecrets(file: SecretKeys, snapshot: TargetSnapshot | undefined): SecretKeys {
+  const keys = new Map(file);
+  for (const watched of snapshot?.objects ?? []) {
+    if (watched.target) keys.set(watched.target.name, watched.secrets.map(decodeSecret));
+  }
+  return keys;
+}
 
 function describe(error: unknown): string {
   return error instanceof RequestMirrorError ? `${error.code}: ${error.message}` : String(error);
@@ -55,11 +69,38 @@ async function main(): Promise<void> {
   void refusedTargetWarnings(config).then(logWarnings);
   const metrics = createMetrics({ defaultMetrics: true });
   const dispatcher = createDispatcher({ config, secrets, metrics, logger });
+  let fileSecrets = secrets;
+  // MirrorTargets (config `kubernetes`) join the file's targets through the same reconfigure path as a file reload.
+  const kubernetes = startKubernetesTargets({
+    config,
+    registry: metrics.registry,
+    logger,
+    secrets: true,
+    onChange: (snapshot) => {
+      dispatcher.reconfigure(kubernetes?.merge(config) ?? config, withKubernetesSecrets(fileSecrets, snapshot));
+      logger.info({ targets: snapshot.targets.map((t) => t.name) }, 'MirrorTargets applied');
+    },
+  });
+  const statusWriter =
+    kubernetes &&
+    startStatusWriter({
+      kubeConfig: kubernetes.kubeConfig,
+      logger,
+      metrics: kubernetes.metrics,
+      intervalMs: config.kubernetes?.statusIntervalMs ?? 2000,
+      snapshot: () => kubernetes.source.snapshot(),
+      deliveryStates: deliveryStatesFrom(metrics),
+    });
 
   let connected = false;
   let sub: Subscription | undefined;
   let stopping = false;
-  const admin = await startAdminServer(config.dispatcher.admin, metrics.registry, () => connected && sub !== undefined && !stopping);
+  const admin = await startAdminServer(
+    config.dispatcher.admin,
+    metrics.registry,
+    () => connected && sub !== undefined && !stopping,
+    () => kubernetes?.readinessDetail() ?? [],
+  );
   logger.info({ port: admin.port }, 'admin listening');
 
   const nc: NatsConnection = await connect({
@@ -85,7 +126,11 @@ async function main(): Promise<void> {
       }
       const previous = config;
       config = next;
-      dispatcher.reconfigure(next, checked.secrets);
+      fileSecrets = checked.secrets;
+      dispatcher.reconfigure(kubernetes?.merge(next) ?? next, withKubernetesSecrets(checked.secrets, kubernetes?.source.snapshot()));
+      if (JSON.stringify(next.kubernetes) !== JSON.stringify(previous.kubernetes)) {
+        logger.warn('kubernetes settings changed: they take effect at the next restart');
+      }
       logWarnings(commonWarnings(next));
       void refusedTargetWarnings(next).then(logWarnings);
       if (next.nats.subjectPrefix !== previous.nats.subjectPrefix || next.nats.queueGroup !== previous.nats.queueGroup) {
@@ -111,6 +156,8 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal, pending: dispatcher.pending() }, 'shutting down: draining the subscription');
     watcher.close();
+    statusWriter?.stop();
+    kubernetes?.source.stop();
     // Draining the subscription delivers what the server already sent us, then stops new events.
     await sub?.drain().catch((error: unknown) => { logger.warn({ err: error }, 'subscription drain failed'); });
     const { completed } = await dispatcher.drain(config.dispatcher.shutdownTimeoutMs);

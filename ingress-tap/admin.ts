@@ -4,8 +4,9 @@ import type { Publisher } from './publisher.ts';
 
 // The operator's listener. It is not on Traefik's path, so plain HTTP status codes are right here: /readyz says
 // 503 while the tap cannot publish, for a Kubernetes readiness probe or an alert, without affecting users.
+// `detail` adds lines that do not change readiness (a broken Kubernetes watch: the last known targets still apply).
 
-export function createAdminServer(publisher: Publisher, metrics: TapMetrics): FastifyInstance {
+export function createAdminServer(publisher: Publisher, metrics: TapMetrics, detail: () => readonly string[] = () => []): FastifyInstance {
   const app = Fastify({ logger: false });
   app.get('/healthz', (_request, reply) => {
     void reply.type('text/plain').send('ok\n');
@@ -15,7 +16,7 @@ export function createAdminServer(publisher: Publisher, metrics: TapMetrics): Fa
     void reply
       .code(ready ? 200 : 503)
       .type('text/plain')
-      .send(ready ? 'ready\n' : 'not ready: no NATS connection\n');
+      .send([ready ? 'ready' : 'not ready: no NATS connection', ...detail()].join('\n') + '\n');
   });
   app.get('/metrics', async (_request, reply) => {
     const body = await metrics.registry.metrics();

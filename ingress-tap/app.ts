@@ -24,6 +24,8 @@ export interface TapDeps {
   /** Event id for a request seen at `time` (ms since the epoch); default: monotonic ULIDs. */
   readonly newId?: (time: number) => string;
   readonly now?: () => number;
+  /** Extra /readyz lines that do not change readiness, e.g. a broken Kubernetes watch. */
+  readonly readinessDetail?: () => readonly string[];
 }
 
 export interface Tap {
@@ -70,7 +72,7 @@ export function buildTap(deps: TapDeps): Tap {
     maxBatchBytes: deps.config.tap.plugin.maxBatchBytes,
     keepAliveTimeoutMs,
   });
-  const admin = createAdminServer(deps.publisher, deps.metrics);
+  const admin = createAdminServer(deps.publisher, deps.metrics, deps.readinessDetail);
   return {
     forwardAuth,
     mirror,

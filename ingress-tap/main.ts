@@ -5,6 +5,7 @@ import { commonWarnings, errorFinding, exitOnConfigErrors, loadForStartup, valid
 import { watchConfig } from '../contract/config-file.ts';
 import type { Config } from '../contract/config.ts';
 import { RequestMirrorError } from '../contract/errors.ts';
+import { startKubernetesTargets } from '../kubernetes/kubernetes-targets.ts';
 import { buildTap, type Tap } from './app.ts';
 import { checkTapConfig } from './config-check.ts';
 import { ListenFailedError } from './errors.ts';
@@ -42,13 +43,31 @@ const metrics = createMetrics();
 const publisher = startPublisher({ servers: config.nats.url, maxPendingBytes: config.tap.maxPendingPublishBytes, metrics, logger });
 let tap: Tap;
 try {
-  tap = buildTap({ config, publisher, metrics, logger, source: `/request-mirror/ingress-tap/${hostname()}` });
+  tap = buildTap({
+    config,
+    publisher,
+    metrics,
+    logger,
+    source: `/request-mirror/ingress-tap/${hostname()}`,
+    readinessDetail: () => kubernetes?.readinessDetail() ?? [],
+  });
 } catch (error) {
   // The TLS files were checked above; this is one that changed since.
   exitOnConfigErrors('ingress-tap', configPath, [errorFinding(error)]);
   throw error;
 }
 
+// MirrorTargets (config `kubernetes`) join the file's targets through the same reconfigure path as a file reload.
+const kubernetes = startKubernetesTargets({
+  config,
+  registry: metrics.registry,
+  logger,
+  secrets: false,
+  onChange: (snapshot) => {
+    tap.reconfigure(kubernetes?.merge(config) ?? config);
+    logger.info({ targets: snapshot.targets.map((t) => t.name) }, 'MirrorTargets applied');
+  },
+});
 try {
   await Promise.all([
     // Copies: fastify's listen writes into its options object, and the config is frozen.
@@ -72,8 +91,11 @@ const watcher = watchConfig(
     if (JSON.stringify([next.nats, next.tap]) !== JSON.stringify([config.nats, config.tap])) {
       logger.warn('config reloaded: nats and tap settings take effect only after a restart; targets apply now');
     }
+    if (JSON.stringify(next.kubernetes) !== JSON.stringify(config.kubernetes)) {
+      logger.warn('config reloaded: kubernetes settings take effect only after a restart');
+    }
     config = next;
-    tap.reconfigure(next);
+    tap.reconfigure(kubernetes?.merge(next) ?? next);
     for (const w of commonWarnings(next)) logger.warn({ code: w.code }, w.message);
     logger.info({ targets: next.targets.length }, 'config reloaded');
   },
@@ -93,6 +115,7 @@ async function shutdown(signal: string): Promise<void> {
   }, config.tap.shutdownTimeoutMs);
   deadline.unref();
   watcher.close();
+  kubernetes?.source.stop();
   await tap.close();
   await publisher.close();
   logger.info('stopped');

@@ -33,10 +33,12 @@ _rm_ensure_node() {
   export PATH="$dir/bin:$PATH"
 }
 
-# Builds the `tool` of the wrapper module tools/go/<name> into the cache, keyed by the pinned module version.
+# Builds the `tool` of the wrapper module tools/go/<wrapper> (default: <name>) into the cache, keyed by the pinned
+# module version. `{version}` in ldflags becomes that version, `{minor}` its minor number. Tags are Go build tags;
+# a tagged build (kube-apiserver, as Kubernetes' own release build) is also static (CGO_ENABLED=0).
 _rm_go_tool() {
-  local name="$1" pkg="$2" module="$3" ldflags="${4:-}"
-  local moddir="$_rm_root/tools/go/$name"
+  local name="$1" pkg="$2" module="$3" ldflags="${4:-}" wrapper="${5:-$1}" tags="${6:-}"
+  local moddir="$_rm_root/tools/go/$wrapper"
   local version; version="$(cd "$moddir" && go list -m -f '{{.Version}}' "$module")" || return 1
   local bin="$REQUEST_MIRROR_CACHE/bin/$name-$version"
   mkdir -p "$REQUEST_MIRROR_CACHE/bin"
@@ -46,11 +48,12 @@ _rm_go_tool() {
   exec {lock}>"$REQUEST_MIRROR_CACHE/bin/.$name.lock"
   flock "$lock"
   if [[ ! -x "$bin" ]]; then
-    local hint=''
-    [[ "$name" == traefik ]] && hint='; this takes several minutes'
+    local hint='' minor="${version#v*.}"
+    minor="${minor%%.*}"
+    [[ "$name" == traefik || "$name" == kube-apiserver ]] && hint='; this takes several minutes'
     _rm_log "building $name $version from its Go module (first time only$hint)"
-    mkdir -p "$REQUEST_MIRROR_CACHE/bin"
-    (cd "$moddir" && go build -trimpath -ldflags "-s -w ${ldflags//\{version\}/$version}" -o "$bin.partial" "$pkg") || { exec {lock}>&-; return 1; }
+    ldflags="${ldflags//\{version\}/$version}"
+    (cd "$moddir" && ${tags:+env CGO_ENABLED=0} go build -trimpath ${tags:+-tags "$tags"} -ldflags "-s -w ${ldflags//\{minor\}/$minor}" -o "$bin.partial" "$pkg") || { exec {lock}>&-; return 1; }
     mv "$bin.partial" "$bin"
   fi
   exec {lock}>&-
@@ -81,6 +84,22 @@ _rm_setup() {
   # The interpreter Traefik embeds (its go.mod pins github.com/traefik/yaegi; keep tools/go/yaegi on the same version):
   # the plugin's tests run under it as well as compiled, because it silently miscompiles some valid Go.
   export YAEGI_BIN="${YAEGI_BIN:-$(_rm_go_tool yaegi github.com/traefik/yaegi/cmd/yaegi github.com/traefik/yaegi)}" || return 1
+}
+
+# The Kubernetes test-bed: kube-apiserver and etcd (one wrapper module, etcd pinned to the version Kubernetes
+# requires) and helm. Exports KUBE_APISERVER_BIN, ETCD_BIN and HELM_BIN. helm is linked with the Kubernetes version
+# it assumes when no cluster is asked (its default, 1.20, fails a chart's kubeVersion: ">=1.30.0-0").
+_rm_k8s_setup() {
+  _rm_setup || return 1
+  local k8s='k8s.io/component-base/version'
+  export KUBE_APISERVER_BIN="${KUBE_APISERVER_BIN:-$(_rm_go_tool kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes \
+    "-X $k8s.gitVersion={version} -X $k8s.gitMajor=1 -X $k8s.gitMinor={minor} -X $k8s.gitTreeState=clean -X $k8s.buildDate=1970-01-01T00:00:00Z" \
+    kube-apiserver selinux,notest)}" || return 1
+  export ETCD_BIN="${ETCD_BIN:-$(_rm_go_tool etcd go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 '' kube-apiserver)}" || return 1
+  local kver; kver="$(cd "$_rm_root/tools/go/kube-apiserver" && go list -m -f '{{.Version}}' k8s.io/kubernetes)" || return 1
+  kver="${kver#v1.}"
+  export HELM_BIN="${HELM_BIN:-$(_rm_go_tool helm helm.sh/helm/v3/cmd/helm helm.sh/helm/v3 \
+    "-X helm.sh/helm/v3/internal/version.version={version} -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${kver%%.*} -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${kver%%.*}")}" || return 1
 }
 
 # `make test` and `make bench`: vegeta (keyed by its pinned module version) and the Go 200 responder of

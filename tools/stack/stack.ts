@@ -54,6 +54,10 @@ export interface StackOptions {
   readonly upstream?: Responder;
   /** Fixed ports (the demo); each absent one is a free port. */
   readonly ports?: Partial<Record<'nats' | 'upstream' | 'tapForwardAuth' | 'tapMirror' | 'tapPlugin' | 'tapAdmin' | 'dispatcherAdmin' | 'traefikWeb' | 'traefikAdmin', number>>;
+  /** Read targets from MirrorTargets too (config `kubernetes`); the services then need `env.KUBECONFIG`. */
+  readonly kubernetes?: ConfigInput['kubernetes'];
+  /** Extra environment for the tap and the dispatcher, e.g. `KUBECONFIG`. */
+  readonly env?: NodeJS.ProcessEnv;
   /** Sees every child's output as it arrives, e.g. to echo it with `--verbose`. */
   readonly onOutput?: (name: string, text: string) => void;
 }
@@ -156,6 +160,7 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
       network: { allowLoopback: true },
     },
     targets: options.targets?.(receivers) ?? [],
+    ...(options.kubernetes ? { kubernetes: options.kubernetes } : {}),
   };
   const configPath = join(dir, 'request-mirror.yaml');
   // JSON is YAML; the services read it with the same loader as a hand-written file.
@@ -163,7 +168,7 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
 
   const tapAdminUrl = `http://127.0.0.1:${tapAdminPort}`;
   const dispatcherAdminUrl = `http://127.0.0.1:${dispatcherAdminPort}`;
-  const env = { ...process.env, NATS_URL: nats.url };
+  const env = { ...process.env, ...options.env, NATS_URL: nats.url };
 
   const startService = async (name: 'ingress-tap' | 'dispatcher', adminUrl: string) => {
     const p = startProcess({
