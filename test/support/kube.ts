@@ -11,9 +11,9 @@ import type { KubeWorldInfo } from '../../tools/stack/kube-world.ts';
 import { lateBound } from './late-bound.ts';
 
 // A test file's share of the run's Kubernetes API server and Traefik (test/support/kube-global-setup.ts): its own
-// namespace, an admin client defaulting to it, and apply/delete helpers. Objects the file applied are deleted in
-// afterAll: with no controller-manager running, deleting the namespace alone would never remove them, and Traefik
-// would keep routing the file's Ingresses.
+// namespace, an admin client defaulting to it, and apply/delete helpers. Namespaced objects the file applied are
+// deleted in afterAll: with no controller-manager running, deleting the namespace alone would never remove them, and
+// Traefik would keep routing the file's Ingresses. Cluster-scoped objects (the CRDs) are shared and stay.
 
 export interface KubeFixture {
   readonly world: KubeWorldInfo;
@@ -55,7 +55,9 @@ export async function joinKubeWorld(prefix = 't'): Promise<KubeFixture & { close
     kubeconfigPath,
     async apply(manifests, options) {
       const stored = await applyObjects(kc, objectsOf(manifests), options);
-      if (!options?.dryRun) for (const o of stored) applied.set(keyOf(o), o);
+      // Cluster-scoped objects other than namespaces (CRDs, ClusterRoles) are shared by every file: never deleted.
+      const owned = (o: Manifest) => o.metadata?.namespace !== undefined || o.kind === 'Namespace';
+      if (!options?.dryRun) for (const o of stored) if (owned(o)) applied.set(keyOf(o), o);
       return stored;
     },
     async remove(manifests) {
