@@ -32,7 +32,11 @@ export const RequestSnapshot = z
       .describe('How the request reached the tap: Traefik forwardAuth, Traefik Mirroring, or the Request Mirror Traefik plugin.'),
     method: z.string().min(1),
     scheme: z.enum(['http', 'https']),
-    host: z.string().describe('Host the client asked for, without the port when it is the scheme default.'),
+    host: z
+      .string()
+      .describe(
+        'Host the client asked for, in the form Traefik\'s `Host` matcher compares: lower-case, without port, IPv6 brackets or trailing dot (the header as sent is in `headers.host`).',
+      ),
     path: z.string().describe('Path as sent by the client, still percent-encoded.'),
     query: z.string().describe('Raw query string without the leading `?`; empty when none.'),
     clientIp: z.string().nullable().describe('First address of `X-Forwarded-For` as Traefik set it, else the peer.'),

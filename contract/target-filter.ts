@@ -16,7 +16,7 @@ export function targetWants(target: Pick<Target, 'methods' | 'hosts' | 'pathPref
   );
 }
 
+// `host` is canonical (contract/host.ts), patterns are lower-case without a trailing dot (the config schema).
 function hostMatches(pattern: string, host: string): boolean {
-  const h = host.toLowerCase();
-  return pattern.startsWith('*.') ? h.endsWith(pattern.slice(1)) : h === pattern;
+  return pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) : host === pattern;
 }

@@ -1,10 +1,11 @@
 import type { RequestSnapshot } from '../contract/event.ts';
+import { canonicalHost } from '../contract/host.ts';
 import type { TapRequest } from './request-handler.ts';
 
 // Rebuilds the request line of the client's original request. Through forwardAuth the tap sees Traefik's GET to
-// the auth address, and the original method, scheme, host and URI arrive as X-Forwarded-* headers (Traefik sets
-// them itself with trustForwardHeader: false, so a client cannot forge them). Through Mirroring the request the
-// tap receives is the original one.
+// the auth address, and the original method, scheme, host and URI arrive as X-Forwarded-* headers (set by Traefik,
+// or by a proxy in its entrypoint's forwardedHeaders.trustedIPs: the entrypoint deletes any others, so a client
+// cannot forge them). Through Mirroring the request the tap receives is the original one.
 
 /** How Traefik calls one of the tap's listeners; the plugin's snapshots come through their own ingest (plugin-ingest.ts). */
 export type Attachment = Exclude<RequestSnapshot['attachment'], 'plugin'>;
@@ -30,7 +31,7 @@ export function originalRequest(req: TapRequest, attachment: Attachment): Origin
   return {
     method,
     scheme,
-    host: withoutDefaultPort(host.toLowerCase(), scheme),
+    host: canonicalHost(host),
     path: q === -1 ? uri : uri.slice(0, q),
     query: q === -1 ? '' : uri.slice(q + 1),
     clientIp: clientIpOf(first(h['x-forwarded-for']), req.socket.remoteAddress),
@@ -52,11 +53,6 @@ function schemeOf(proto: string | undefined): 'http' | 'https' {
   if (proto === undefined) return 'http';
   const p = proto.trim().toLowerCase();
   return p === 'https' || p === 'wss' ? 'https' : 'http';
-}
-
-function withoutDefaultPort(host: string, scheme: 'http' | 'https'): string {
-  const port = scheme === 'https' ? ':443' : ':80';
-  return host.endsWith(port) ? host.slice(0, -port.length) : host;
 }
 
 // Node joins repeated X-Forwarded-For headers with ", "; the first entry is the client Traefik saw.

@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MirrorEvent } from '../../contract/event.ts';
 import { localizeExample, readExample } from '../../tools/stack/examples.ts';
 import { eventsOf, startStack, waitForEvent, type Stack } from '../../tools/stack/stack.ts';
 import { makeCertificate, type TestCertificate } from '../support/tls.ts';
 import { tapMetric } from './fixture.ts';
+import { sendHead } from './raw-http.ts';
 import { reportOnFailure } from './report.ts';
 import { attachmentRoutes, KiB, MiB } from './routes.ts';
 
@@ -47,25 +47,6 @@ reportOnFailure(() => h2);
 function started(stack: Stack | undefined): Stack {
   if (!stack) throw new Error('stack did not start');
   return stack;
-}
-
-/** Sends a raw request head to Traefik's web entrypoint and returns the status code it answers. */
-function sendHead(stack: Stack, head: string): Promise<number> {
-  const traefik = stack.traefik;
-  if (!traefik) throw new Error('no Traefik');
-  return new Promise((resolve, reject) => {
-    const socket = connect(traefik.webPort, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const m = /^HTTP\/1\.1 (\d{3})/.exec(Buffer.concat(chunks).toString('latin1'));
-      if (m) resolve(Number(m[1]));
-      else reject(new Error(`no status line: ${JSON.stringify(Buffer.concat(chunks).toString('latin1').slice(0, 200))}`));
-    });
-    // Not end(): Go's server takes a half-closed connection for a client gone away, and answers 499.
-    socket.write(head);
-  });
 }
 
 /** A GET head of exactly `size` bytes: `fields`, then `x-pad-N` headers of at most 16 KiB that fill the rest. */

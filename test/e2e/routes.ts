@@ -23,7 +23,7 @@ export function attachmentRoutes(b: Backends, limits: RouteLimits): { files: Rec
   const forwardAuth = (extra: string) => `
       forwardAuth:
         address: ${b.tapForwardAuthUrl}
-        trustForwardHeader: false
+        trustForwardHeader: true
         preserveRequestMethod: false
         authResponseHeaders: [X-Request-Mirror-Id]
         maxResponseBodySize: 4096${extra}`;

@@ -41,7 +41,7 @@ function selfSignedCert(dir: string): { cert: string; key: string } {
 }
 
 function forwardAuth(address: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { forwardAuth: { address, trustForwardHeader: false, ...extra } };
+  return { forwardAuth: { address, trustForwardHeader: true, ...extra } };
 }
 
 export async function startWorld(dir: string): Promise<World> {
