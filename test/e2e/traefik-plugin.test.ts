@@ -103,9 +103,9 @@ function comparable(event: MirrorEvent, asForwardAuth = false): unknown {
   return { ...rest, subject: subject.replace(data.path, path), data: { ...data, attachment: undefined, path, headers, body, redactedHeaders: [...data.redactedHeaders].sort() } };
 }
 
-// Traefik's entry point adds X-Real-Ip before any middleware, and forwardAuth does not pass it to the auth server;
-// forwardBody sends the body to the auth server without the client's Content-Length.
-const NOT_SEEN_BY_FORWARD_AUTH = ['x-real-ip', 'content-length'];
+// forwardBody sends the body to the auth server without the client's Content-Length. (X-Real-Ip, which the entry
+// point adds, reaches the tap with the documented trustForwardHeader: true.)
+const NOT_SEEN_BY_FORWARD_AUTH = ['content-length'];
 
 async function eventFor(path: string, receiver = hook()): Promise<MirrorEvent> {
   return waitForEvent(receiver, (e) => e.data.path === path);
