@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -8,14 +8,15 @@ import { loadConfig } from '../../contract/config-file.ts';
 import { localizeExample, readExample } from '../../tools/stack/examples.ts';
 import { freePort } from '../../tools/stack/free-port.ts';
 import { answers2xx, startProcess, waitUntil } from '../../tools/stack/process.ts';
-import { REQUEST_MIRROR_PLUGIN, ROOT, waitForEvent } from '../../tools/stack/stack.ts';
-import { traefikBin } from '../../tools/stack/traefik.ts';
+import { ROOT, waitForEvent } from '../../tools/stack/stack.ts';
+import { installLocalPlugin, REQUEST_MIRROR_PLUGIN, traefikBin } from '../../tools/stack/traefik.ts';
 import { receiverOf, useStack } from './fixture.ts';
 
 // Every snippet of docs/traefik-plugin.md is a file under docs/examples/ that the page embeds verbatim. The static
 // and dynamic Traefik files are loaded together into a real Traefik (the static one as its --configFile, the plugin
 // from plugins-local/ under its working directory) in front of the real tap; the Docker labels and the Kubernetes
-// Middleware are checked to say what the loaded file says.
+// Middleware are checked to say what the loaded file says (the Kubernetes files are applied to a real API server in
+// kubernetes-plugin.test.ts).
 
 const DOC = readFileSync(join(ROOT, 'docs/traefik-plugin.md'), 'utf8');
 
@@ -64,10 +65,8 @@ describe('docs/examples for the plugin in a real Traefik', () => {
           .replace('/etc/traefik/dynamic', join(dir, 'dynamic')),
       );
       // As the static file says: the plugin's source under ./plugins-local/src/<moduleName>/.
-      cpSync(REQUEST_MIRROR_PLUGIN.sourceDir, join(dir, 'plugins-local', 'src', 'requestmirror.local', 'traefik-plugin'), {
-        recursive: true,
-        filter: (source) => !source.endsWith('_test.go'),
-      });
+      installLocalPlugin(dir, REQUEST_MIRROR_PLUGIN);
+      expect(readExample('traefik/plugin-static.yml')).toContain(`moduleName: ${REQUEST_MIRROR_PLUGIN.moduleName}`);
       const p = startProcess({ name: 'traefik-plugin-doc', command: traefikBin(), args: [`--configFile=${join(dir, 'traefik.yml')}`], cwd: dir });
       try {
         await waitUntil('Traefik /ping from plugin-static.yml', () => answers2xx(`http://127.0.0.1:${admin}/ping`), { process: p });

@@ -1,9 +1,9 @@
-import { cpSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { freePort } from '../stack/free-port.ts';
 import { answers2xx, waitUntil, type ManagedProcess } from '../stack/process.ts';
-import { REQUEST_MIRROR_PLUGIN } from '../stack/stack.ts';
+import { installLocalPlugin, REQUEST_MIRROR_PLUGIN } from '../stack/traefik.ts';
 import { requireBin, startLogged } from './processes.ts';
 
 // Traefik for the benchmark: one process serves every scenario, one router per scenario (PathPrefix /<id>/), so all
@@ -30,10 +30,7 @@ export async function startBenchTraefik(dynamic: Dynamic, routers: readonly stri
   const accessLogPath = join(dir, 'traefik-access.log');
   writeFileSync(dynamicFile, stringify(dynamic));
   // The Request Mirror plugin (S10), loaded locally from plugins-local/src/<module>/ under Traefik's working directory.
-  cpSync(REQUEST_MIRROR_PLUGIN.sourceDir, join(dir, 'plugins-local', 'src', REQUEST_MIRROR_PLUGIN.moduleName), {
-    recursive: true,
-    filter: (source) => !source.endsWith('_test.go'),
-  });
+  installLocalPlugin(dir, REQUEST_MIRROR_PLUGIN);
   const webPort = await freePort();
   const adminPort = await freePort();
   const child = startLogged('traefik', bin, [

@@ -11,16 +11,13 @@ import { freePort } from './free-port.ts';
 import { startHttpReceiver, type HttpReceiver, type ReceivedRequest, type Responder } from './http-receiver.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
 import { answers2xx, startProcess, waitUntil, type ManagedProcess } from './process.ts';
-import { startTraefik, type LocalPlugin, type Traefik } from './traefik.ts';
+import { REQUEST_MIRROR_PLUGIN, startTraefik, type Traefik } from './traefik.ts';
 
 // The whole product on loopback, as the e2e tests and the demo run it: NATS, the ingress-tap, the dispatcher, an
 // upstream, webhook receivers and Traefik in front. Each piece's teardown is registered the moment it starts, so a
 // failure half-way through start-up still stops what did start.
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-/** The Request Mirror Traefik plugin as Traefik loads it locally; middlewares name it `plugin.requestmirror`. */
-export const REQUEST_MIRROR_PLUGIN: LocalPlugin = { moduleName: 'requestmirror.local/traefik-plugin', sourceDir: join(ROOT, 'traefik-plugin') };
 
 /** Addresses the Traefik dynamic configuration points at. */
 export interface Backends {

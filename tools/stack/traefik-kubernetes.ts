@@ -1,12 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthenticationV1TokenRequest, CoreV1Api, V1TokenRequestSpec, type KubeConfig } from '@kubernetes/client-node';
 import { applyObjects, parseManifests, waitForCrds, type Manifest } from './kube-apply.ts';
 import type { KubeCluster } from './kube-cluster.ts';
 import { freePort } from './free-port.ts';
 import { answers2xx, startProcess, waitUntil, type ManagedProcess } from './process.ts';
-import { traefikBin } from './traefik.ts';
+import { installLocalPlugin, REQUEST_MIRROR_PLUGIN, traefikBin } from './traefik.ts';
 
 // Traefik outside the cluster with its two Kubernetes providers (kubernetesCRD and kubernetesIngress) reading a real
 // API server as a ServiceAccount bound to Traefik's own ClusterRole. Traefik's CRDs and RBAC are the files its
@@ -66,9 +67,14 @@ export async function startKubeTraefik(
   });
   const token = status?.token ?? '';
   const [webPort, adminPort] = [await freePort(), await freePort()];
+  // The Request Mirror plugin, for Middlewares with spec.plugin.requestmirror: Traefik loads local plugins from
+  // plugins-local/ under its working directory.
+  const workDir = mkdtempSync(join(tmpdir(), 'rm-kube-traefik-'));
+  installLocalPlugin(workDir, REQUEST_MIRROR_PLUGIN);
   const child = startProcess({
     name: 'traefik',
     command: traefikBin(),
+    cwd: workDir,
     args: [
       `--entryPoints.web.address=127.0.0.1:${webPort}`,
       `--entryPoints.traefik.address=127.0.0.1:${adminPort}`,
@@ -88,11 +94,15 @@ export async function startKubeTraefik(
       `--log.level=${options.logLevel ?? 'INFO'}`,
       '--global.checkNewVersion=false',
       '--global.sendAnonymousUsage=false',
+      `--experimental.localPlugins.requestmirror.moduleName=${REQUEST_MIRROR_PLUGIN.moduleName}`,
     ],
     ...(options.onOutput ? { onOutput: options.onOutput } : {}),
   });
   const adminUrl = `http://127.0.0.1:${adminPort}`;
-  const stop = () => child.stop();
+  const stop = async () => {
+    await child.stop();
+    rmSync(workDir, { recursive: true, force: true });
+  };
   try {
     await waitUntil('Traefik /ping', () => answers2xx(`${adminUrl}/ping`), { process: child, timeoutMs: 60_000 });
   } catch (error) {

@@ -41,6 +41,20 @@ export interface LocalPlugin {
   readonly sourceDir: string;
 }
 
+/** The Request Mirror Traefik plugin as Traefik loads it locally; middlewares name it `plugin.requestmirror`. */
+export const REQUEST_MIRROR_PLUGIN: LocalPlugin = {
+  moduleName: 'requestmirror.local/traefik-plugin',
+  sourceDir: join(import.meta.dirname, '..', '..', 'traefik-plugin'),
+};
+
+/** Copies a local plugin's source to where Traefik running in `workDir` looks for it. */
+export function installLocalPlugin(workDir: string, plugin: LocalPlugin): void {
+  cpSync(plugin.sourceDir, join(workDir, 'plugins-local', 'src', plugin.moduleName), {
+    recursive: true,
+    filter: (source) => !source.endsWith('_test.go'),
+  });
+}
+
 export interface AccessLogEntry {
   readonly RouterName?: string;
   readonly ServiceName?: string;
@@ -83,10 +97,7 @@ export async function startTraefik(options: TraefikOptions): Promise<Traefik> {
   const pluginFlags: string[] = [];
   for (const [name, plugin] of Object.entries(options.localPlugins ?? {})) {
     // Traefik reads local plugins relative to its working directory, which is `dir`.
-    cpSync(plugin.sourceDir, join(dir, 'plugins-local', 'src', plugin.moduleName), {
-      recursive: true,
-      filter: (source) => !source.endsWith('_test.go'),
-    });
+    installLocalPlugin(dir, plugin);
     pluginFlags.push(`--experimental.localPlugins.${name}.moduleName=${plugin.moduleName}`);
   }
   const webPort = options.webPort ?? (await freePort(host));
