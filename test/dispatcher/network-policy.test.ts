@@ -49,18 +49,12 @@ const REACHABLE: readonly Spelling[] = [
   { host: '0.0.0.0', listener: '0.0.0.0', why: 'IPv4 unspecified' },
   { host: '0', listener: '0.0.0.0', why: 'IPv4 unspecified as one number' },
   { host: '[::ffff:0.0.0.0]', listener: '::', why: 'IPv4-mapped unspecified' },
-  ...(ownV4
-    ? [
-        { host: ownV4, listener: '0.0.0.0' as const, why: "this host's own IPv4 address" },
-        { host: `[::ffff:${ownV4}]`, listener: '::' as const, why: "this host's own IPv4 address, mapped" },
-      ]
-    : []),
-  ...(ownV6 ? [{ host: `[${ownV6}]`, listener: '::' as const, why: "this host's own IPv6 address" }] : []),
 ];
 
 // Refused before dialling, never dialled with the ban off: forms that carry 127.0.0.1 but that this machine does not
-// route back to itself (no sit, NAT64 or 6to4 here; dialling them would send packets off the machine), and https
-// watchURLs, whose TLS connector takes the same checks (the receivers speak plain HTTP, so they could not answer).
+// route back to itself (no sit, NAT64 or 6to4 here; dialling them would send packets off the machine), this host's
+// own non-loopback addresses (they stay on the machine, but tests send traffic to loopback addresses only), and
+// https watchURLs, whose TLS connector takes the same checks (the receivers speak plain HTTP, so they could not answer).
 const REFUSED_ONLY: readonly Spelling[] = [
   { host: '[::127.0.0.1]', listener: '127.0.0.1', why: 'IPv4-compatible' },
   { host: '[::ffff:0:7f00:1]', listener: '127.0.0.1', why: 'IPv4-translated' },
@@ -71,6 +65,13 @@ const REFUSED_ONLY: readonly Spelling[] = [
   { host: '[::1]', listener: '::1', why: 'IPv6 loopback over https', scheme: 'https' },
   { host: '[::ffff:7f00:1]', listener: '127.0.0.1', why: 'IPv4-mapped over https', scheme: 'https' },
   { host: 'localhost', listener: '::', why: 'a name resolving to loopback, over https', scheme: 'https' },
+  ...(ownV4
+    ? [
+        { host: ownV4, listener: '0.0.0.0' as const, why: "this host's own IPv4 address" },
+        { host: `[::ffff:${ownV4}]`, listener: '::' as const, why: "this host's own IPv4 address, mapped" },
+      ]
+    : []),
+  ...(ownV6 ? [{ host: `[${ownV6}]`, listener: '::' as const, why: "this host's own IPv6 address" }] : []),
 ];
 
 const LINK_LOCAL: readonly string[] = ['169.254.169.254', '[::ffff:169.254.169.254]', '[::ffff:a9fe:a9fe]', '[64:ff9b::a9fe:a9fe]', '[2002:a9fe:a9fe::]', '[fe80::1]'];
