@@ -1,6 +1,7 @@
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { RELOAD_BOUND_MS } from './config-file.ts';
+import { ChartValues } from './chart-values.ts';
 import { Config } from './config.ts';
 import { mirrorTargetCrd } from './crd.ts';
 import { MirrorEvent } from './event.ts';
@@ -49,6 +50,10 @@ export function generatedFiles(): Map<string, string> {
     ['contract/schemas/event.schema.json', json(eventJsonSchema())],
     ['docs/configuration.md', configurationDoc(configJsonSchema())],
     ['crds/mirrortargets.requestmirror.io.yaml', crdYaml()],
+    // Helm installs a chart's crds/ before its templates (and never upgrades or deletes them).
+    ['charts/request-mirror/crds/mirrortargets.requestmirror.io.yaml', crdYaml()],
+    ['charts/request-mirror/values.schema.json', json(chartValuesSchema())],
+    ['charts/request-mirror/README.md', chartReadme(chartValuesSchema() as JsonSchema)],
   ]);
 }
 
@@ -56,6 +61,32 @@ export const CRD_HEADER = '# Generated from contract/mirror-target.ts by `make g
 
 function crdYaml(): string {
   return `${CRD_HEADER}${stringify(mirrorTargetCrd(), { lineWidth: 0 })}`;
+}
+
+export function chartValuesSchema(): Record<string, unknown> {
+  // Helm validates values.schema.json as JSON Schema draft-07.
+  const { $schema: _schema, ...schema } = z.toJSONSchema(ChartValues, { io: 'input', target: 'draft-7' });
+  return { $schema: 'http://json-schema.org/draft-07/schema#', title: 'request-mirror chart values', ...schema };
+}
+
+function chartReadme(schema: JsonSchema): string {
+  const rows: string[] = [];
+  walk(schema, '', rows);
+  return [
+    '# request-mirror Helm chart',
+    '',
+    '<!-- Generated from contract/chart-values.ts by `make generate`; do not edit. -->',
+    '',
+    'Installs the ingress-tap and the dispatcher, the `MirrorTarget` CRD, least-privilege RBAC, the services\' config as',
+    'a ConfigMap and a Traefik forwardAuth `Middleware` (HTTP/2 over TLS to the tap by default). NATS is yours:',
+    'point `nats.url` at it. How to install, attach and create targets: [docs/install-kubernetes.md](../../docs/install-kubernetes.md).',
+    '`values.schema.json` (generated from the same source) refuses unknown keys and wrong types at `helm install`.',
+    '',
+    '| Value | Type | Default | Description |',
+    '| --- | --- | --- | --- |',
+    ...rows,
+    '',
+  ].join('\n');
 }
 
 function configurationDoc(schema: JsonSchema): string {
