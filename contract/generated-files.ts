@@ -53,7 +53,7 @@ export function generatedFiles(): Map<string, string> {
     // Helm installs a chart's crds/ before its templates (and never upgrades or deletes them).
     ['charts/request-mirror/crds/mirrortargets.requestmirror.io.yaml', crdYaml()],
     ['charts/request-mirror/values.schema.json', json(chartValuesSchema())],
-    ['charts/request-mirror/README.md', chartReadme(chartValuesSchema() as JsonSchema)],
+    ['charts/request-mirror/README.md', chartReadme(chartValuesSchema())],
   ]);
 }
 
@@ -65,8 +65,7 @@ function crdYaml(): string {
 
 export function chartValuesSchema(): Record<string, unknown> {
   // Helm validates values.schema.json as JSON Schema draft-07.
-  const { $schema: _schema, ...schema } = z.toJSONSchema(ChartValues, { io: 'input', target: 'draft-7' });
-  return { $schema: 'http://json-schema.org/draft-07/schema#', title: 'request-mirror chart values', ...schema };
+  return { ...z.toJSONSchema(ChartValues, { io: 'input', target: 'draft-7' }), title: 'request-mirror chart values' };
 }
 
 function chartReadme(schema: JsonSchema): string {
