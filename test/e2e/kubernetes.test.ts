@@ -11,6 +11,7 @@ import { eventsOf, ROOT, startStack, waitForEvent, type Stack } from '../../tool
 import { waitForRouter } from '../../tools/stack/traefik-kubernetes.ts';
 import { useKube } from '../support/kube.ts';
 import { makeCertificate } from '../support/tls.ts';
+import { intoNamespace, kubernetesExample } from '../support/kube-examples.ts';
 import { Cleanup } from '../../tools/stack/cleanup.ts';
 
 // The whole product on a real API server and a real Traefik reading it through its Kubernetes providers: a plain
@@ -79,7 +80,7 @@ beforeAll(async () => {
   const tls = makeCertificate();
   cleanup.add(() => { tls.remove(); });
   stack = await startStack({
-    receivers: ['audit', 'marker', 'signed', 'gone'],
+    receivers: ['audit', 'marker', 'signed', 'gone', 'docs'],
     tapForwardAuthTls: { certFile: tls.certFile, keyFile: tls.keyFile },
     kubernetes: { namespaces: [kube.namespace], statusIntervalMs: 300 },
     env: { KUBECONFIG: kube.kubeconfigPath },
@@ -270,5 +271,30 @@ stringData: {current: ${KEY_2}}
     expect(missing.message).toBe('Secret no-such-secret does not exist');
     expect((await conditions('unsigned')).Ready).toMatchObject({ status: 'False', reason: 'SecretMissing' });
     expect((await conditions('marker')).Accepted).toMatchObject({ status: 'True', reason: 'Valid' });
+  });
+
+  it("mirrors a request with the install guide's Ingress and MirrorTarget as written", async () => {
+    const ns = kube.namespace;
+    // Pointed at this test's upstream and receiver; the rest of each manifest is the guide's text.
+    await kube.apply(intoNamespace(kubernetesExample('app-ingress.yaml'), ns)
+      .replace('name: app\n', 'name: docs-app\n')
+      .replace('shop.example.com', host('shop'))
+      .replace('name: shop\n', 'name: app\n')
+      .replace('number: 80', `number: ${stack.upstream.port}`));
+    await kube.apply(intoNamespace(kubernetesExample('mirror-target.yaml'), ns)
+      .replace('https://audit.example.com/events', `${receiver('docs').url}/events`)
+      .replace('[shop.example.com]', `[${host('shop')}]`));
+    await waitForRouter({ adminUrl: kube.world.traefikAdminUrl }, (n) => n.includes('docs-app') && n.includes(ns));
+    await waitForCondition('audit', 'Accepted', 'True', 'Valid');
+    let n = 0;
+    await waitUntil('the guide\'s target to receive a POST', async () => {
+      await send('shop', `/checkout-${n++}`, { method: 'POST', headers: { cookie: 'session=s1; tracking=t1' }, body: '{}' });
+      return receiver('docs').requests.length > 0;
+    }, { timeoutMs: 20_000, intervalMs: 200 });
+    const delivered = receiver('docs').requests[0];
+    if (!delivered) throw new Error('no delivery');
+    const event = eventsOf([delivered])[0];
+    expect(event?.data).toMatchObject({ method: 'POST', host: host('shop'), cookies: { session: 's1' }, attachment: 'forwardAuth' });
+    expect(() => new Webhook(KEY_1).verify(delivered.body.toString(), delivered.headers as Record<string, string>)).not.toThrow();
   });
 });
