@@ -3,14 +3,14 @@ import type { Logger } from 'pino';
 import { PLUGIN_BATCH_CONTENT_TYPE, PLUGIN_BATCH_PATH } from '../contract/plugin-batch.ts';
 import { requestSubject } from '../contract/subjects.ts';
 import type { CapturePolicy } from './capture-policy.ts';
-import { EventTooLargeError, PluginBatchInvalidError } from './errors.ts';
+import { PluginBatchInvalidError } from './errors.ts';
+import { publishEvent } from './event-output.ts';
 import { captureHeaders } from './header-capture.ts';
 import type { TapMetrics } from './metrics.ts';
 import { decodePluginBatch, type FramedSnapshot } from './plugin-frames.ts';
 import { originalOfSnapshot } from './plugin-request.ts';
 import { createPluginReports } from './plugin-reports.ts';
 import type { Publisher } from './publisher.ts';
-import { buildEvent, encodeEvent } from './snapshot.ts';
 
 // The listener the Traefik plugin POSTs batches of snapshots to. Each snapshot becomes the same CloudEvent the
 // forwardAuth and mirror listeners publish, through the same capture policy, header capture and event builder;
@@ -29,10 +29,8 @@ export interface PluginIngestDeps {
   readonly keepAliveTimeoutMs: number;
 }
 
-const EMPTY_PAYLOAD = new Uint8Array(0);
-
 export function createPluginIngest(deps: PluginIngestDeps): FastifyInstance {
-  const { publisher, metrics, logger, source, newId } = deps;
+  const { metrics, logger, source, newId } = deps;
   const reports = createPluginReports(metrics.registry);
   const received = metrics.received.labels('plugin');
   const skipped = metrics.skipped.labels('plugin');
@@ -62,28 +60,9 @@ export function createPluginIngest(deps: PluginIngestDeps): FastifyInstance {
             // A body the upstream never read to its end: what arrived is all there is.
             interrupted: !snapshot.complete,
           };
-    if (captured !== null && captured.receivedBytes > captured.bytes.length) metrics.truncated.inc({ reason: 'limit' });
-    const subject = requestSubject(deps.policy().subjectPrefix, original.method);
-    const maxPayload = publisher.maxPayload();
-    if (maxPayload === 0) {
-      countOutcome(publisher.publish(subject, EMPTY_PAYLOAD));
-      return;
-    }
-    const id = newId(snapshot.timeMs);
-    const event = buildEvent({ id, time: snapshot.timeMs, source, attachment: 'plugin', original, headers, body: captured });
     if (captured?.interrupted === true) metrics.truncated.inc({ reason: 'unread' });
-    const encoded = encodeEvent(event, captured, maxPayload);
-    if (encoded === null) {
-      logger.warn({ err: new EventTooLargeError(`event ${id} exceeds max_payload ${maxPayload} without its body`) }, 'event dropped');
-      countOutcome('event_too_large');
-      return;
-    }
-    if (encoded.cut) metrics.truncated.inc({ reason: 'max_payload' });
-    countOutcome(publisher.publish(subject, encoded.payload));
-  }
-
-  function countOutcome(outcome: ReturnType<Publisher['publish']>): void {
-    if (outcome !== 'queued') metrics.dropped.inc({ reason: outcome });
+    const subject = requestSubject(deps.policy().subjectPrefix, original.method);
+    publishEvent(deps, subject, { id: newId(snapshot.timeMs), time: snapshot.timeMs, source, attachment: 'plugin', original, headers, body: captured });
   }
 
   app.post(PLUGIN_BATCH_PATH, (request, reply) => {

@@ -5,12 +5,12 @@ import type { Logger } from 'pino';
 import { requestSubject } from '../contract/subjects.ts';
 import { captureBody, type CapturedBody } from './body-capture.ts';
 import type { CaptureDecision, CapturePolicy } from './capture-policy.ts';
-import { BuildQueueFullError, EventTooLargeError, RejectedInputError } from './errors.ts';
+import { BuildQueueFullError, RejectedInputError } from './errors.ts';
+import { publishEvent } from './event-output.ts';
 import { originalRequest, type Attachment, type OriginalRequest } from './forwarded-request.ts';
 import { captureHeaders } from './header-capture.ts';
 import type { TapMetrics } from './metrics.ts';
 import type { Publisher } from './publisher.ts';
-import { buildEvent, encodeEvent } from './snapshot.ts';
 
 // The tap's one job per request: answer 200 at once, then snapshot and publish. Nothing before the answer waits
 // on I/O; the body is read and the event built and published after the 200 is written, so neither a slow body
@@ -64,7 +64,7 @@ interface Unbuilt {
 }
 
 export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
-  const { publisher, metrics, logger, source, newId, now } = deps;
+  const { metrics, logger, source, newId, now } = deps;
   let policy = deps.policy;
   const midBody = new WeakSet<Socket>();
   // Labelled children resolved once: prom-client hashes the label set on every labelled call otherwise.
@@ -81,7 +81,7 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
     }
   }
 
-  function publishEvent(
+  function publishUnbuilt(
     attachment: Attachment,
     id: string,
     time: number,
@@ -93,20 +93,7 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
   ): void {
     const headers = captureHeaders(rawHeaders, decision, attachment);
     if (headers.malformedCookie) rejected('malformed_cookie', undefined);
-    if (body !== null && body.receivedBytes > body.bytes.length) metrics.truncated.inc({ reason: 'limit' });
-    const maxPayload = publisher.maxPayload();
-    if (maxPayload === 0) {
-      countOutcome(publisher.publish(subject, EMPTY_PAYLOAD));
-      return;
-    }
-    const encoded = encodeEvent(buildEvent({ id, time, source, attachment, original, headers, body }), body, maxPayload);
-    if (encoded === null) {
-      logger.warn({ err: new EventTooLargeError(`event ${id} exceeds max_payload ${maxPayload} without its body`) }, 'event dropped');
-      countOutcome('event_too_large');
-      return;
-    }
-    if (encoded.cut) metrics.truncated.inc({ reason: 'max_payload' });
-    countOutcome(publisher.publish(subject, encoded.payload));
+    publishEvent(deps, subject, { id, time, source, attachment, original, headers, body });
   }
 
   let unbuilt: Unbuilt[] = [];
@@ -140,7 +127,7 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
     queueFullLogged = false;
     for (const item of items) {
       try {
-        publishEvent(item.attachment, item.id, item.time, item.subject, item.original, item.decision, item.rawHeaders, item.body);
+        publishUnbuilt(item.attachment, item.id, item.time, item.subject, item.original, item.decision, item.rawHeaders, item.body);
       } catch (error) {
         metrics.publishErrors.inc();
         metrics.dropped.inc({ reason: 'publish_error' });
@@ -149,10 +136,6 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
     }
   }
 
-  // The publisher counts what it publishes; what it refuses, or never got, is counted here.
-  function countOutcome(outcome: ReturnType<Publisher['publish']>): void {
-    if (outcome !== 'queued') metrics.dropped.inc({ reason: outcome });
-  }
 
   return {
     rejected,
@@ -243,7 +226,3 @@ function attachmentMetrics(metrics: TapMetrics, attachment: Attachment) {
     handlingSeconds: metrics.handlingSeconds.labels(attachment),
   };
 }
-
-// Stands in for the event while disconnected: the publisher drops it before looking at the bytes, so building the
-// real event would be wasted work during an outage.
-const EMPTY_PAYLOAD = new Uint8Array(0);
