@@ -46,6 +46,14 @@ const headerName = z
   .string()
   .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, 'a lower-case HTTP header name');
 
+/** The entries of a comma-separated `nats.url`, trimmed, empty ones left out. */
+export function natsServerList(url: string): string[] {
+  return url
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
 /** Headers that never leave the tap unless a target names them in `revealHeaders`. */
 export const REDACTED_BY_DEFAULT: readonly string[] = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie'];
 
@@ -142,7 +150,33 @@ export const Config = z
   .strictObject({
     nats: z
       .strictObject({
-        url: z.string().min(1).default('nats://127.0.0.1:4222').describe('NATS server URL(s), comma-separated. Env `NATS_URL` overrides.'),
+        url: z
+          .string()
+          .min(1)
+          .default('nats://127.0.0.1:4222')
+          .check((ctx) => {
+            if (natsServerList(ctx.value).length === 0) {
+              ctx.issues.push({ code: 'custom', message: 'name at least one server', input: ctx.value });
+            }
+          })
+          .describe(
+            'NATS server URL(s), comma-separated (`nats://a:4222,nats://b:4222`): the seeds of a cluster. Once connected, the ' +
+              'servers the cluster announces are used as well, so one reachable seed is enough. Env `NATS_URL` overrides.',
+          ),
+        pingIntervalMs: z
+          .int()
+          .min(100)
+          .default(2000)
+          .describe(
+            'How often the client pings its server. A server that stops answering (hung, or cut off by the network, where TCP ' +
+              'says nothing) is given up after `maxPingsOutstanding` unanswered pings, and the client moves to another one.',
+          ),
+        maxPingsOutstanding: z.int().min(1).default(2).describe('Unanswered pings after which the server is given up.'),
+        reconnectTimeWaitMs: z
+          .int()
+          .min(0)
+          .default(500)
+          .describe('Wait before dialling a server again that was tried last time; a server not tried yet is dialled at once.'),
         subjectPrefix: z
           .string()
           .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'dot-separated NATS subject tokens')

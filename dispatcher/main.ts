@@ -3,7 +3,9 @@ import { pino } from 'pino';
 import { parseCommandLine, usageError } from '../contract/command-line.ts';
 import { commonWarnings, formatFindings, loadForStartup, validateFile, type ConfigFinding } from '../contract/config-check.ts';
 import { watchConfig } from '../contract/config-file.ts';
+import type { Config } from '../contract/config.ts';
 import { RequestMirrorError } from '../contract/errors.ts';
+import { natsConnectionOptions } from '../contract/nats-connection.ts';
 import { startAdminServer } from './admin-server.ts';
 import { checkDispatcherConfig, refusedTargetWarnings } from './config-check.ts';
 import { createDispatcher } from './dispatcher.ts';
@@ -35,6 +37,11 @@ function withKubernetesSecrets(file: SecretKeys, snapshot: TargetSnapshot | unde
     if (watched.target) keys.set(watched.target.name, watched.secrets.map(decodeSecret));
   }
   return keys;
+}
+
+/** The settings of `nats` that only a new connection applies. */
+function connectionKey(nats: Config['nats']): string {
+  return JSON.stringify([nats.url, nats.pingIntervalMs, nats.maxPingsOutstanding, nats.reconnectTimeWaitMs]);
 }
 
 function describe(error: unknown): string {
@@ -103,13 +110,7 @@ async function main(): Promise<void> {
   );
   logger.info({ port: admin.port }, 'admin listening');
 
-  const nc: NatsConnection = await connect({
-    servers: config.nats.url.split(',').map((s) => s.trim()),
-    name: 'request-mirror-dispatcher',
-    // NATS core keeps nothing for us while we are away, so never give up: every second away is events lost.
-    maxReconnectAttempts: -1,
-    waitOnFirstConnect: true,
-  });
+  const nc: NatsConnection = await connect(natsConnectionOptions(config.nats, 'request-mirror-dispatcher'));
   connected = true;
   watchConnection(nc, logger, (up) => {
     connected = up;
@@ -143,7 +144,9 @@ async function main(): Promise<void> {
           (error: unknown) => { logger.warn({ err: error }, 'draining the previous subscription failed'); },
         );
       }
-      if (next.nats.url !== previous.nats.url) logger.warn('nats.url changed: takes effect at the next restart');
+      if (connectionKey(next.nats) !== connectionKey(previous.nats)) {
+        logger.warn('nats connection settings changed: they take effect at the next restart');
+      }
       logger.info({ targets: next.targets.map((t) => t.name) }, 'config reloaded');
     },
     (error) => {

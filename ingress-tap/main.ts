@@ -40,7 +40,7 @@ let config: Config = startup.config;
 for (const w of startup.warnings) logger.warn({ code: w.code }, w.message);
 
 const metrics = createMetrics();
-const publisher = startPublisher({ servers: config.nats.url, maxPendingBytes: config.tap.maxPendingPublishBytes, metrics, logger });
+const publisher = startPublisher({ nats: config.nats, maxPendingBytes: config.tap.maxPendingPublishBytes, metrics, logger });
 let tap: Tap;
 try {
   tap = buildTap({

@@ -1,5 +1,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import type { Config } from '../contract/config.ts';
+import { natsConnectionOptions } from '../contract/nats-connection.ts';
 import { NatsDisconnectedError, PendingBytesExceededError, PublishFailedError } from './errors.ts';
 import type { DropReason, TapMetrics } from './metrics.ts';
 
@@ -22,8 +24,8 @@ export interface Publisher {
 }
 
 export interface PublisherOptions {
-  /** NATS server URL(s), comma-separated as in `nats.url`. */
-  readonly servers: string;
+  /** The servers to connect to and how (`nats` of the config). */
+  readonly nats: Config['nats'];
   readonly maxPendingBytes: number;
   readonly metrics: TapMetrics;
   readonly logger: Logger;
@@ -57,12 +59,7 @@ export function startPublisher(options: PublisherOptions): Publisher {
   let flushing = false;
   let generation = 0;
 
-  void connect({
-    servers: options.servers.split(',').map((s) => s.trim()),
-    name: options.name ?? 'request-mirror-ingress-tap',
-    maxReconnectAttempts: -1,
-    waitOnFirstConnect: true,
-  }).then(
+  void connect(natsConnectionOptions(options.nats, options.name ?? 'request-mirror-ingress-tap')).then(
     (conn) => {
       nc = conn;
       if (closing) {

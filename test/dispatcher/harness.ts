@@ -6,6 +6,7 @@ import { pino, type Logger } from 'pino';
 import { ulid } from 'ulid';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { Config, type ConfigInput } from '../../contract/config.ts';
+import { natsConnectionOptions } from '../../contract/nats-connection.ts';
 import { EVENT_TYPE, type MirrorEvent, type RequestSnapshot } from '../../contract/event.ts';
 import { requestSubject } from '../../contract/subjects.ts';
 import { createDispatcher, type Dispatcher } from '../../dispatcher/dispatcher.ts';
@@ -118,18 +119,19 @@ export async function startDispatcher(
   natsUrl: string,
   config: Config,
   env: Record<string, string> = {},
-  options: { now?: () => number; random?: () => number; logger?: Logger } = {},
+  options: { now?: () => number; random?: () => number; logger?: Logger; name?: string } = {},
 ): Promise<RunningDispatcher> {
+  const { name = 'request-mirror-dispatcher', ...deps } = options;
   const metrics = createMetrics();
   const logger = options.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const dispatcher = createDispatcher({
     config,
     secrets: resolveSecrets(config, { env, readFile: () => '' }),
     metrics,
-    ...options,
+    ...deps,
     logger,
   });
-  const nc = await connect({ servers: natsUrl });
+  const nc = await connect(natsConnectionOptions({ ...config.nats, url: natsUrl }, name));
   const sub = subscribeEvents(nc, config.nats, dispatcher, logger);
   await nc.flush();
   return {

@@ -87,7 +87,7 @@ export async function startTap(options: TapHarnessOptions): Promise<TapHarness> 
   });
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
   const metrics = createMetrics();
-  const publisher = startPublisher({ servers: config.nats.url, maxPendingBytes: config.tap.maxPendingPublishBytes, metrics, logger });
+  const publisher = startPublisher({ nats: config.nats, maxPendingBytes: config.tap.maxPendingPublishBytes, metrics, logger });
   let tap: Tap;
   try {
     tap = buildTap({ config, publisher, metrics, logger, source: '/request-mirror/ingress-tap/test', ...options.deps });

@@ -1,0 +1,40 @@
+import { connect } from '@nats-io/transport-node';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Config } from '../../contract/config.ts';
+import { natsConnectionOptions } from '../../contract/nats-connection.ts';
+import { Cleanup } from '../../tools/stack/cleanup.ts';
+import { freePort } from '../../tools/stack/free-port.ts';
+import { startNatsServer } from '../../tools/stack/nats-server.ts';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+describe('nats connection options', () => {
+  it('takes every comma-separated seed of nats.url, ignoring blanks and spaces', () => {
+    const config = Config.parse({ nats: { url: ' nats://127.0.0.1:1, ,127.0.0.1:2 ,' } });
+    expect(natsConnectionOptions(config.nats, 'x').servers).toEqual(['nats://127.0.0.1:1', '127.0.0.1:2']);
+  });
+
+  it('refuses a nats.url that names no server', () => {
+    const parsed = Config.safeParse({ nats: { url: ' , ' } });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]?.path).toEqual(['nats', 'url']);
+  });
+
+  it('keeps the servers a cluster announces (cluster updates on) and carries the ping and reconnect settings', () => {
+    const config = Config.parse({ nats: { pingIntervalMs: 300, maxPingsOutstanding: 3, reconnectTimeWaitMs: 50 } });
+    const options = natsConnectionOptions(config.nats, 'x');
+    expect(options.ignoreClusterUpdates).toBeUndefined();
+    expect(options).toMatchObject({ pingInterval: 300, maxPingOut: 3, reconnectTimeWait: 50, maxReconnectAttempts: -1 });
+  });
+
+  it('connects through the next seed when the first one is down', async () => {
+    const dead = await freePort();
+    const nats = await startNatsServer();
+    cleanup.add(() => nats.stop());
+    const config = Config.parse({ nats: { url: `nats://127.0.0.1:${dead},${nats.url}` } });
+    const nc = await connect(natsConnectionOptions(config.nats, 'seed-test'));
+    cleanup.add(() => nc.close());
+    expect(nc.getServer()).toBe(`127.0.0.1:${nats.port}`);
+  });
+});
