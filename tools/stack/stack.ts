@@ -53,8 +53,8 @@ export interface StackOptions {
   readonly ports?: Partial<Record<'nats' | 'upstream' | 'tapForwardAuth' | 'tapMirror' | 'tapPlugin' | 'tapAdmin' | 'dispatcherAdmin' | 'traefikWeb' | 'traefikAdmin', number>>;
   /** Read targets from MirrorTargets too (config `kubernetes`); the services then need `env.KUBECONFIG`. */
   readonly kubernetes?: ConfigInput['kubernetes'];
-  /** Extra environment for the tap and the dispatcher, e.g. `KUBECONFIG`. */
-  readonly env?: NodeJS.ProcessEnv;
+  /** Extra environment for the tap and the dispatcher, e.g. `KUBECONFIG`; a function gives each its own. */
+  readonly env?: NodeJS.ProcessEnv | ((service: 'ingress-tap' | 'dispatcher') => NodeJS.ProcessEnv);
   /** Sees every child's output as it arrives, e.g. to echo it with `--verbose`. */
   readonly onOutput?: (name: string, text: string) => void;
 }
@@ -165,14 +165,19 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
 
   const tapAdminUrl = `http://127.0.0.1:${tapAdminPort}`;
   const dispatcherAdminUrl = `http://127.0.0.1:${dispatcherAdminPort}`;
-  const env = { ...process.env, ...options.env, NATS_URL: nats.url };
+  const extraEnv = options.env;
+  const envOf = (name: 'ingress-tap' | 'dispatcher') => ({
+    ...process.env,
+    ...(typeof extraEnv === 'function' ? extraEnv(name) : extraEnv),
+    NATS_URL: nats.url,
+  });
 
   const startService = async (name: 'ingress-tap' | 'dispatcher', adminUrl: string) => {
     const p = startProcess({
       name,
       command: process.execPath,
       args: [join(ROOT, name, 'main.ts'), '--config', configPath],
-      env,
+      env: envOf(name),
       cwd: ROOT,
       ...(options.onOutput ? { onOutput: (text: string) => options.onOutput?.(name, text) } : {}),
     });
