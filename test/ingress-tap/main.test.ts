@@ -102,10 +102,33 @@ describe('ingress-tap process', () => {
     expect(events.invalid).toEqual([]);
   });
 
-  it('stops on SIGTERM with exit code 0', async () => {
-    await tap.stop(10_000);
+  // SIGTERM lands while requests are still arriving: the last events are then still waiting for their build pass
+  // or in the publisher's batch, and go out only through the shutdown's flush and the publisher's close.
+  it('publishes an event for every request it answered before SIGTERM, then exits 0', async () => {
+    const reloads = tap.output().split('config reloaded').length;
+    writeConfig([target('everything')]);
+    await waitUntil('reloaded config', () => Promise.resolve(tap.output().split('config reloaded').length > reloads), { process: tap });
+    const before = events.received.length;
+    const TOTAL = 300;
+    let answered = 0;
+    let stopping: Promise<void> | undefined;
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: TOTAL }, async (_, i) => {
+        const res = await forwardAuth('GET', `/shutdown/${i}`);
+        answered++;
+        if (answered === 50) stopping = tap.stop(10_000);
+        return res;
+      }),
+    );
+    await stopping;
     expect(await tap.exit).toBe(0);
     expect(tap.output()).toContain('"msg":"stopped"');
+    const ids = outcomes.flatMap((o) => (o.status === 'fulfilled' && o.value.status === 200 ? [String(o.value.headers['x-request-mirror-id'])] : []));
+    expect(ids.length).toBeGreaterThanOrEqual(50);
+    await events.waitForEvents(before + ids.length, 10_000);
+    const published = new Set(events.received.slice(before).map((r) => r.event.id));
+    expect(ids.filter((id) => !published.has(id))).toEqual([]);
+    expect(events.invalid).toEqual([]);
   });
 });
 
