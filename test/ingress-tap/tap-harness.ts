@@ -69,6 +69,8 @@ export interface TapHarnessOptions {
   readonly subscribe?: boolean;
   /** Serve the forwardAuth and mirror listeners over TLS (HTTP/2 and HTTP/1.1); their URLs are then https. */
   readonly tls?: ListenerTls;
+  /** Wraps the real NATS publisher the tap is given, e.g. to observe when the tap calls it. */
+  readonly wrapPublisher?: (publisher: Publisher) => Publisher;
 }
 
 export const agent = new Agent({ keepAliveTimeout: 1000 });
@@ -90,7 +92,8 @@ export async function startTap(options: TapHarnessOptions): Promise<TapHarness> 
   const publisher = startPublisher({ nats: config.nats, maxPendingBytes: config.tap.maxPendingPublishBytes, metrics, logger });
   let tap: Tap;
   try {
-    tap = buildTap({ config, publisher, metrics, logger, source: '/request-mirror/ingress-tap/test', ...options.deps });
+    const given = options.wrapPublisher ? options.wrapPublisher(publisher) : publisher;
+    tap = buildTap({ config, publisher: given, metrics, logger, source: '/request-mirror/ingress-tap/test', ...options.deps });
   } catch (error) {
     await publisher.close();
     throw error;

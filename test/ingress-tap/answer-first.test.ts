@@ -1,0 +1,61 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Publisher } from '../../ingress-tap/publisher.ts';
+import { send, target, useTap } from './tap-harness.ts';
+
+// The user's request never waits for the event: the tap writes its 200 first and builds and publishes the event
+// afterwards. Observed from inside the tap's process: a publisher wrapped around the real one notes, at the moment
+// the tap hands it an event, whether the response to that event's request has already been ended.
+
+/** Responses by request path, seen before fastify's own handler runs. */
+const responses = new Map<string, ServerResponse>();
+/** For each event published, by path: had its request been answered when the tap called publish? */
+const answeredAtPublish = new Map<string, boolean>();
+
+function observing(publisher: Publisher): Publisher {
+  return {
+    isConnected: () => publisher.isConnected(),
+    maxPayload: () => publisher.maxPayload(),
+    close: () => publisher.close(),
+    publish(subject, payload) {
+      const { data } = JSON.parse(Buffer.from(payload).toString('utf8')) as { data: { path: string } };
+      answeredAtPublish.set(data.path, responses.get(data.path)?.writableEnded === true);
+      return publisher.publish(subject, payload);
+    },
+  };
+}
+
+const { tap } = useTap({
+  config: { targets: [target('all', { methods: ['GET', 'POST'] }), target('no-bodies', { methods: ['PUT'], maxBodyBytes: 0 })] },
+  wrapPublisher: observing,
+});
+
+// Registered after useTap's own beforeAll, so the tap is listening by then.
+beforeAll(() => {
+  for (const listener of [tap.tap.mirror, tap.tap.forwardAuth]) {
+    listener.server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+      const path = req.headers['x-forwarded-uri'] ?? req.url ?? '';
+      responses.set(String(path), res);
+    });
+  }
+});
+
+describe('answer first', () => {
+  it.each([
+    ['a GET without a body (mirror)', () => send(`${tap.mirrorUrl}/get-no-body`), '/get-no-body'],
+    [
+      'a GET without a body (forwardAuth)',
+      () => send(`${tap.forwardAuthUrl}/`, { headers: { 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/fa-no-body', 'x-forwarded-host': 'a.example' } }),
+      '/fa-no-body',
+    ],
+    ['a PUT whose body no target keeps', () => send(`${tap.mirrorUrl}/put-unkept`, { method: 'PUT', body: 'x'.repeat(5000) }), '/put-unkept'],
+    ['a POST with a body', () => send(`${tap.mirrorUrl}/post-body`, { method: 'POST', body: 'hello' }), '/post-body'],
+  ])('answers %s before building and publishing its event', async (_name, request, path) => {
+    const res = await request();
+    expect(res.status).toBe(200);
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.path).toBe(path);
+    expect(responses.has(path)).toBe(true);
+    expect(answeredAtPublish.get(path)).toBe(true);
+  });
+});
