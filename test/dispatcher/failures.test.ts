@@ -39,6 +39,19 @@ const dropped = (d: RunningDispatcher, target: string, reason: string) =>
 const failed = (d: RunningDispatcher, target: string, reason: string) =>
   metric(d.metrics, 'request_mirror_dispatcher_delivery_attempts_failed_total', { target, reason });
 
+/** Publishes one event every poll until `done` holds: a circuit's cooldown is over when an event gets through. */
+async function publishUntil(d: RunningDispatcher, what: string, done: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  await eventually(
+    async () => {
+      if (await done()) return true;
+      await publish(d.nc, makeEvent());
+      return false;
+    },
+    timeoutMs,
+    what,
+  );
+}
+
 async function settled(d: RunningDispatcher, name: string): Promise<void> {
   await eventually(async () => (await accounting(d.metrics, name)).pending === 0 && (await accounting(d.metrics, name)).received > 0);
 }
@@ -314,11 +327,61 @@ describe('delivery failures', () => {
     expect(r.requests).toHaveLength(3);
 
     healthy = true;
-    await new Promise((resolve) => setTimeout(resolve, 600));
-    await publish(d.nc, makeEvent());
-    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total', { target: 'breaker' })) === 1);
+    const delivered = () => metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total', { target: 'breaker' });
+    await publishUntil(d, 'a good trial after the cooldown', async () => (await delivered()) === 1);
     expect(await metric(d.metrics, 'request_mirror_dispatcher_circuit_open', { target: 'breaker' })).toBe(0);
-    await publish(d.nc, makeEvent());
-    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total', { target: 'breaker' })) === 2);
+    const next = makeEvent();
+    await publish(d.nc, next);
+    await eventually(() => r.requests.some((q) => q.headers['webhook-id'] === next.id), 10_000, 'an event after the circuit closed');
+  });
+
+  it('lets another trial through after a failed one, and closes once the target recovers', async () => {
+    let healthy = false;
+    const r = await receiver((_req, res) => {
+      res.writeHead(healthy ? 204 : 500).end();
+    });
+    const d = await dispatcher({
+      targets: [target('relapse', r.url, { concurrency: 1, retry: { maxAttempts: 1 }, circuitBreaker: { failureThreshold: 2, cooldownMs: 300 } })],
+    });
+    const attemptsFailed = () => metric(d.metrics, 'request_mirror_dispatcher_delivery_attempts_failed_total', { target: 'relapse' });
+    const delivered = () => metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total', { target: 'relapse' });
+    await publish(d.nc, makeEvent(), makeEvent());
+    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_circuit_open', { target: 'relapse' })) === 1);
+    // The first trial after the cooldown fails: the circuit opens again.
+    await publishUntil(d, 'a first trial', async () => (await attemptsFailed()) === 3);
+    expect(r.requests).toHaveLength(3);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_circuit_open', { target: 'relapse' })).toBe(1);
+
+    healthy = true;
+    await publishUntil(d, 'a second trial, after the failed one', async () => (await delivered()) >= 1);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_circuit_open', { target: 'relapse' })).toBe(0);
+    expect(await attemptsFailed()).toBe(3);
+  });
+
+  it('sends a retry that is due ahead of the fresh events queued before it', async () => {
+    const [a, b, c, e] = [makeEvent(), makeEvent(), makeEvent(), makeEvent()];
+    let d: RunningDispatcher | undefined;
+    let failedA = false;
+    const r = await receiver((req, res) => {
+      const id = req.headers['webhook-id'];
+      if (id === a.id && !failedA) {
+        failedA = true;
+        res.writeHead(503).end();
+      } else if (id === b.id) {
+        // B holds the one slot until A's retry is scheduled (backoff 0), and 50 ms more for its timer to fire: A's retry
+        // and the fresh C and E then wait together for the slot.
+        void eventually(async () => d !== undefined && (await metric(d.metrics, 'request_mirror_dispatcher_delivery_retries_total', { target: 'order' })) === 1).then(() =>
+          setTimeout(() => res.writeHead(204).end(), 50),
+        );
+      } else {
+        res.writeHead(204).end();
+      }
+    });
+    d = await dispatcher({
+      targets: [target('order', r.url, { concurrency: 1, retry: { maxAttempts: 2, initialBackoffMs: 0, maxBackoffMs: 0 }, circuitBreaker: { failureThreshold: 100 } })],
+    });
+    await publish(d.nc, a, b, c, e);
+    await r.waitFor(5);
+    expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([a.id, b.id, a.id, c.id, e.id]);
   });
 });
