@@ -360,7 +360,7 @@ describe('delivery failures', () => {
 
   it('sends a retry that is due ahead of the fresh events queued before it', async () => {
     const [a, b, c, e] = [makeEvent(), makeEvent(), makeEvent(), makeEvent()];
-    let d: RunningDispatcher | undefined;
+    const started: { d?: RunningDispatcher } = {};
     let failedA = false;
     const r = await receiver((req, res) => {
       const id = req.headers['webhook-id'];
@@ -370,16 +370,17 @@ describe('delivery failures', () => {
       } else if (id === b.id) {
         // B holds the one slot until A's retry is scheduled (backoff 0), and 50 ms more for its timer to fire: A's retry
         // and the fresh C and E then wait together for the slot.
-        void eventually(async () => d !== undefined && (await metric(d.metrics, 'request_mirror_dispatcher_delivery_retries_total', { target: 'order' })) === 1).then(() =>
+        void eventually(async () => started.d !== undefined && (await metric(started.d.metrics, 'request_mirror_dispatcher_delivery_retries_total', { target: 'order' })) === 1).then(() =>
           setTimeout(() => res.writeHead(204).end(), 50),
         );
       } else {
         res.writeHead(204).end();
       }
     });
-    d = await dispatcher({
+    const d = await dispatcher({
       targets: [target('order', r.url, { concurrency: 1, retry: { maxAttempts: 2, initialBackoffMs: 0, maxBackoffMs: 0 }, circuitBreaker: { failureThreshold: 100 } })],
     });
+    started.d = d;
     await publish(d.nc, a, b, c, e);
     await r.waitFor(5);
     expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([a.id, b.id, a.id, c.id, e.id]);
