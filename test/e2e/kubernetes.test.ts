@@ -13,6 +13,8 @@ import { useKube } from '../support/kube.ts';
 import { makeCertificate } from '../support/tls.ts';
 import { intoNamespace, kubernetesExample } from '../support/kube-examples.ts';
 import { Cleanup } from '../../tools/stack/cleanup.ts';
+import { writeKubeconfig } from '../../tools/stack/kube-cluster.ts';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 
 // The whole product on a real API server and a real Traefik reading it through its Kubernetes providers: a plain
 // Ingress whose annotation attaches a forwardAuth Middleware (HTTP/2 over TLS to the tap, as the chart sets it up),
@@ -20,6 +22,8 @@ import { Cleanup } from '../../tools/stack/cleanup.ts';
 
 const kube = useKube('e2e');
 let stack: Stack;
+/** Between the services and the API server, so a test can take the API server away from them alone. */
+let apiProxy: TcpProxy;
 const cleanup = new Cleanup();
 
 const KEY_1 = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -79,11 +83,15 @@ beforeAll(async () => {
   await waitForCrds(kube.kc, [`${PLURAL}.${GROUP}`]);
   const tls = makeCertificate();
   cleanup.add(() => { tls.remove(); });
+  apiProxy = await startTcpProxy(Number(new URL(kube.world.server).port));
+  cleanup.add(() => apiProxy.close());
+  const kubeconfig = join(tls.dir, 'kubeconfig');
+  writeKubeconfig(kubeconfig, { server: `https://127.0.0.1:${apiProxy.port}`, caFile: kube.world.caFile }, kube.world.token, kube.namespace);
   stack = await startStack({
     receivers: ['audit', 'marker', 'signed', 'gone', 'docs'],
     tapForwardAuthTls: { certFile: tls.certFile, keyFile: tls.keyFile },
     kubernetes: { namespaces: [kube.namespace], statusIntervalMs: 300 },
-    env: { KUBECONFIG: kube.kubeconfigPath },
+    env: { KUBECONFIG: kubeconfig },
   });
   cleanup.add(() => stack.close());
   const faPort = new URL(stack.backends.tapForwardAuthUrl).port;
@@ -297,4 +305,33 @@ stringData: {current: ${KEY_2}}
     expect(event?.data).toMatchObject({ method: 'POST', host: host('shop'), cookies: { session: 's1' }, attachment: 'forwardAuth' });
     expect(() => new Webhook(KEY_1).verify(delivered.body.toString(), delivered.headers as Record<string, string>)).not.toThrow();
   });
+
+  it('keeps delivering to the last known targets while the API server is out of reach, and says so in /readyz', async () => {
+    await kube.apply([mirrorTarget('marker', { watchURL: `${receiver('marker').url}/marker`, methods: ['*'], concurrency: 1 })]);
+    await waitForCondition('marker', 'Accepted', 'True', 'Valid');
+    const readyz = async (url: string) => {
+      const res = await fetch(`${url}/readyz`);
+      return { status: res.status, body: await res.text() };
+    };
+    await apiProxy.cut();
+    try {
+      for (const url of [stack.tapAdminUrl, stack.dispatcherAdminUrl]) {
+        await waitUntil(`${url}/readyz to report the broken watch`, async () => (await readyz(url)).body.includes('kubernetes: watch broken'), { timeoutMs: 30_000 });
+        const { status, body } = await readyz(url);
+        // Still ready: taking the taps out of service would make Traefik answer 500 to every request.
+        expect(status).toBe(200);
+        expect(body).toMatch(/^ready\nkubernetes: watch broken, last known targets stay in force \(\d+\)\nkubernetes: mirrortargets /);
+        const metrics = await (await fetch(`${url}/metrics`)).text();
+        expect(metrics).toMatch(new RegExp(`request_mirror_kubernetes_watch_up\\{[^}]*namespace="${kube.namespace}"[^}]*\\} 0`));
+      }
+      expect(stack.tap.output()).toContain('RM_KUBERNETES_WATCH_FAILED');
+      await send('app', '/during-outage');
+      await waitForEvent(receiver('marker'), (e) => e.data.path === '/during-outage');
+    } finally {
+      await apiProxy.restore();
+    }
+    for (const url of [stack.tapAdminUrl, stack.dispatcherAdminUrl]) {
+      await waitUntil(`${url}/readyz to recover`, async () => (await readyz(url)).body === 'ready\n', { timeoutMs: 45_000 });
+    }
+  }, 120_000);
 });
