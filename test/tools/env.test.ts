@@ -42,7 +42,7 @@ function withoutNginx(script: string): string {
 }
 
 function recipe(target: string, benchmark: RegExp, instead = 'true'): string {
-  const text = execFileSync('make', ['-n', target], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const text = execFileSync('make', ['--no-print-directory', '-n', target], { cwd: ROOT, encoding: 'utf8' }).trim();
   expect(text).toMatch(benchmark);
   return text.replace(benchmark, instead);
 }
