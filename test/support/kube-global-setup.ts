@@ -38,10 +38,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
     server.close();
     const running = await world?.catch(() => undefined);
     if (running) {
-      process.stdout.write(
-        `Kubernetes test-bed: API server ready in ${running.info.clusterStartupMs} ms, Traefik in ${running.info.traefikStartupMs} ms\n`,
-      );
+      const stopping = performance.now();
       await running.stop();
+      process.stdout.write(
+        `Kubernetes test-bed: API server ready in ${running.info.clusterStartupMs} ms, Traefik in ${running.info.traefikStartupMs} ms; ` +
+          `stopped in ${Math.round(performance.now() - stopping)} ms\n`,
+      );
     }
   };
 }
