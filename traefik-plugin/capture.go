@@ -65,12 +65,20 @@ func hasNoBody(req *http.Request) bool {
 	return req.ContentLength == 0 && len(req.TransferEncoding) == 0
 }
 
-// observe records what one Read of the body returned. It never blocks on anything but the capture's own lock.
+// observe records what one Read of the body returned, and hands the capture off when it is complete. It never
+// blocks on anything but the capture's own lock, which is released even if recording panics.
 func (c *capture) observe(p []byte, err error) {
+	if c.record(p, err) {
+		c.pool.enqueue(c)
+	}
+}
+
+// record keeps what the cap allows of p and says whether the capture is now complete and must be handed off.
+func (c *capture) record(p []byte, err error) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.handed {
-		c.mu.Unlock()
-		return
+		return false
 	}
 	n := int64(len(p))
 	c.received += n
@@ -107,10 +115,7 @@ func (c *capture) observe(p []byte, err error) {
 	if done {
 		c.handed = true
 	}
-	c.mu.Unlock()
-	if done {
-		c.pool.enqueue(c)
-	}
+	return done
 }
 
 // grow makes room for take more bytes, allocating exactly up to the cap (never append's doubling past it) and
@@ -147,14 +152,20 @@ func (c *capture) grow(take int64) bool {
 // handOff sends the capture now if no read has yet: for a request without a body, or one whose handler returned
 // without reading it all.
 func (c *capture) handOff() {
+	if c.claim() {
+		c.pool.enqueue(c)
+	}
+}
+
+// claim marks the capture handed off; false when it already was.
+func (c *capture) claim() bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.handed {
-		c.mu.Unlock()
-		return
+		return false
 	}
 	c.handed = true
-	c.mu.Unlock()
-	c.pool.enqueue(c)
+	return true
 }
 
 // teeBody is the request body as the upstream sees it: every byte passes through unchanged, and a copy of the
@@ -162,11 +173,16 @@ func (c *capture) handOff() {
 type teeBody struct {
 	rc io.ReadCloser
 	c  *capture
+	// broken is set after a panic in the capture: later reads pass straight through. Only the reading goroutine
+	// touches it (an http.Request body is not read concurrently).
+	broken bool
 }
 
 func (t *teeBody) Read(p []byte) (int, error) {
 	n, err := t.rc.Read(p)
-	t.observe(p[:n], err)
+	if !t.broken {
+		t.observe(p[:n], err)
+	}
 	return n, err
 }
 
@@ -174,6 +190,7 @@ func (t *teeBody) Read(p []byte) (int, error) {
 func (t *teeBody) observe(p []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			t.broken = true
 			logPanic("body capture", r)
 		}
 	}()

@@ -34,9 +34,19 @@ func (m *Mirror) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	c := m.start(req)
 	m.next.ServeHTTP(rw, req)
 	if c != nil {
-		// The body was not read to its end (or past the cap) by now, and never will be: send what there is.
-		c.handOff()
+		finish(c)
 	}
+}
+
+// finish sends a capture whose body was not read to its end (or past the cap) by the time the handler returned,
+// and never will be, with what there is.
+func finish(c *capture) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic("request path", r)
+		}
+	}()
+	c.handOff()
 }
 
 // start takes the snapshot's request-path share. A panic here is recovered and the request served unmirrored;
