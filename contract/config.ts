@@ -172,6 +172,14 @@ export const Config = z
               'says nothing) is given up after `maxPingsOutstanding` unanswered pings, and the client moves to another one.',
           ),
         maxPingsOutstanding: z.int().min(1).default(2).describe('Unanswered pings after which the server is given up.'),
+        connectTimeoutMs: z
+          .int()
+          .min(100)
+          .default(2000)
+          .describe(
+            'Time allowed to connect to a server and get its greeting. A frozen server still accepts TCP connections (the ' +
+              'kernel answers for it) but never greets; without this bound a reconnect could wait on it for 20 s.',
+          ),
         reconnectTimeWaitMs: z
           .int()
           .min(0)

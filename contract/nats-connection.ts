@@ -17,5 +17,6 @@ export function natsConnectionOptions(nats: Config['nats'], name: string): Conne
     // A hung or partitioned server keeps its TCP connections open; only unanswered pings reveal it.
     pingInterval: nats.pingIntervalMs,
     maxPingOut: nats.maxPingsOutstanding,
+    timeout: nats.connectTimeoutMs,
   };
 }

@@ -15,6 +15,7 @@ export interface TapMetrics {
   readonly dropped: Counter<'reason'>;
   readonly truncated: Counter<'reason'>;
   readonly publishErrors: Counter;
+  readonly inDoubt: Counter;
   readonly rejectedInput: Counter<'reason'>;
   readonly handlingSeconds: Histogram<'attachment'>;
   readonly connections: Counter<'listener' | 'protocol'>;
@@ -58,6 +59,13 @@ export function createMetrics(): TapMetrics {
     publishErrors: new Counter({
       name: 'request_mirror_tap_publish_errors_total',
       help: 'Publishes the NATS client refused or failed to flush.',
+      registers,
+    }),
+    inDoubt: new Counter({
+      name: 'request_mirror_tap_events_in_doubt_total',
+      help:
+        'Events handed to NATS that the server had not yet confirmed (PING/PONG) when the connection was lost: each one ' +
+        'was either delivered or lost without trace (NATS core is at-most-once). An upper bound on what a lost connection cost.',
       registers,
     }),
     rejectedInput: new Counter({

@@ -53,9 +53,13 @@ export function startPublisher(options: PublisherOptions): Publisher {
   let queue: Queued[] = [];
   let queuedBytes = 0;
   let scheduled = false;
-  // Bytes handed to nats.js and not yet confirmed by a PING/PONG; `batch` is what the next flush will confirm.
+  // Bytes (and events) handed to nats.js and not yet confirmed by a PING/PONG; `batch` is what the next flush
+  // will confirm. The server's PONG says it has processed every PUB before the PING; what is unconfirmed when the
+  // connection drops may or may not have reached it, and is counted as in doubt.
   let unconfirmed = 0;
+  let unconfirmedEvents = 0;
   let batch = 0;
+  let batchEvents = 0;
   let flushing = false;
   let generation = 0;
 
@@ -81,6 +85,8 @@ export function startPublisher(options: PublisherOptions): Publisher {
       switch (s.type) {
         case 'disconnect':
           connected = false;
+          metrics.inDoubt.inc(unconfirmedEvents);
+          logger.warn({ server: s.server, inDoubt: unconfirmedEvents }, 'events handed to NATS but not confirmed when the connection dropped');
           resetUnconfirmed();
           logger.warn({ server: s.server }, 'disconnected from NATS; dropping events until reconnected');
           break;
@@ -105,7 +111,9 @@ export function startPublisher(options: PublisherOptions): Publisher {
   function resetUnconfirmed(): void {
     generation++;
     unconfirmed = 0;
+    unconfirmedEvents = 0;
     batch = 0;
+    batchEvents = 0;
     flushing = false;
   }
 
@@ -134,6 +142,8 @@ export function startPublisher(options: PublisherOptions): Publisher {
         published++;
         unconfirmed += item.payload.length;
         batch += item.payload.length;
+        unconfirmedEvents++;
+        batchEvents++;
       } catch (error) {
         metrics.publishErrors.inc();
         metrics.dropped.inc({ reason: 'publish_error' });
@@ -147,19 +157,24 @@ export function startPublisher(options: PublisherOptions): Publisher {
   function flushBatch(conn: NatsConnection): void {
     flushing = true;
     const confirming = batch;
+    const confirmingEvents = batchEvents;
     const gen = generation;
     batch = 0;
+    batchEvents = 0;
     conn.flush().then(
       () => {
         if (gen !== generation) return;
         unconfirmed -= confirming;
+        unconfirmedEvents -= confirmingEvents;
         if (batch > 0) flushBatch(conn);
         else flushing = false;
       },
       (error: unknown) => {
         if (gen !== generation) return;
+        // nats.js rejects the flush when the connection drops, possibly before the 'disconnect' status arrives.
         metrics.publishErrors.inc();
-        logger.warn({ err: new PublishFailedError('NATS flush failed', { cause: error }) }, 'NATS flush failed');
+        metrics.inDoubt.inc(unconfirmedEvents);
+        logger.warn({ err: new PublishFailedError('NATS flush failed', { cause: error }), inDoubt: unconfirmedEvents }, 'NATS flush failed');
         resetUnconfirmed();
       },
     );
