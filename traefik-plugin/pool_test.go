@@ -20,7 +20,10 @@ func blackhole(t *testing.T) string {
 		t.Fatal(err)
 	}
 	held := make(chan net.Conn, 1024)
+	// The accepting goroutine owns the channel and closes it once the listener is closed: closing it from the
+	// cleanup raced with a send of a connection accepted just before (go test -race caught it).
 	go func() {
+		defer close(held)
 		for {
 			conn, err := ln.Accept()
 			if err != nil {
@@ -31,7 +34,6 @@ func blackhole(t *testing.T) string {
 	}()
 	t.Cleanup(func() {
 		_ = ln.Close()
-		close(held)
 		for conn := range held {
 			_ = conn.Close()
 		}
