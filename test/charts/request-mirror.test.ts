@@ -140,4 +140,28 @@ describe('request-mirror chart', () => {
     expect(config.targets.map((t) => t.name)).toEqual(['siem']);
     expect(config.dispatcher.network.allowCIDRs).toEqual(['10.20.0.0/16']);
   });
+
+  it('installs, upgrades keeping its certificate, and uninstalls against the real API server', async () => {
+    const common = ['--namespace', kube.namespace, '--kubeconfig', kube.kubeconfigPath];
+    const tlsSecret = async () => {
+      const res = await kube.request('GET', `/api/v1/namespaces/${kube.namespace}/secrets/request-mirror-tap-tls`);
+      return res.status === 200 ? (res.body as { data: Record<string, string> }).data : undefined;
+    };
+    await helm('install', 'request-mirror', CHART, ...common, '--set', 'nats.url=nats://nats.nats.svc:4222');
+    try {
+      const installed = await tlsSecret();
+      expect(Object.keys(installed ?? {}).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+      const middleware = await kube.request('GET', `/apis/traefik.io/v1alpha1/namespaces/${kube.namespace}/middlewares/request-mirror`);
+      expect(middleware.status).toBe(200);
+
+      await helm('upgrade', 'request-mirror', CHART, ...common, '--set', 'nats.url=nats://nats.nats.svc:4222', '--set', 'tap.replicas=3');
+      // Traefik's trust (the Middleware's caSecret) must not change under it: the chart looks the Secret up and keeps it.
+      expect(await tlsSecret()).toEqual(installed);
+      const tap = await kube.request('GET', `/apis/apps/v1/namespaces/${kube.namespace}/deployments/request-mirror-tap`);
+      expect((tap.body as { spec: { replicas: number } }).spec.replicas).toBe(3);
+    } finally {
+      await helm('uninstall', 'request-mirror', ...common);
+    }
+    expect(await tlsSecret()).toBeUndefined();
+  });
 });
