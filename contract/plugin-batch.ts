@@ -13,8 +13,8 @@ export const PLUGIN_BATCH_CONTENT_TYPE = 'application/vnd.request-mirror.snapsho
 
 const count = z.int().min(0);
 
-/** Why a plugin dropped a snapshot: its queue was full in events or in bytes, the POST failed, or the tap refused it. */
-export const PLUGIN_DROP_REASONS = ['queue_full', 'queue_bytes', 'send_failed', 'rejected', 'encode_failed'] as const;
+/** Why a plugin dropped a snapshot: its queue was full in events or in bytes, the POST failed, the tap refused it, the batch could not be encoded, or the plugin panicked (recovered) while shipping it. */
+export const PLUGIN_DROP_REASONS = ['queue_full', 'queue_bytes', 'send_failed', 'rejected', 'encode_failed', 'internal_error'] as const;
 
 export const PluginCounters = z
   .object({

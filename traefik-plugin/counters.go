@@ -18,11 +18,12 @@ const (
 	reasonSendFailed
 	reasonRejected
 	reasonEncodeFailed
+	reasonInternalError
 	reasonCount
 )
 
 // Reason names as the tap's metrics label them.
-var reasonNames = [reasonCount]string{"queue_full", "queue_bytes", "send_failed", "rejected", "encode_failed"}
+var reasonNames = [reasonCount]string{"queue_full", "queue_bytes", "send_failed", "rejected", "encode_failed", "internal_error"}
 
 const logInterval = 10 * time.Second
 

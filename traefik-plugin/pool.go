@@ -198,13 +198,20 @@ func (p *pool) work() {
 }
 
 // ship encodes and POSTs one batch, then releases its bytes whatever happened. Every snapshot in it ends counted
-// as sent or dropped.
+// as sent or dropped, a panic included (the worker then goes on with the next batch).
 func (p *pool) ship(batch []*capture, frames *bytes.Buffer) {
 	var held int64
 	for _, c := range batch {
 		held += c.reserved
 	}
+	counted := false
 	defer func() {
+		if r := recover(); r != nil {
+			logPanic("worker", r)
+			if !counted {
+				p.counters.dropped(reasonInternalError, int64(len(batch)))
+			}
+		}
 		p.release(held)
 		// A batch buffer that grew for large bodies is not kept between batches.
 		if frames.Cap() > 4*mib {
@@ -214,6 +221,7 @@ func (p *pool) ship(batch []*capture, frames *bytes.Buffer) {
 	frames.Reset()
 	var bodyBytes int64
 	if err := encodeBatch(frames, p.reporter, p.counters.snapshot(), batch); err != nil {
+		counted = true
 		p.counters.dropped(reasonEncodeFailed, int64(len(batch)))
 		p.counters.noteError(err)
 		p.counters.maybeLog(p.settings.TapURL)
@@ -226,6 +234,7 @@ func (p *pool) ship(batch []*capture, frames *bytes.Buffer) {
 		c.header = nil
 	}
 	status, err := p.post(frames.Bytes())
+	counted = true
 	switch {
 	case err != nil:
 		p.counters.dropped(reasonSendFailed, int64(len(batch)))

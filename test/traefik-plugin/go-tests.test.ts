@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { PLUGIN_BATCH_CONTENT_TYPE, PLUGIN_BATCH_PATH, PLUGIN_DROP_REASONS } from '../../contract/plugin-batch.ts';
 import { ROOT } from '../../tools/stack/stack.ts';
 
 // The plugin's Go tests, run the two ways that matter: compiled (with the race detector) and interpreted by the
@@ -40,6 +41,14 @@ describe('traefik plugin (Go)', () => {
     const traefiks = pinned('traefik', 'github.com/traefik/yaegi');
     expect(traefiks).toMatch(/^v\d/);
     expect(pinned('yaegi', 'github.com/traefik/yaegi')).toBe(traefiks);
+  });
+
+  it('speaks the batch format of contract/plugin-batch.ts: path, content type and drop reasons', () => {
+    const source = (file: string) => readFileSync(join(PLUGIN, file), 'utf8');
+    expect(source('pool.go')).toContain(`ingestPath    = "${PLUGIN_BATCH_PATH}"`);
+    expect(source('frame.go')).toContain(`const batchContentType = "${PLUGIN_BATCH_CONTENT_TYPE}"`);
+    const names = /var reasonNames = \[reasonCount\]string\{([^}]*)\}/.exec(source('counters.go'))?.[1];
+    expect(names?.split(',').map((n) => n.trim().replaceAll('"', ''))).toEqual([...PLUGIN_DROP_REASONS]);
   });
 
   it('is gofmt-formatted and passes go vet', async () => {
