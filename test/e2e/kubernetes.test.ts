@@ -14,6 +14,7 @@ import { makeCertificate } from '../support/tls.ts';
 import { intoNamespace, kubernetesExample } from '../support/kube-examples.ts';
 import { Cleanup } from '../../tools/stack/cleanup.ts';
 import { writeKubeconfig } from '../../tools/stack/kube-cluster.ts';
+import { freePort } from '../../tools/stack/free-port.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 
 // The whole product on a real API server and a real Traefik reading it through its Kubernetes providers: a plain
@@ -260,14 +261,22 @@ stringData: {current: ${KEY_2}}
     expect(event.data.method).toBe('POST');
   });
 
-  it('tells in status conditions why a healthy, a refused and a dead target get what they get', async () => {
+  it('tells in status conditions why a healthy, a refused, a gone and an unreachable target get what they get', async () => {
     receiver('gone').respond = (_req, res) => { res.writeHead(410).end(); };
+    const closedPort = await freePort();
     await kube.apply([
       mirrorTarget('marker', { watchURL: `${receiver('marker').url}/marker`, methods: ['*'], concurrency: 1 }),
       // Link-local: refused by the dispatcher's default network policy before any connection is made.
       mirrorTarget('refused', { watchURL: 'http://169.254.169.254/latest', methods: ['PATCH'], retry: { maxAttempts: 1 } }),
       mirrorTarget('dead', { watchURL: `${receiver('gone').url}/gone`, methods: ['PATCH'], retry: { maxAttempts: 1 } }),
       mirrorTarget('unsigned', { watchURL: `${receiver('marker').url}/x`, methods: ['PATCH'], secrets: [{ secretRef: { name: 'no-such-secret', key: 'k' } }] }),
+      // Nothing listens there: connection refused, and one failure opens the circuit.
+      mirrorTarget('unreachable', {
+        watchURL: `http://127.0.0.1:${closedPort}/`,
+        methods: ['PATCH'],
+        retry: { maxAttempts: 1 },
+        circuitBreaker: { failureThreshold: 1, cooldownMs: 600_000 },
+      }),
     ]);
     // Until the tap and the dispatcher both hold the new targets a request may not reach them: send one per look.
     const poke = () => send('app', '/status-check', { method: 'PATCH', body: 'x' });
@@ -275,6 +284,7 @@ stringData: {current: ${KEY_2}}
     expect(healthy.observedGeneration).toBe(1);
     expect((await waitForCondition('refused', 'Ready', 'False', 'AddressRefused', poke)).message).toContain('network policy');
     expect((await waitForCondition('dead', 'Ready', 'False', 'TargetGone', poke)).message).toContain('410');
+    expect((await waitForCondition('unreachable', 'Ready', 'False', 'CircuitOpen', poke)).message).toContain('last: connection');
     const missing = await waitForCondition('unsigned', 'Accepted', 'False', 'SecretMissing');
     expect(missing.message).toBe('Secret no-such-secret does not exist');
     expect((await conditions('unsigned')).Ready).toMatchObject({ status: 'False', reason: 'SecretMissing' });
