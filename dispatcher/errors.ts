@@ -43,3 +43,8 @@ export class DeliveryFailedError extends RequestMirrorError {
 export class TargetGoneError extends RequestMirrorError {
   readonly code = 'RM_TARGET_GONE';
 }
+
+/** The NATS connection was lost; the message says why when this side can tell (see nats-status.ts). */
+export class NatsConnectionLostError extends RequestMirrorError {
+  readonly code = 'RM_NATS_CONNECTION_LOST';
+}

@@ -11,7 +11,8 @@ import { checkDispatcherConfig, refusedTargetWarnings } from './config-check.ts'
 import { createDispatcher } from './dispatcher.ts';
 import { createMetrics } from './metrics.ts';
 import type { SecretKeys } from './secrets.ts';
-import { subscribeEvents, watchConnection } from './subscription.ts';
+import { watchConnection } from './nats-status.ts';
+import { subscribeEvents } from './subscription.ts';
 import { decodeSecret } from './signing.ts';
 import { deliveryStatesFrom } from '../kubernetes/delivery-states.ts';
 import { startKubernetesTargets } from '../kubernetes/kubernetes-targets.ts';
@@ -112,8 +113,12 @@ async function main(): Promise<void> {
 
   const nc: NatsConnection = await connect(natsConnectionOptions(config.nats, 'request-mirror-dispatcher'));
   connected = true;
-  watchConnection(nc, logger, (up) => {
-    connected = up;
+  const connectionWatch = watchConnection(nc, {
+    logger,
+    metrics,
+    onChange: (up) => {
+      connected = up;
+    },
   });
   sub = subscribeEvents(nc, config.nats, dispatcher, logger);
 
@@ -159,6 +164,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal, pending: dispatcher.pending() }, 'shutting down: draining the subscription');
     watcher.close();
+    connectionWatch.stop();
     statusWriter?.stop();
     kubernetes?.source.stop();
     // Draining the subscription delivers what the server already sent us, then stops new events.

@@ -30,6 +30,7 @@ export interface DispatcherMetrics {
   readonly circuitOpen: Gauge<'target'>;
   readonly invalidEvents: Counter;
   readonly queuedBytes: Gauge;
+  readonly natsDisconnects: Counter<'cause'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): DispatcherMetrics {
@@ -74,6 +75,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Dispa
     circuitOpen: new Gauge({ name: `${p}circuit_open`, help: '1 while the target circuit breaker is open.', labelNames: ['target'], registers }),
     invalidEvents: new Counter({ name: `${p}invalid_events_total`, help: 'NATS messages that were not valid events.', registers }),
     queuedBytes: new Gauge({ name: `${p}queued_bytes`, help: 'Payload bytes held across all targets (limit: dispatcher.maxQueuedBytes).', registers }),
+    natsDisconnects: new Counter({
+      name: `${p}nats_disconnects_total`,
+      help:
+        'NATS connections lost, by cause: stale (pings unanswered), slow_consumer (the server closed it after this process ' +
+        'stalled), closed (anything else). Events NATS held for this dispatcher then are lost without a count.',
+      labelNames: ['cause'],
+      registers,
+    }),
   };
 }
 

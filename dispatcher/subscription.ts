@@ -16,7 +16,10 @@ export function subscribeEvents(
   const subject = allRequestsSubject(nats.subjectPrefix);
   const sub = nc.subscribe(subject, {
     queue: nats.queueGroup,
-    // A callback rather than an async iterator: no promise per message on the hot path.
+    // A callback rather than an async iterator: no promise per message on the hot path, and no buffer in this
+    // process (nats.js hands each message over as it parses it; `slow` pending limits exist only for iterators).
+    // Memory stays within the target queues' bounds; a dispatcher that falls behind leaves its backlog in the
+    // server, which cuts it off as a slow consumer past max_pending (nats-status.ts counts that).
     callback: (error, msg) => {
       if (error) {
         logger.warn({ err: error, subject }, 'subscription error');
@@ -27,24 +30,4 @@ export function subscribeEvents(
   });
   logger.info({ subject, queueGroup: nats.queueGroup }, 'subscribed');
   return sub;
-}
-
-/** Follows the connection state; `/readyz` is 200 only while connected and subscribed. */
-export function watchConnection(nc: NatsConnection, logger: Logger, onChange: (connected: boolean) => void): void {
-  void (async () => {
-    for await (const status of nc.status()) {
-      switch (status.type) {
-        case 'disconnect':
-          logger.warn({ server: status.server }, 'NATS disconnected; reconnecting');
-          onChange(false);
-          break;
-        case 'reconnect':
-          logger.info({ server: status.server }, 'NATS reconnected');
-          onChange(true);
-          break;
-        default:
-          break;
-      }
-    }
-  })();
 }

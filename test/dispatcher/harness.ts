@@ -12,6 +12,7 @@ import { requestSubject } from '../../contract/subjects.ts';
 import { createDispatcher, type Dispatcher } from '../../dispatcher/dispatcher.ts';
 import { createMetrics, type DispatcherMetrics } from '../../dispatcher/metrics.ts';
 import { resolveSecrets } from '../../dispatcher/secrets.ts';
+import { watchConnection } from '../../dispatcher/nats-status.ts';
 import { subscribeEvents } from '../../dispatcher/subscription.ts';
 import { Cleanup } from '../../tools/stack/cleanup.ts';
 import { startHttpReceiver, type HttpReceiver, type Responder } from '../../tools/stack/http-receiver.ts';
@@ -133,12 +134,14 @@ export async function startDispatcher(
   });
   const nc = await connect(natsConnectionOptions({ ...config.nats, url: natsUrl }, name));
   const sub = subscribeEvents(nc, config.nats, dispatcher, logger);
+  const watch = watchConnection(nc, { logger, metrics, onChange: () => undefined });
   await nc.flush();
   return {
     dispatcher,
     metrics,
     nc,
     async close() {
+      watch.stop();
       await sub.drain().catch(() => undefined);
       await nc.close();
       await dispatcher.drain(0);

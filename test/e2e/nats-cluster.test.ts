@@ -256,6 +256,7 @@ describe('NATS cluster', () => {
     report('dispatcher node SIGKILL', { ...books, lostSentMsAfterKill: lostAt, d1ReconnectMs: upAt - killedAt, d1NoticedMs: downAt - killedAt });
 
     expect(l.records.filter((r) => r.status !== 200)).toEqual([]);
+    expect(await metric(d1.metrics, 'request_mirror_dispatcher_nats_disconnects_total', { cause: 'closed' })).toBe(1);
     expect(d2Since).toBeGreaterThan(RATE / 4);
     expect(d1Since).toBeGreaterThan(0);
     expect(books.duplicates).toBe(0);
@@ -324,6 +325,7 @@ describe('NATS cluster', () => {
     });
     expect(l.records.filter((r) => r.status !== 200)).toEqual([]);
     expect(books.duplicates).toBe(0);
+    expect(await metric(d1.metrics, 'request_mirror_dispatcher_nats_disconnects_total', { cause: 'stale' })).toBe(1);
     expect(sum(books.tapDrops) + sum(books.dispatcherDrops)).toBe(0);
     // Lost: what n1 kept routing to the frozen n2's queue subscriber, sent during the freeze and no other time.
     for (const ms of lostAt) expect(ms).toBeGreaterThan(-250);
