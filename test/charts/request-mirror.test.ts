@@ -68,7 +68,7 @@ describe('request-mirror chart', () => {
       expect(out).toContain('0 chart(s) failed');
       expect(out).not.toMatch(/\[(WARNING|ERROR)\]/);
     }
-  });
+  }, 60_000);
 
   it.each([
     ['a misspelt key', ['--set', 'tap.replica=3'], "at '/tap': additional properties 'replica' not allowed"],
@@ -163,5 +163,5 @@ describe('request-mirror chart', () => {
       await helm('uninstall', 'request-mirror', ...common);
     }
     expect(await tlsSecret()).toBeUndefined();
-  });
+  }, 120_000);
 });

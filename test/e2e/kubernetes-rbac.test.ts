@@ -117,7 +117,7 @@ describe("the chart's RBAC", () => {
       return status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
     }, { timeoutMs: 20_000, intervalMs: 200 });
     for (const p of [stack.tap, stack.dispatcher]) expect(p.output()).not.toMatch(/forbidden/i);
-  });
+  }, 90_000);
 
   it("does not let the tap's account read Secrets", async () => {
     const token = await tokenFor('request-mirror-tap');

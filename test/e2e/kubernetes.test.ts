@@ -181,7 +181,7 @@ describe('Kubernetes end to end', () => {
     expect(event.data.cookies).toEqual({ session: 'abc' });
     await waitForEvent(receiver('marker'), (e) => e.data.path === '/orders');
     expect(eventsOf(receiver('audit').requests).map((e) => e.data.path)).toEqual(['/orders']);
-  });
+  }, 90_000);
 
   it('applies an edit of the MirrorTarget within seconds, and stops delivering once it is deleted', async () => {
     await kube.apply([mirrorTarget('audit', { watchURL: `${receiver('audit').url}/audit`, methods: ['GET'], concurrency: 1 })]);
@@ -202,7 +202,7 @@ describe('Kubernetes end to end', () => {
     await send('app', '/after-delete-2');
     await waitForEvent(receiver('marker'), (e) => e.data.path === '/after-delete-2');
     expect(receiver('audit').requests.length).toBe(before);
-  });
+  }, 90_000);
 
   it('signs with the key in the referenced Secret and follows its rotation', async () => {
     await kube.apply(`
@@ -252,7 +252,7 @@ stringData: {current: ${KEY_2}}
       });
       expect(verifies).toBe(true);
     }
-  });
+  }, 90_000);
 
   it('mirrors through an IngressRoute to a Mirroring TraefikService', async () => {
     expect(await send('mirrored', '/via-mirroring', { method: 'POST', body: 'mirrored body' })).toBe(201);
@@ -289,7 +289,7 @@ stringData: {current: ${KEY_2}}
     expect(missing.message).toBe('Secret no-such-secret does not exist');
     expect((await conditions('unsigned')).Ready).toMatchObject({ status: 'False', reason: 'SecretMissing' });
     expect((await conditions('marker')).Accepted).toMatchObject({ status: 'True', reason: 'Valid' });
-  });
+  }, 120_000);
 
   it("mirrors a request with the install guide's Ingress and MirrorTarget as written", async () => {
     const ns = kube.namespace;
@@ -314,7 +314,7 @@ stringData: {current: ${KEY_2}}
     const event = eventsOf([delivered])[0];
     expect(event?.data).toMatchObject({ method: 'POST', host: host('shop'), cookies: { session: 's1' }, attachment: 'forwardAuth' });
     expect(() => new Webhook(KEY_1).verify(delivered.body.toString(), delivered.headers as Record<string, string>)).not.toThrow();
-  });
+  }, 90_000);
 
   it('keeps delivering to the last known targets while the API server is out of reach, and says so in /readyz', async () => {
     await kube.apply([mirrorTarget('marker', { watchURL: `${receiver('marker').url}/marker`, methods: ['*'], concurrency: 1 })]);

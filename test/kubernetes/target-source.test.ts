@@ -89,7 +89,7 @@ describe('MirrorTarget source', () => {
 
     await kube.remove([mirrorTarget('orders', {})]);
     await eventually('the deletion', () => w.latest().targets.length === 0);
-  });
+  }, 60_000);
 
   it('refuses a target whose Secret is missing, then signs with it once it exists and follows its rotation', async () => {
     const w = watch();
@@ -107,7 +107,7 @@ describe('MirrorTarget source', () => {
     await kube.apply([secret('hook-keys', { current: 'whsec_c2Vjb25kIGtleSBmb3Igcm90YXRpb24=' })]);
     await eventually('the rotation', () => w.latest().objects[0]?.secrets[0] === 'whsec_c2Vjb25kIGtleSBmb3Igcm90YXRpb24=');
     await kube.remove([mirrorTarget('signed', {}), secret('hook-keys', {})]);
-  });
+  }, 60_000);
 
   it('gives the tap its targets without reading any Secret', async () => {
     const w = watch({ secrets: false });
@@ -126,7 +126,7 @@ describe('MirrorTarget source', () => {
     await eventually('the selected namespace', () => names(w.latest()).includes(`${other}/in-other`));
     await kube.apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: other, labels: { [label]: 'no' } } }]);
     await eventually('the unselected namespace', () => w.latest().targets.length === 0);
-  });
+  }, 60_000);
 
   it('keeps the last known targets while the API server is out of reach, says so, and relists when it is back', async () => {
     const port = Number(new URL(kube.world.server).port);
