@@ -169,7 +169,8 @@ export const Config = z
           .default(2000)
           .describe(
             'How often the client pings its server. A server that stops answering (hung, or cut off by the network, where TCP ' +
-              'says nothing) is given up after `maxPingsOutstanding` unanswered pings, and the client moves to another one.',
+              'says nothing) is given up when `maxPingsOutstanding` pings are still unanswered as the next one falls due, about ' +
+              '(maxPingsOutstanding + 1) x pingIntervalMs after it went silent, and the client moves to another one.',
           ),
         maxPingsOutstanding: z.int().min(1).default(2).describe('Unanswered pings after which the server is given up.'),
         connectTimeoutMs: z
@@ -184,7 +185,7 @@ export const Config = z
           .int()
           .min(0)
           .default(500)
-          .describe('Wait before dialling a server again that was tried last time; a server not tried yet is dialled at once.'),
+          .describe('Least time between two connection attempts to the same server; a server not tried yet is dialled at once.'),
         subjectPrefix: z
           .string()
           .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'dot-separated NATS subject tokens')
