@@ -1,8 +1,9 @@
 import type { Pipeline } from './pipeline.ts';
 
 // The tap's own view after the latency rounds, from its /metrics: how long it took from seeing a request to writing
-// the 200 (request_mirror_tap_handling_seconds), its event-loop lag, and what happened to the events. Compared with
-// the client-side figures, it tells time inside the tap apart from time in Traefik, the kernel and queueing.
+// the 200 (request_mirror_tap_handling_seconds), its event-loop lag, and what happened to the events, the Traefik
+// plugin's included. Compared with the client-side figures, it tells time inside the tap apart from time in
+// Traefik, the kernel and queueing.
 
 export interface TapView {
   readonly pipeline: string;
@@ -31,7 +32,9 @@ export async function tapView(p: Pipeline): Promise<TapView> {
       (buckets[attachment] ??= []).push({ le, count: value });
     } else if (/^nodejs_eventloop_lag_(p50|p90|p99|max|mean)_seconds$/.test(name)) {
       lag[name.replace(/^nodejs_eventloop_lag_|_seconds$/g, '')] = value * 1000;
-    } else if (name.startsWith('request_mirror_tap_') && name.endsWith('_total')) {
+    } else if ((name.startsWith('request_mirror_tap_') || name.startsWith('request_mirror_plugin_')) && name.endsWith('_total')) {
+      // The plugin's own counters (queued, sent, dropped by reason), as its pools report them to the tap: S10's
+      // snapshots that never reached the tap show here with their reason.
       counters[`${name}${labels}`] = value;
     }
   }
