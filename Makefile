@@ -4,7 +4,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 RUN := tools/run
 
-.PHONY: help test demo bench bench-smoke generate build tail validate
+.PHONY: help test demo bench bench-smoke generate build tail validate mutate
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
@@ -13,6 +13,10 @@ help: ## list the commands
 # So is the Kubernetes test-bed (kube-apiserver, etcd, helm: several minutes cold, then cached).
 test: ## lint, type-check and run every test against real nats-server, Traefik and a Kubernetes API server
 	@. tools/env.sh && _rm_bench_tools && _rm_k8s_setup && npm test
+
+# Not part of `make test`: minutes per folder once incremental, much longer on a first run (see the README).
+mutate: ## mutation testing (StrykerJS) of contract/, ingress-tap/, dispatcher/; score per folder; FOLDERS="contract" for fewer
+	@$(RUN) node tools/mutate.ts $(if $(FOLDERS),--folders '$(FOLDERS)')
 
 generate: ## regenerate the JSON Schemas and docs/configuration.md from the zod contract
 	@. tools/env.sh && _rm_node_setup && npm run generate

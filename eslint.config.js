@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', '.bench/', 'docs/', 'charts/', 'crds/'] },
+  { ignores: ['node_modules/', 'dist/', '.bench/', '.stryker/', 'docs/', 'charts/', 'crds/'] },
   { linterOptions: { reportUnusedDisableDirectives: 'error' } },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,

@@ -12,6 +12,7 @@ const ENTRYPOINTS = [
   'ingress-tap/main.ts',
   'dispatcher/main.ts',
   'tools/validate.ts',
+  'tools/mutate.ts',
   'contract/generate.ts',
   'tools/demo/run.ts',
   'tools/demo/tail.ts',

@@ -1,0 +1,108 @@
+import { rmSync, statSync } from 'node:fs';
+import { Stryker } from '@stryker-mutator/core';
+import { parseCommandLine, usageError } from '../contract/command-line.ts';
+
+// `make mutate`: mutation testing with StrykerJS, one run per source folder against that folder's own tests
+// (test/<folder>), so each folder gets its own score and its own incremental file. Incremental: a re-run tests only
+// the mutants whose code or tests changed since the last run (.stryker/<folder>/incremental.json). Reports land in
+// .stryker/<folder>/ (git-ignored). Too slow for `make test`; see the README for when to run it.
+
+type PartialStrykerOptions = NonNullable<ConstructorParameters<typeof Stryker>[0]>;
+type MutantResult = Awaited<ReturnType<Stryker['runMutationTest']>>[number];
+
+const FOLDERS = ['contract', 'ingress-tap', 'dispatcher'] as const;
+type Folder = (typeof FOLDERS)[number];
+
+// Left out of the mutation: wiring the tests run only as child processes (Stryker's per-test coverage cannot see
+// into those, so each mutant there would count as uncovered), and the generator script, whose output the drift test
+// (test/contract/generated-files.test.ts) checks through contract/generated-files.ts.
+const NOT_MUTATED = ['!**/main.ts', '!contract/generate.ts'];
+
+const NAME = 'make mutate';
+const { values } = parseCommandLine({
+  name: NAME,
+  usage: `
+usage: make mutate [FOLDERS="contract dispatcher"]
+       node tools/mutate.ts [--folders "contract dispatcher"] [--full]
+Mutation testing of contract/, ingress-tap/ and dispatcher/ against their tests in test/<folder>.
+  --folders LIST   which of ${FOLDERS.join(', ')} to run (default: all three)
+  --full           ignore the incremental file and test every mutant again
+  --static         also test static mutants (module-level code such as the zod schemas): each one re-runs every
+                   test of the folder, 98% of contract/'s time; left out (reported as ignored) by default
+  -h, --help       this text
+Writes .stryker/<folder>/mutation.html and incremental.json. Exit status: 0 done, 1 a run failed, 2 bad usage.`,
+  options: { folders: { type: 'string' }, full: { type: 'boolean' }, static: { type: 'boolean' } },
+});
+const wanted = (values.folders ?? FOLDERS.join(' ')).split(/[\s,]+/).filter(Boolean);
+for (const f of wanted) {
+  if (!(FOLDERS as readonly string[]).includes(f)) usageError(NAME, `unknown folder ${JSON.stringify(f)}: choose from ${FOLDERS.join(', ')}`);
+}
+
+function options(folder: Folder): PartialStrykerOptions {
+  const out = `.stryker/${folder}`;
+  return {
+    mutate: [`${folder}/**/*.ts`, ...NOT_MUTATED],
+    testRunner: 'vitest',
+    vitest: { configFile: 'tools/mutate-vitest.config.ts', related: false },
+    checkers: ['typescript'],
+    tsconfigFile: 'tsconfig.json',
+    coverageAnalysis: 'perTest',
+    ignoreStatic: values.static !== true,
+    incremental: true,
+    incrementalFile: `${out}/incremental.json`,
+    force: values.full === true,
+    reporters: ['clear-text', 'progress-append-only', 'html', 'json'],
+    htmlReporter: { fileName: `${out}/mutation.html` },
+    jsonReporter: { fileName: `${out}/mutation.json` },
+    tempDirName: '.stryker/tmp',
+    cleanTempDir: 'always',
+    // The tests start nats-server and HTTP servers; two test processes at once is what a 2-core machine takes.
+    concurrency: 2,
+    timeoutMS: 20_000,
+    plugins: ['@stryker-mutator/vitest-runner', '@stryker-mutator/typescript-checker'],
+  };
+}
+
+interface Score {
+  readonly folder: Folder;
+  readonly killed: number;
+  readonly survived: number;
+  readonly noCoverage: number;
+  readonly timeout: number;
+  readonly invalid: number;
+}
+
+/** Stryker's definition: detected (killed or timed out) over valid mutants (detected, survived, no coverage). */
+function score(folder: Folder, results: readonly MutantResult[]): Score {
+  const count = (...statuses: MutantResult['status'][]) => results.filter((r) => statuses.includes(r.status)).length;
+  return {
+    folder,
+    killed: count('Killed'),
+    survived: count('Survived'),
+    noCoverage: count('NoCoverage'),
+    timeout: count('Timeout'),
+    invalid: count('CompileError', 'RuntimeError'),
+  };
+}
+
+const percent = (s: Score) => {
+  const valid = s.killed + s.timeout + s.survived + s.noCoverage;
+  return valid === 0 ? 'n/a' : `${((100 * (s.killed + s.timeout)) / valid).toFixed(1)}%`;
+};
+
+const scores: Score[] = [];
+for (const folder of wanted as Folder[]) {
+  console.log(`\n== mutation testing ${folder}/ against test/${folder}/`);
+  // Read by tools/mutate-vitest.config.ts in Stryker's test runner processes, which inherit this environment.
+  process.env.RM_MUTATE_FOLDER = folder;
+  // A run stopped by a signal leaves an empty incremental file, which Stryker then fails to parse.
+  const incremental = `.stryker/${folder}/incremental.json`;
+  if (statSync(incremental, { throwIfNoEntry: false })?.size === 0) rmSync(incremental);
+  scores.push(score(folder, await new Stryker(options(folder)).runMutationTest()));
+}
+console.log('\nmutation score by folder (killed + timeout) / (killed + timeout + survived + no coverage):');
+console.log(`  ${'folder'.padEnd(12)} ${'score'.padStart(7)} ${'killed'.padStart(7)} ${'timeout'.padStart(7)} ${'survived'.padStart(8)} ${'no cov.'.padStart(7)} ${'invalid'.padStart(7)}`);
+for (const s of scores) {
+  console.log(`  ${s.folder.padEnd(12)} ${percent(s).padStart(7)} ${String(s.killed).padStart(7)} ${String(s.timeout).padStart(7)} ${String(s.survived).padStart(8)} ${String(s.noCoverage).padStart(7)} ${String(s.invalid).padStart(7)}`);
+}
+console.log('reports: .stryker/<folder>/mutation.html');
