@@ -19,10 +19,10 @@ describe('accounting', () => {
     expect(await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { target: 'q', reason: 'queue_full' })).toBe(6);
     expect(await metric(d.metrics, 'request_mirror_dispatcher_queue_events', { target: 'q' })).toBe(3);
     // Released one by one: the oldest four were kept, the six newest dropped.
-    while (r.requests.length < 4 || release.length > 0) {
+    await eventually(() => {
       release.shift()?.();
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+      return r.requests.length >= 4 && release.length === 0;
+    }, 10_000, 'the four kept events, released one by one');
     expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual(events.slice(0, 4).map((e) => e.id));
   });
 
@@ -87,12 +87,15 @@ describe('accounting', () => {
     const publishing = publish(d.nc, ...burst);
     let samples = 0;
     let sawPending = false;
+    const deadline = Date.now() + 20_000;
     for (;;) {
       const s = await accounting(d.metrics, 'mixed');
       expect(s.received).toBe(s.delivered + s.dropped + s.pending);
       samples++;
       if (s.pending > 0) sawPending = true;
       if (s.received === 400 && s.pending === 0) break;
+      if (Date.now() > deadline) throw new Error(`not settled within 20 s: ${JSON.stringify(s)}`);
+      // Sampled every 2 ms: the point is many snapshots while events are in flight.
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
     await publishing;

@@ -154,9 +154,18 @@ export async function publish(nc: NatsConnection, ...events: MirrorEvent[]): Pro
   await nc.flush();
 }
 
-/** The value of one sample in the dispatcher's registry, 0 when absent. */
+/**
+ * Sum of the series of metric `name` that carry `labels`; 0 when none exists yet. Throws for a name the dispatcher
+ * does not register or a label the metric does not have, so an "is zero" check cannot pass because of a rename.
+ */
 export async function metric(metrics: DispatcherMetrics, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const found = (await metrics.registry.getSingleMetric(name)?.get())?.values ?? [];
+  const registered = metrics.registry.getSingleMetric(name);
+  if (!registered) throw new Error(`no metric ${name}`);
+  const known = (registered as unknown as { labelNames: readonly string[] }).labelNames;
+  for (const label of Object.keys(labels)) {
+    if (!known.includes(label)) throw new Error(`metric ${name} has no label ${label} (it has: ${known.join(', ') || 'none'})`);
+  }
+  const found = (await registered.get()).values;
   const want = Object.entries(labels);
   return found
     .filter((v) => want.every(([k, value]) => (v.labels as Record<string, unknown>)[k] === value))

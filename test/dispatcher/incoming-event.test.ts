@@ -76,15 +76,30 @@ describe('incoming events', () => {
   });
 
   it('turns any bytes into an event or an InvalidEventError, never anything else', () => {
+    const outcomes = { event: 0, refused: 0 };
+    const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array(), fc.json().map((s) => new TextEncoder().encode(s))), (bytes) => {
+      fc.property(fc.oneof(fc.uint8Array(), fc.json().map((s) => new TextEncoder().encode(s)), fc.constantFrom(...bases().map(encode))), (bytes) => {
+        let parsed: unknown;
+        let thrown: unknown;
         try {
-          parseEvent(bytes);
+          parsed = parseEvent(bytes);
         } catch (error) {
-          expect(error).toBeInstanceOf(InvalidEventError);
+          thrown = error;
+        }
+        if (thrown === undefined) {
+          outcomes.event++;
+          expect(MirrorEvent.safeParse(parsed).success).toBe(true);
+        } else {
+          outcomes.refused++;
+          expect(thrown).toBeInstanceOf(InvalidEventError);
         }
       }),
+      { numRuns: 300 },
     );
+    // Both kinds of input were drawn: a parser that refused everything, or accepted everything, would not pass.
+    expect(outcomes.event).toBeGreaterThan(0);
+    expect(outcomes.refused).toBeGreaterThan(0);
   });
 });
 

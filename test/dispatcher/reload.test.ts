@@ -41,10 +41,10 @@ describe('hot reload', () => {
     );
     await publish(d.nc, makeEvent());
     await added.waitFor(1);
-    while (kept.requests.length < 4 || removed.requests.length < 3 || release.length > 0) {
+    await eventually(() => {
       release.shift()?.();
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+      return kept.requests.length >= 4 && removed.requests.length >= 3 && release.length === 0;
+    }, 10_000, 'every held request released');
     await eventually(async () => (await accounting(d.metrics, 'kept')).delivered === 4);
     await eventually(async () => (await accounting(d.metrics, 'removed')).delivered === 3);
     expect(await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total')).toBe(0);

@@ -3,7 +3,8 @@ import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import type { MirrorEvent } from '../../contract/event.ts';
 import type { HttpReceiver, ReceivedRequest } from '../../tools/stack/http-receiver.ts';
-import { makeEvent, metric, publish, startDispatcher, testConfig, useDispatcherFixture, type RunningDispatcher } from './harness.ts';
+import { send, startTap } from '../ingress-tap/tap-harness.ts';
+import { makeEvent, metric, PREFIX, publish, startDispatcher, testConfig, useDispatcherFixture, type RunningDispatcher } from './harness.ts';
 
 const { nats, receiver, defer } = useDispatcherFixture();
 
@@ -145,5 +146,45 @@ describe('routing', () => {
     await r.waitFor(1);
     expect(await metric(d.metrics, 'request_mirror_dispatcher_invalid_events_total')).toBe(2);
     expect(received(r).map((e) => e.id)).toEqual([good.id]);
+  });
+});
+
+describe('routing events the real tap published', () => {
+  it('delivers what the tap published: unchanged to a target that may see all of it, cut down for one that may not', async () => {
+    const all = await receiver();
+    const narrow = await receiver();
+    const targets = [
+      { name: 'all', watchURL: all.url, methods: ['*'], cookieNames: ['session', 'theme'], revealHeaders: ['authorization'] },
+      { name: 'narrow', watchURL: narrow.url, methods: ['*'], maxBodyBytes: 4 },
+    ];
+    const tap = await startTap({ natsUrl: nats.url, config: { nats: { subjectPrefix: PREFIX }, targets } });
+    defer(() => tap.close());
+    await dispatcher(nats.url, testConfig({ targets }));
+    const res = await send(`${tap.mirrorUrl}/orders?id=7`, {
+      method: 'POST',
+      headers: { host: 'shop.example', cookie: 'session=s1; theme=dark', authorization: 'Bearer t', 'content-type': 'text/plain' },
+      body: 'hello world',
+    });
+    expect(res.status).toBe(200);
+    const [published] = await tap.waitForEvents(1);
+    if (!published) throw new Error('the tap published nothing');
+    expect(published.event.data).toMatchObject({ host: 'shop.example', path: '/orders', cookies: { session: 's1', theme: 'dark' }, headers: { authorization: ['Bearer t'] } });
+
+    const [toAll] = await all.waitFor(1);
+    const [toNarrow] = await narrow.waitFor(1);
+    if (!toAll || !toNarrow) throw new Error('a target received nothing');
+    expect(eventOf(toAll)).toEqual(published.event);
+    expect(toAll.body.length).toBe(published.size);
+    expect(toAll.headers['webhook-id']).toBe(res.headers['x-request-mirror-id']);
+
+    const cut = eventOf(toNarrow);
+    expect(cut.id).toBe(published.event.id);
+    expect(cut.data.cookies).toEqual({});
+    expect(cut.data.headers.authorization).toBeUndefined();
+    expect(cut.data.redactedHeaders).toEqual(expect.arrayContaining(['authorization', 'cookie']));
+    expect(cut.data.body).toMatchObject({ data: 'hell', capturedBytes: 4, receivedBytes: 11, declaredLength: 11, truncated: true });
+    const { method, scheme, host, path, query, clientIp, attachment } = published.event.data;
+    expect(cut.data).toMatchObject({ method, scheme, host, path, query, clientIp, attachment });
+    expect(cut.data.headers['content-type']).toEqual(['text/plain']);
   });
 });

@@ -76,7 +76,8 @@ describe('forwardAuth without forwardBody', () => {
     expect(upstreamGot('/meta/ten-mib')?.length).toBe(TEN_MIB);
     const event = await waitForEvent(hook(), (e) => e.data.path === '/meta/ten-mib');
     expect(event.data.method).toBe('POST');
-    expect(event.data.body?.capturedBytes ?? 0).toBe(0);
+    // Traefik's auth call carries no body: the event has an empty one (the target keeps bodies), not a missing one.
+    expect(event.data.body).toMatchObject({ capturedBytes: 0, receivedBytes: 0, truncated: false });
   });
 });
 

@@ -80,17 +80,16 @@ describe('plugin ingest', () => {
   });
 
   it('adds what each reporter’s counters grew by to /metrics, and takes a lower count as a restarted reporter', async () => {
-    const metric = (name: string, labels: Record<string, string> = {}) => tap.metric(name, labels);
-    const sentBefore = await metric('request_mirror_plugin_snapshots_total', { outcome: 'sent' });
-    const fullBefore = await metric('request_mirror_plugin_snapshots_dropped_total', { reason: 'queue_full' });
+    const sentBefore = await tap.metric('request_mirror_plugin_snapshots_total', { outcome: 'sent' });
+    const fullBefore = await tap.metric('request_mirror_plugin_snapshots_dropped_total', { reason: 'queue_full' });
     const batch = (reporter: string, sent: number, full: number) => post(frame({ version: 1, reporter, counters: counters(sent, { queue_full: full }) }));
     expect((await batch('r-a', 10, 1)).status).toBe(204);
     expect((await batch('r-a', 15, 4)).status).toBe(204);
     expect((await batch('r-b', 7, 0)).status).toBe(204);
     // r-a's Traefik restarted: its counters start again from zero.
     expect((await batch('r-a', 2, 0)).status).toBe(204);
-    expect((await metric('request_mirror_plugin_snapshots_total', { outcome: 'sent' })) - sentBefore).toBe(15 + 7 + 2);
-    expect((await metric('request_mirror_plugin_snapshots_dropped_total', { reason: 'queue_full' })) - fullBefore).toBe(4);
+    expect((await tap.metric('request_mirror_plugin_snapshots_total', { outcome: 'sent' })) - sentBefore).toBe(15 + 7 + 2);
+    expect((await tap.metric('request_mirror_plugin_snapshots_dropped_total', { reason: 'queue_full' })) - fullBefore).toBe(4);
   });
 
   it.each([

@@ -4,7 +4,10 @@ import { rawExchange, send, statusCodes, target, useTap, type Received } from '.
 
 const { tap } = useTap({ config: { targets: [target('audit', { cookieNames: ['session'] })] } });
 
-// What Traefik v3.6 sends to a forwardAuth address with trustForwardHeader: false and forwardBody: true.
+// Unit tests of the tap's own parsing: the requests below are written by hand in the shape of a forwardAuth call
+// (X-Forwarded-Method, -Proto, -Host, -Uri, -For and the client's headers). What real Traefik sends, and the events
+// made from it, are pinned through Traefik itself in test/e2e/attachments.test.ts, event-content.test.ts,
+// host-spellings.test.ts and client-ip.test.ts.
 function forwardAuthHeaders(extra: Record<string, string | string[]> = {}): Record<string, string | string[]> {
   return {
     'x-forwarded-method': 'POST',
@@ -18,7 +21,7 @@ function forwardAuthHeaders(extra: Record<string, string | string[]> = {}): Reco
   };
 }
 
-describe('request snapshot', () => {
+describe("request snapshot (unit: the tap's own parsing)", () => {
   it('rebuilds the original request from the forwardAuth X-Forwarded headers', async () => {
     const res = await send(`${tap.forwardAuthUrl}/auth`, { headers: forwardAuthHeaders(), body: 'qty=2' });
     expect(res.status).toBe(200);
@@ -89,7 +92,7 @@ describe('request snapshot', () => {
     expect(headers.host).toEqual(['a.example']);
   });
 
-  it('drops any port from the host, as Traefik\'s Host matcher does (unit: the tap\'s own parsing)', async () => {
+  it('drops any port from the host, as Traefik\'s Host matcher does', async () => {
     await send(`${tap.forwardAuthUrl}/auth`, { headers: { 'x-forwarded-proto': 'http', 'x-forwarded-host': 'a.example:8080', 'x-forwarded-uri': '/p' } });
     await send(`${tap.forwardAuthUrl}/auth`, { headers: { 'x-forwarded-proto': 'http', 'x-forwarded-host': 'b.example:80', 'x-forwarded-uri': '/p' } });
     const events = await tap.waitForEvents(2);

@@ -10,10 +10,13 @@ import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { Config, type ConfigInput, type ListenerTls } from '../../contract/config.ts';
 import type { MirrorEvent } from '../../contract/event.ts';
+import type { PLUGIN_DROP_REASONS } from '../../contract/plugin-batch.ts';
 import { allRequestsSubject } from '../../contract/subjects.ts';
 import { buildTap, type Tap, type TapDeps } from '../../ingress-tap/app.ts';
-import { createMetrics, type TapMetrics } from '../../ingress-tap/metrics.ts';
+import type { Attachment } from '../../ingress-tap/forwarded-request.ts';
+import { createMetrics, type DropReason, type TapMetrics, type TruncationReason } from '../../ingress-tap/metrics.ts';
 import { startPublisher, type Publisher } from '../../ingress-tap/publisher.ts';
+import type { ConnectionProtocol } from '../../ingress-tap/tap-server.ts';
 import { lateBound } from '../support/late-bound.ts';
 import { startNatsServer, type NatsServer, type NatsServerOptions } from '../../tools/stack/nats-server.ts';
 
@@ -56,9 +59,31 @@ export interface TapHarness {
   readonly invalid: Error[];
   /** Resolves with the first `count` events received in all. */
   waitForEvents(count: number, timeoutMs?: number): Promise<Received[]>;
-  /** Value of a counter or gauge, 0 when the labelled series does not exist yet. */
-  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  /**
+   * Sum of a counter's series that carry `labels` (all of them without labels); 0 when none exists yet. Throws for a
+   * metric name the tap does not register or a label name the metric does not have, so an "is zero" check cannot
+   * pass because of a rename.
+   */
+  metric<N extends keyof TapMetricLabels>(name: N, labels?: Partial<TapMetricLabels[N]>): Promise<number>;
   close(): Promise<void>;
+}
+
+/**
+ * The tap's counters and their labels. Label values come from the source's own types where it has them, so a renamed
+ * drop or truncation reason fails the type-check of the tests that count it instead of reading a series that no longer
+ * exists as 0.
+ */
+export interface TapMetricLabels {
+  request_mirror_tap_requests_received_total: { attachment: Attachment };
+  request_mirror_tap_requests_skipped_total: { attachment: Attachment };
+  request_mirror_tap_events_published_total: Record<string, never>;
+  request_mirror_tap_publish_errors_total: Record<string, never>;
+  request_mirror_tap_events_dropped_total: { reason: DropReason };
+  request_mirror_tap_bodies_truncated_total: { reason: TruncationReason };
+  request_mirror_tap_rejected_input_total: { reason: string };
+  request_mirror_tap_connections_total: { listener: Attachment; protocol: ConnectionProtocol };
+  request_mirror_plugin_snapshots_total: { outcome: 'queued' | 'sent' };
+  request_mirror_plugin_snapshots_dropped_total: { reason: (typeof PLUGIN_DROP_REASONS)[number] };
 }
 
 export interface TapHarnessOptions {
@@ -131,10 +156,15 @@ export async function startTap(options: TapHarnessOptions): Promise<TapHarness> 
       async metric(name, labels = {}) {
         const metric = metrics.registry.getSingleMetric(name);
         if (!metric) throw new Error(`no metric ${name}`);
+        const known = (metric as unknown as { labelNames: readonly string[] }).labelNames;
+        const wanted = Object.entries(labels as Record<string, string>);
+        for (const [k] of wanted) {
+          if (!known.includes(k)) throw new Error(`metric ${name} has no label ${k} (it has: ${known.join(', ') || 'none'})`);
+        }
         const { values } = await metric.get();
-        const wanted = Object.entries(labels);
-        const found = values.find((v) => wanted.every(([k, val]) => (v.labels as Record<string, unknown>)[k] === val));
-        return found?.value ?? 0;
+        return values
+          .filter((v) => wanted.every(([k, val]) => (v.labels as Record<string, unknown>)[k] === val))
+          .reduce((sum, v) => sum + v.value, 0);
       },
       close,
     };

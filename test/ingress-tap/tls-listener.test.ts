@@ -2,6 +2,8 @@ import { connect as http2Connect, type ClientHttp2Session, type OutgoingHttpHead
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Attachment } from '../../ingress-tap/forwarded-request.ts';
+import type { ConnectionProtocol } from '../../ingress-tap/tap-server.ts';
 import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
 import { makeCertificate, type TestCertificate } from '../support/tls.ts';
 import { eventually, rawExchange, send, startTap, target, type Received, type TapHarness } from './tap-harness.ts';
@@ -94,7 +96,8 @@ describe('TLS listeners', () => {
     const plainRes = await send(`${plain.forwardAuthUrl}/`, { headers: forwarded });
     const h1Res = await request(`${tls.forwardAuthUrl}/`, { dispatcher: h1, headers: forwarded });
     await h1Res.body.dump();
-    // Go's HTTP/2 client splits Cookie into one field per pair; so does this request.
+    // Cookie split into one field per pair, as Go's HTTP/2 client sends it (unit: the tap's own joining; through real
+    // Traefik in test/e2e/forward-auth-h2.test.ts).
     const h2Res = await sendH2(tls.forwardAuthUrl, { ':method': 'GET', ':path': '/', ...forwarded, cookie: ['session=s1', 'theme=dark'] });
     expect([plainRes.status, h1Res.statusCode, h2Res.status]).toEqual([200, 200, 200]);
     const [fromPlain] = await plain.waitForEvents(1);
@@ -150,7 +153,7 @@ describe('TLS listeners', () => {
   });
 
   it('counts accepted connections by listener and protocol', async () => {
-    const connections = (listener: string, protocol: string) => tls.metric('request_mirror_tap_connections_total', { listener, protocol });
+    const connections = (listener: Attachment, protocol: ConnectionProtocol) => tls.metric('request_mirror_tap_connections_total', { listener, protocol });
     const before = { h2: await connections('mirror', 'h2'), h1: await connections('mirror', 'http/1.1') };
     const session = http2Connect(tls.mirrorUrl, { ca: cert.ca });
     try {
