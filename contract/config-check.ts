@@ -29,7 +29,7 @@ export function commonWarnings(config: Config): ConfigFinding[] {
     {
       severity: 'warning',
       code: 'RM_CONFIG_NO_TARGETS',
-      message: 'targets is empty: events still reach NATS (make tail, nats sub) but the dispatcher delivers them nowhere',
+      message: 'targets is empty: no target wants any request, so the tap publishes nothing (not even to NATS) and the dispatcher delivers nothing',
     },
   ];
 }

@@ -31,7 +31,7 @@ beforeAll(async () => {
   const port = String(stack.upstream.port);
   const middleware = readExample('kubernetes/plugin-middleware.yaml')
     .replace('namespace: shop', `namespace: ${ns}`)
-    .replace('http://ingress-tap.request-mirror.svc:8082', stack.backends.tapPluginUrl);
+    .replace('http://request-mirror-tap.request-mirror.svc:8082', stack.backends.tapPluginUrl);
   const ingress = readExample('kubernetes/plugin-ingress.yaml')
     .replace('namespace: shop', `namespace: ${ns}`)
     .replace('shop-request-mirror@kubernetescrd', `${ns}-request-mirror@kubernetescrd`)

@@ -1,11 +1,11 @@
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseCommandLine } from '../../contract/command-line.ts';
+import { parseCommandLine, usageError } from '../../contract/command-line.ts';
 import { routerTimings } from './access-log.ts';
 import type { Findings, Section } from './goals.ts';
 import { isolation } from './isolation.ts';
-import { runLatency } from './latency.ts';
+import { runLatency, SCENARIOS } from './latency.ts';
 import { load1, machine, versions } from './machine.ts';
 import { dispatcherSoak, uploads } from './memory.ts';
 import { setServiceNodeArgs } from './pipeline.ts';
@@ -41,7 +41,10 @@ benchmarks.json and the plots.
   },
 });
 const base = values.smoke ? SMOKE : FULL;
-const plan = values.only ? { ...base, scenarios: values.only.split(',') } : base;
+const only = values.only?.split(',');
+const unknown = only?.filter((id) => !SCENARIOS.some((s) => s.id === id)) ?? [];
+if (unknown.length > 0) usageError('node tools/bench/main.ts', `--only: no scenario ${unknown.join(', ')} (known: ${SCENARIOS.map((s) => s.id).join(', ')})`);
+const plan = only ? { ...base, scenarios: only } : base;
 if (values['profile-dir']) setServiceNodeArgs(['--cpu-prof', `--cpu-prof-dir=${resolve(values['profile-dir'])}`]);
 const runDir = values.smoke
   ? mkdtempSync(join(tmpdir(), 'rm-bench-'))
