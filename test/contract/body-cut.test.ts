@@ -16,6 +16,7 @@ function boundaries(text: string): number[] {
 const CHARS = [
   ['1-byte', 'a'],
   ['2-byte', 'é'],
+  ['2-byte (first two-byte code point, lead C2)', '\u0080'],
   ['2-byte (last two-byte code point)', '\u07ff'],
   ['3-byte', '€'],
   ['3-byte after E0', '\u0800'],

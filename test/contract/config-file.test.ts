@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { loadConfig, RELOAD_BOUND_MS, watchConfig } from '../../contract/config-file.ts';
 import type { Config } from '../../contract/config.ts';
 import { ConfigInvalidError, ConfigUnreadableError } from '../../contract/errors.ts';
@@ -17,6 +18,16 @@ function file(text: string): string {
   const path = join(dir, `config-${n++}.yaml`);
   writeFileSync(path, text);
   return path;
+}
+
+/** The error `fn` throws; fails the test when it returns. */
+function thrown(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected a throw');
 }
 
 const minimal = `
@@ -56,14 +67,7 @@ targets:
     methods: [get]
     cookeNames: [session]
 `);
-    const error = (() => {
-      try {
-        loadConfig(path, {});
-      } catch (e) {
-        return e as Error;
-      }
-      throw new Error('expected loadConfig to throw');
-    })();
+    const error = thrown(() => loadConfig(path, {}));
     expect(error).toBeInstanceOf(ConfigInvalidError);
     expect(error).toHaveProperty('code', 'RM_CONFIG_INVALID');
     expect(error.message).toContain(path);
@@ -87,11 +91,30 @@ targets:
   });
 
   it('reports YAML syntax errors with their position', () => {
-    expect(() => loadConfig(file('targets: [\n  - {'), {})).toThrow(ConfigUnreadableError);
+    const path = file('targets: [\n  - {');
+    const error = thrown(() => loadConfig(path, {}));
+    expect(error).toBeInstanceOf(ConfigUnreadableError);
+    expect(error).toHaveProperty('code', 'RM_CONFIG_UNREADABLE');
+    expect(error.message).toContain(`config ${path}: not valid YAML:\n`);
+    // Each of the parser's messages, with the line, the column and the excerpt pointing at it.
+    expect(error.message).toContain('must be sufficiently indented and end with a } at line 2, column 6:\n\n  - {\n     ^');
+    expect(error.message).toContain('Block collections are not allowed within flow collections at line 2, column 3');
   });
 
-  it('reports a missing file as unreadable', () => {
-    expect(() => loadConfig(join(dir, 'nope.yaml'), {})).toThrow(/nope\.yaml: cannot read/);
+  it('reports a missing file as unreadable, with the file system error as its cause', () => {
+    const path = join(dir, 'nope.yaml');
+    const error = thrown(() => loadConfig(path, {}));
+    expect(error).toBeInstanceOf(ConfigUnreadableError);
+    expect(error).toHaveProperty('code', 'RM_CONFIG_UNREADABLE');
+    expect(error.message).toBe(`config ${path}: cannot read: ENOENT: no such file or directory, open '${path}'`);
+    expect(error.cause).toHaveProperty('code', 'ENOENT');
+  });
+
+  it('refuses a nats.url that names no server, and keeps the schema error as the cause', () => {
+    const error = thrown(() => loadConfig(file('nats: { url: " , " }'), {}));
+    expect(error).toBeInstanceOf(ConfigInvalidError);
+    expect(error.message).toContain('✖ name at least one server\n  → at nats.url');
+    expect(error.cause).toBeInstanceOf(z.ZodError);
   });
 
   it('hot-reloads a valid change and keeps the old config on an invalid one', async () => {

@@ -18,6 +18,10 @@ describe('canonicalHost (unit: the tap\'s own parsing)', () => {
     ['::1', '::1'],
     ['a:b:c', 'a:b:c'],
     ['[::1', '[::1'],
+    // What Go's net.SplitHostPort refuses is kept whole: text between ] and the port, a second [.
+    ['[::1]x:80', '[::1]x:80'],
+    ['[[::1]:80', '[[::1]:80'],
+    ['[]:80', ''],
     ['', ''],
     ['.', ''],
   ])('reads %j as %j', (value, want) => {
