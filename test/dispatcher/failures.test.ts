@@ -77,14 +77,17 @@ async function startFullBacklog(): Promise<{ url: string; close(): Promise<void>
       reject(new Error(`backlog listener exited (${code})`));
     });
   });
-  // Fill the queue: the first connections complete the handshake and wait there, unaccepted; later ones hang.
+  // Fill the queue: the first connections complete the handshake and wait there, unaccepted; later ones hang. Linux
+  // queues backlog + 1 = 2 of them.
   const fillers: Socket[] = [];
+  let queued = 0;
   for (let i = 0; i < 4; i++) {
     const socket = tcpConnect(port, '127.0.0.1');
     socket.on('error', () => undefined);
+    socket.once('connect', () => queued++);
     fillers.push(socket);
   }
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await eventually(() => queued >= 2, 5000, 'two connections queued, unaccepted, on the full-backlog listener');
   return {
     url: `http://127.0.0.1:${port}`,
     close: async () => {

@@ -1,7 +1,7 @@
 import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { allRequestsSubject } from '../../contract/subjects.ts';
-import { eventually, makeEvent, metric, publish, startDispatcher, testConfig, useDispatcherFixture, PREFIX } from './harness.ts';
+import { accounting, eventually, makeEvent, metric, publish, startDispatcher, testConfig, useDispatcherFixture, PREFIX } from './harness.ts';
 
 const { nats, receiver, defer } = useDispatcherFixture();
 
@@ -34,8 +34,13 @@ describe('queue group', () => {
     expect(n1 + n2).toBe(200);
     expect(n1).toBeGreaterThan(0);
     expect(n2).toBeGreaterThan(0);
-    // Nothing arrives late as a duplicate.
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Nothing arrives late as a duplicate. A PING/PONG on each dispatcher's connection returns only after every message
+    // the server had routed to it (all 200 were published and flushed before); once neither then has anything
+    // pending, no delivery can follow.
+    await Promise.all([one.nc.flush(), two.nc.flush()]);
+    await eventually(async () => (await accounting(one.metrics, 'a')).pending === 0 && (await accounting(two.metrics, 'a')).pending === 0);
+    expect(await accounting(one.metrics, 'a')).toMatchObject({ received: n1, delivered: n1, dropped: 0 });
+    expect(await accounting(two.metrics, 'a')).toMatchObject({ received: n2, delivered: n2, dropped: 0 });
     expect(r.requests).toHaveLength(200);
   });
 });
