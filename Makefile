@@ -4,7 +4,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 RUN := tools/run
 
-.PHONY: help test demo bench bench-smoke generate build tail validate mutate
+.PHONY: help test demo bench bench-smoke fuzz generate build tail validate mutate
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
@@ -33,6 +33,10 @@ bench: ## measure what Request Mirror adds to Traefik's latency (~15 min; writes
 
 bench-smoke: ## a few-seconds run of the benchmark harness at tiny rates, into a temporary directory
 	@. tools/env.sh && _rm_bench_tools && node tools/bench/main.ts --smoke
+
+# Run before each release (see the README): hostile input at volume; FUZZ_ARGS passes options, e.g. --seed 42.
+fuzz: ## 100,000 generated requests and 20,000 events through Traefik, the tap and the dispatcher; checks 2xx, crashes, RSS, accounting (~10 min)
+	@. tools/env.sh && _rm_setup && node tools/fuzz/main.ts $(FUZZ_ARGS)
 
 demo: ## run the whole local stack (Traefik, NATS, ingress-tap, dispatcher) and watch mirrored events; Ctrl-C stops it
 	@$(RUN) node tools/demo/run.ts

@@ -1,0 +1,33 @@
+import { cpus, loadavg } from 'node:os';
+import type { FuzzReport } from './run.ts';
+
+// The figures `make fuzz` prints: plain text for a terminal and for pasting into the README's release section.
+
+export function formatReport(r: FuzzReport): string {
+  const kv = (o: Record<string, number | string>) => Object.entries(o).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  const q = r.requests;
+  const lines = [
+    `fuzz run: seed ${r.seed}, ${r.seconds.toFixed(0)} s, ${new Date().toISOString()}, ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    `requests sent            ${q.sent} (${kv(q.byRoute)})`,
+    `  refused by the client  ${q.refusedByClient} (not sent: a method or header the HTTP client library will not write)`,
+    `  tap non-2xx (straight) ${q.tapNon2xx}`,
+    `  raw exchanges          ${q.rawExchanges}, answered other than 200: ${q.rawNon200}`,
+    `  Traefik's answers      ${kv(q.traefikStatuses)}`,
+    `  from the tap via Traefik, non-2xx or 5xx: ${q.traefikNon2xxFromTap}`,
+    `  upstream got ${q.upstreamLetThrough} from the forwardAuth router; its parser refused ${q.upstreamRefused} more (Traefik answers those 400/502)`,
+    `crashes                  ${kv(r.crashes)}`,
+    ...Object.entries(r.rss).map(
+      ([name, s]) =>
+        `RSS ${name.padEnd(20)} first third ${s.firstThirdMiB.toFixed(1)} MiB, last third ${s.lastThirdMiB.toFixed(1)} MiB (${s.growth >= 0 ? '+' : ''}${(s.growth * 100).toFixed(1)}%), peak ${s.peakMiB.toFixed(1)} MiB${s.judged ? (s.flat ? ', flat' : ', GROWING') : ', not judged (run too short)'}`,
+    ),
+    `tap received             ${kv(r.tap.received)}`,
+    `  published ${r.tap.published}, dropped ${kv(r.tap.dropped)}, skipped ${r.tap.skipped}, unaccounted ${r.tap.unaccounted}`,
+    `  forwardAuth calls not let through ${r.tap.forwardAuthNotLetThrough}`,
+    `  rejected input (answered 200 anyway) ${kv(r.tap.rejectedInput)}`,
+    `dispatcher               ${r.dispatcher.messages} messages on NATS (tap + generated): received ${r.dispatcher.received}, invalid ${r.dispatcher.invalid} (contract says ${r.dispatcher.invalidExpected}), unaccounted ${r.dispatcher.unaccountedMessages}`,
+    `  delivered ${r.dispatcher.delivered}, dropped ${kv(r.dispatcher.dropped)}, pending ${r.dispatcher.pending}, unaccounted ${r.dispatcher.unaccountedEvents}; webhook got ${r.dispatcher.webhookReceived}`,
+    r.failures.length === 0 ? 'PASS: every check held' : `FAIL: ${r.failures.length} failure(s)${r.failures.length >= 20 ? ' (first 20)' : ''}:`,
+    ...r.failures.map((f) => `  - ${f.what}${f.index === undefined ? '' : ` [seed ${r.seed}, case ${f.index}]`}${f.input ? `\n    input: ${f.input.slice(0, 2000)}` : ''}`),
+  ];
+  return `${lines.join('\n')}\n`;
+}
