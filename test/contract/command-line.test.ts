@@ -23,6 +23,7 @@ const ENTRYPOINTS = [
   'tools/bench/peers/bare-fastify.ts',
   'tools/bench/peers/receiver.ts',
   'tools/bench/peers/undici-loop.ts',
+  'tools/fuzz/main.ts',
 ];
 
 interface Result {
@@ -70,6 +71,7 @@ describe('command line of every entrypoint', () => {
     ['tools/demo/run.ts', ['--once=yes'], 'option --once takes no value'],
     ['tools/demo/receiver.ts', ['--port', 'eighty'], '--port must be a whole number'],
     ['tools/bench/dispatcher-vs-undici.ts', ['--events=many'], '--events must be a whole number'],
+    ['tools/fuzz/main.ts', ['--requests', '1e5'], '--requests must be a whole number'],
     ['dispatcher/main.ts', ['start'], 'unknown command "start"'],
     ['ingress-tap/main.ts', ['validate', 'extra'], 'unexpected argument "extra"'],
     ['ingress-tap/main.ts', [], 'no config: pass --config FILE or set REQUEST_MIRROR_CONFIG'],

@@ -3,6 +3,8 @@ import type { FuzzReport } from './run.ts';
 
 // The figures `make fuzz` prints: plain text for a terminal and for pasting into the README's release section.
 
+const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
+
 export function formatReport(r: FuzzReport): string {
   const kv = (o: Record<string, number | string>) => Object.entries(o).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
   const q = r.requests;
@@ -18,7 +20,8 @@ export function formatReport(r: FuzzReport): string {
     `crashes                  ${kv(r.crashes)}`,
     ...Object.entries(r.rss).map(
       ([name, s]) =>
-        `RSS ${name.padEnd(20)} first third ${s.firstThirdMiB.toFixed(1)} MiB, last third ${s.lastThirdMiB.toFixed(1)} MiB (${s.growth >= 0 ? '+' : ''}${(s.growth * 100).toFixed(1)}%), peak ${s.peakMiB.toFixed(1)} MiB${s.judged ? (s.flat ? ', flat' : ', GROWING') : ', not judged (run too short)'}`,
+        `RSS ${name.padEnd(20)} first third ${s.firstThirdMiB.toFixed(1)} MiB, last third ${s.lastThirdMiB.toFixed(1)} MiB (${pct(s.growth)}), peak ${s.peakMiB.toFixed(1)} MiB${s.judged ? (s.flat ? ', flat' : ', GROWING') : ', not judged (run too short)'}\n` +
+        `  over the run (MiB)     RSS ${s.rssDecilesMiB.map((v) => v.toFixed(0)).join(' ')}; V8 heap used ${s.heapDecilesMiB.map((v) => v.toFixed(0)).join(' ')} (${pct(s.heapGrowth)})`,
     ),
     `tap received             ${kv(r.tap.received)}`,
     `  published ${r.tap.published}, dropped ${kv(r.tap.dropped)}, skipped ${r.tap.skipped}, unaccounted ${r.tap.unaccounted}`,

@@ -1,13 +1,13 @@
 import { constants } from 'node:http2';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { makeCertificate } from '../../test/support/tls.ts';
-import { startSampler } from '../bench/proc-stats.ts';
 import { localizeExample, readExample } from '../stack/examples.ts';
 import { startHttpReceiver } from '../stack/http-receiver.ts';
 import { waitUntil } from '../stack/process.ts';
 import { startStack, type Stack } from '../stack/stack.ts';
 import { startCountingUpstream, type CountingUpstream } from './upstream.ts';
 import { describeCase, draw, eventCase, requestCase, type EventCase, type HttpCase, type RequestCase } from './inputs.ts';
+import { memoryFigures, watchMemory, type MemoryFigures } from './memory.ts';
 import { byLabel, readMetrics, sum } from './metrics.ts';
 import { createSenders, type Outcome } from './senders.ts';
 
@@ -58,7 +58,7 @@ export interface FuzzReport {
     readonly upstreamRefused: number;
   };
   readonly crashes: Record<string, number | string>;
-  readonly rss: Record<string, { firstThirdMiB: number; lastThirdMiB: number; peakMiB: number; growth: number; judged: boolean; flat: boolean }>;
+  readonly rss: Record<string, MemoryFigures>;
   readonly tap: {
     readonly received: Record<string, number>;
     readonly published: number;
@@ -151,9 +151,9 @@ async function fuzz(stack: Stack, o: FuzzOptions, ca: string, upstream: Counting
     o.concurrency,
   );
   const nc = await natsConnect({ servers: stack.nats.url });
-  const sampler = startSampler([
-    { name: 'ingress-tap', pids: () => [stack.tap.pid] },
-    { name: 'dispatcher', pids: () => [stack.dispatcher.pid] },
+  const memory = watchMemory([
+    { name: 'ingress-tap', pid: () => stack.tap.pid, adminUrl: stack.tapAdminUrl },
+    { name: 'dispatcher', pid: () => stack.dispatcher.pid, adminUrl: stack.dispatcherAdminUrl },
   ]);
   const started = performance.now();
   const deadline = Date.now() + o.maxSeconds * 1000;
@@ -294,7 +294,7 @@ async function fuzz(stack: Stack, o: FuzzOptions, ca: string, upstream: Counting
     { timeoutMs: 120_000, intervalMs: 250 },
   );
   const seconds = (performance.now() - started) / 1000;
-  sampler.stop();
+  const memorySeries = memory.stop();
   await nc.drain();
   await senders.close();
 
@@ -325,16 +325,10 @@ async function fuzz(stack: Stack, o: FuzzOptions, ca: string, upstream: Counting
   const crashes: Record<string, number | string> = {};
   for (const p of [stack.tap, stack.dispatcher, traefik.process, ...crashed()]) crashes[p.name] = p.exited() ? 'exited' : 0;
   const rss: FuzzReport['rss'] = {};
-  for (const name of ['ingress-tap', 'dispatcher']) {
-    const series = sampler.series(name).rssMiB;
-    const third = Math.max(1, Math.floor(series.length / 3));
-    const firstThirdMiB = median(series.slice(0, third));
-    const lastThirdMiB = median(series.slice(-third));
-    const growth = firstThirdMiB > 0 ? lastThirdMiB / firstThirdMiB - 1 : 0;
-    const judged = seconds >= o.rssMinSeconds;
-    const flat = growth <= o.rssTolerance;
-    rss[name] = { firstThirdMiB, lastThirdMiB, peakMiB: Math.max(...series), growth, judged, flat };
-    if (judged && !flat) fail({ what: `${name}: RSS grew ${(growth * 100).toFixed(1)}% from the first third of the run to the last (tolerance ${(o.rssTolerance * 100).toFixed(0)}%)` });
+  for (const [name, series] of Object.entries(memorySeries)) {
+    const figures = memoryFigures(series, o.rssTolerance, seconds >= o.rssMinSeconds);
+    rss[name] = figures;
+    if (figures.judged && !figures.flat) fail({ what: `${name}: RSS grew ${(figures.growth * 100).toFixed(1)}% from the first third of the run to the last (tolerance ${(o.rssTolerance * 100).toFixed(0)}%)` });
   }
 
   return {
@@ -370,10 +364,4 @@ async function fuzz(stack: Stack, o: FuzzOptions, ca: string, upstream: Counting
 
 function total(values: Record<string, number>): number {
   return Object.values(values).reduce((a, b) => a + b, 0);
-}
-
-function median(values: readonly number[]): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
