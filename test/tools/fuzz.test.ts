@@ -55,6 +55,7 @@ describe('make fuzz', () => {
       concurrency: 16,
       maxSeconds: 150,
       rssTolerance: 0.25,
+      warmUpFraction: 0.25,
       rssMinSeconds: Number.POSITIVE_INFINITY,
       log: (line) => lines.push(line),
     });

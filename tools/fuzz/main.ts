@@ -16,16 +16,17 @@ Sends generated HTTP/1.1 and HTTP/2 requests (odd methods, paths, headers, cooki
 forwardAuth and Mirroring routers and straight to the tap's listeners, raw malformed bytes to the tap, and generated
 events (valid and not) onto request-mirror.requests.>, then checks: no non-2xx from the tap, no crash, flat RSS,
 every request and event accounted for in the services' own counters. A failure prints the case's seed, index and input.
-  --requests N        HTTP requests and raw exchanges (default 100000)
-  --events N          events published straight to NATS (default 20000)
+  --requests N        HTTP requests and raw exchanges (default 200000)
+  --events N          events published straight to NATS (default 40000)
   --seed N            the run's seed (default: random, printed); case i is drawn from seed + i
   --concurrency N     requests in flight at once (default 32)
   --max-seconds N     give up (and fail) after this long (default 3600)
-  --rss-tolerance PCT RSS growth allowed from the first third of the run to the last (default 25)
+  --rss-tolerance PCT RSS growth allowed from the first third of the run to the last, after a warm-up of the
+                      first quarter of the requests (default 25)
   -h, --help          this text`,
   options: {
-    requests: { type: 'string', default: '100000' },
-    events: { type: 'string', default: '20000' },
+    requests: { type: 'string', default: '200000' },
+    events: { type: 'string', default: '40000' },
     seed: { type: 'string' },
     concurrency: { type: 'string', default: '32' },
     'max-seconds': { type: 'string', default: '3600' },
@@ -45,6 +46,7 @@ const report = await runFuzz({
   maxSeconds: integerOption(NAME, 'max-seconds', values['max-seconds'], 1),
   rssTolerance: integerOption(NAME, 'rss-tolerance', values['rss-tolerance'], 0, 1000) / 100,
   rssMinSeconds: 60,
+  warmUpFraction: 0.25,
   log,
 });
 process.stdout.write(formatReport(report));

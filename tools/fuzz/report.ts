@@ -20,7 +20,7 @@ export function formatReport(r: FuzzReport): string {
     `crashes                  ${kv(r.crashes)}`,
     ...Object.entries(r.rss).map(
       ([name, s]) =>
-        `RSS ${name.padEnd(20)} first third ${s.firstThirdMiB.toFixed(1)} MiB, last third ${s.lastThirdMiB.toFixed(1)} MiB (${pct(s.growth)}), peak ${s.peakMiB.toFixed(1)} MiB${s.judged ? (s.flat ? ', flat' : ', GROWING') : ', not judged (run too short)'}\n` +
+        `RSS ${name.padEnd(20)} after the warm-up: first third ${s.firstThirdMiB.toFixed(1)} MiB, last third ${s.lastThirdMiB.toFixed(1)} MiB (${pct(s.growth)}), peak ${s.peakMiB.toFixed(1)} MiB${s.judged ? (s.flat ? ', flat' : ', GROWING') : ', not judged (run too short)'}\n` +
         `  over the run (MiB)     RSS ${s.rssDecilesMiB.map((v) => v.toFixed(0)).join(' ')}; V8 heap used ${s.heapDecilesMiB.map((v) => v.toFixed(0)).join(' ')} (${pct(s.heapGrowth)})`,
     ),
     `tap received             ${kv(r.tap.received)}`,

@@ -24,8 +24,10 @@ export interface FuzzOptions {
   readonly concurrency: number;
   /** The whole run (start-up excluded) must finish within this. */
   readonly maxSeconds: number;
-  /** RSS of the last third may exceed the first third's by this fraction at most. */
+  /** RSS of the last third may exceed the first third's by this fraction at most (both after the warm-up). */
   readonly rssTolerance: number;
+  /** Share of the requests sent before memory is judged (it is still sampled and printed). */
+  readonly warmUpFraction: number;
   /** Runs shorter than this report RSS but do not judge it (too few samples past warm-up). */
   readonly rssMinSeconds: number;
   readonly log: (line: string) => void;
@@ -151,10 +153,6 @@ async function fuzz(stack: Stack, o: FuzzOptions, ca: string, upstream: Counting
     o.concurrency,
   );
   const nc = await natsConnect({ servers: stack.nats.url });
-  const memory = watchMemory([
-    { name: 'ingress-tap', pid: () => stack.tap.pid, adminUrl: stack.tapAdminUrl },
-    { name: 'dispatcher', pid: () => stack.dispatcher.pid, adminUrl: stack.dispatcherAdminUrl },
-  ]);
   const started = performance.now();
   const deadline = Date.now() + o.maxSeconds * 1000;
 
@@ -170,6 +168,10 @@ async function fuzz(stack: Stack, o: FuzzOptions, ca: string, upstream: Counting
   let next = 0;
   let done = 0;
   let lastProgress = Date.now();
+  const memory = watchMemory([
+    { name: 'ingress-tap', pid: () => stack.tap.pid, adminUrl: stack.tapAdminUrl },
+    { name: 'dispatcher', pid: () => stack.dispatcher.pid, adminUrl: stack.dispatcherAdminUrl },
+  ], () => done >= o.requests * o.warmUpFraction);
 
   const judge = (index: number, c: HttpCase, outcome: Outcome) => {
     if ('refused' in outcome) {
@@ -328,7 +330,7 @@ async function fuzz(stack: Stack, o: FuzzOptions, ca: string, upstream: Counting
   for (const [name, series] of Object.entries(memorySeries)) {
     const figures = memoryFigures(series, o.rssTolerance, seconds >= o.rssMinSeconds);
     rss[name] = figures;
-    if (figures.judged && !figures.flat) fail({ what: `${name}: RSS grew ${(figures.growth * 100).toFixed(1)}% from the first third of the run to the last (tolerance ${(o.rssTolerance * 100).toFixed(0)}%)` });
+    if (figures.judged && !figures.flat) fail({ what: `${name}: RSS grew ${(figures.growth * 100).toFixed(1)}% from the first third of the run after its warm-up to the last (tolerance ${(o.rssTolerance * 100).toFixed(0)}%)` });
   }
 
   return {
