@@ -143,7 +143,9 @@ export function createTapServer(options: TapServerOptions): TapServer {
     done();
   });
   app.setErrorHandler((error, request, reply) => {
-    handler.rejected('handler_error', error);
+    // fastify answers a method its router does not know (any token may arrive over HTTP/2) from a 404 fallback
+    // that skips the hooks; that is the client's input, not a fault of ours.
+    handler.rejected((error as { code?: string }).code === 'FST_ERR_NOT_FOUND' ? 'unknown_method' : 'handler_error', error);
     if (!reply.sent && !reply.raw.headersSent) {
       reply.hijack();
       handler.handle(request.raw, reply.raw, attachment);
