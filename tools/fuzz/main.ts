@@ -35,10 +35,7 @@ every request and event accounted for in the services' own counters. A failure p
 });
 
 const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : integerOption(NAME, 'seed', values.seed, 0, 2 ** 31 - 1);
-const started = Date.now();
-const log = (line: string) => process.stderr.write(`[fuzz +${((Date.now() - started) / 1000).toFixed(0)}s] ${line}\n`);
-log(`seed ${seed} (repeat this run with --seed ${seed})`);
-const report = await runFuzz({
+const options = {
   requests: integerOption(NAME, 'requests', values.requests, 0),
   events: integerOption(NAME, 'events', values.events, 0),
   seed,
@@ -47,7 +44,10 @@ const report = await runFuzz({
   rssTolerance: integerOption(NAME, 'rss-tolerance', values['rss-tolerance'], 0, 1000) / 100,
   rssMinSeconds: 60,
   warmUpFraction: 0.25,
-  log,
-});
+};
+const started = Date.now();
+const log = (line: string) => process.stderr.write(`[fuzz +${((Date.now() - started) / 1000).toFixed(0)}s] ${line}\n`);
+log(`seed ${seed} (repeat this run with --seed ${seed})`);
+const report = await runFuzz({ ...options, log });
 process.stdout.write(formatReport(report));
 if (report.failures.length > 0) process.exitCode = EXIT_FAILURE;

@@ -309,6 +309,9 @@ async function fuzz(stack: Stack, o: FuzzOptions, ca: string, upstream: Counting
   const unaccounted = sum(t, 'request_mirror_tap_requests_received_total') - tapPublished - total(tapDropped) - skipped;
   const forwardAuthNotLetThrough = (received.forwardAuth ?? 0) - directForwardAuthAnswers - upstream.letThrough() - upstream.refusedByNode();
   if (unaccounted !== 0) fail({ what: `tap: received − published − dropped − skipped = ${unaccounted}` });
+  // docs/errors.md: a rising handler_error is a tap bug (client input has reasons of its own).
+  const handlerErrors = sum(t, 'request_mirror_tap_rejected_input_total', { reason: 'handler_error' });
+  if (handlerErrors !== 0) fail({ what: `tap: ${handlerErrors} requests reached fastify's error handler (rejected input reason handler_error)` });
   if (forwardAuthNotLetThrough !== 0) fail({ what: `tap: ${forwardAuthNotLetThrough} forwardAuth calls neither answered straight nor let through by Traefik` });
 
   const dispatcherReceived = sum(d, 'request_mirror_dispatcher_events_received_total', { target: TARGET });
