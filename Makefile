@@ -35,7 +35,7 @@ bench-smoke: ## a few-seconds run of the benchmark harness at tiny rates, into a
 	@. tools/env.sh && _rm_bench_tools && node tools/bench/main.ts --smoke
 
 # Run before each release (see the README): hostile input at volume; FUZZ_ARGS passes options, e.g. --seed 42.
-fuzz: ## 200,000 generated requests and 40,000 events through Traefik, the tap and the dispatcher; checks 2xx, crashes, RSS, accounting (~6 min)
+fuzz: ## 200,000 generated requests and 40,000 events through Traefik, the tap and the dispatcher; checks 2xx, crashes, RSS, accounting (~4 min)
 	@. tools/env.sh && _rm_setup && node tools/fuzz/main.ts $(FUZZ_ARGS)
 
 demo: ## run the whole local stack (Traefik, NATS, ingress-tap, dispatcher) and watch mirrored events; Ctrl-C stops it

@@ -179,11 +179,15 @@ async function fuzz(stack: Stack, o: FuzzOptions, ca: string, upstream: Counting
       return;
     }
     if ('reset' in outcome) {
-      const key = `RST_STREAM ${outcome.reset}`;
-      traefikStatuses[key] = (traefikStatuses[key] ?? 0) + 1;
-      // PROTOCOL_ERROR is Go's HTTP/2 server refusing the request before any handler; anything else is a failure.
-      if (c.route.startsWith('tap-') || outcome.reset !== constants.NGHTTP2_PROTOCOL_ERROR) {
-        if (c.route.startsWith('tap-')) tapNon2xx++;
+      const fromTap = c.route.startsWith('tap-');
+      if (!fromTap) {
+        const key = `RST_STREAM ${outcome.reset}`;
+        traefikStatuses[key] = (traefikStatuses[key] ?? 0) + 1;
+      }
+      // PROTOCOL_ERROR from Traefik is Go's HTTP/2 server refusing the request before any handler; a reset from the
+      // tap, or any other code, is a failure.
+      if (fromTap || outcome.reset !== constants.NGHTTP2_PROTOCOL_ERROR) {
+        if (fromTap) tapNon2xx++;
         else traefikNon2xxFromTap++;
         fail({ what: `stream reset (code ${outcome.reset}) on ${c.route}`, index, input: describeCase(c) });
       }
