@@ -92,8 +92,12 @@ describe('nats connection status', () => {
       async () => sample(await scrape(admin), 'request_mirror_dispatcher_nats_disconnects_total{cause="slow_consumer"}') === 1,
       { process: dispatcher, timeoutMs: 15_000 },
     );
-    expect(dispatcher.output()).toMatch(/flagged it as a slow consumer/);
-    expect(dispatcher.output()).toMatch(/RM_NATS_CONNECTION_LOST/);
+    // The log line may reach the process's output after the metric has moved: wait for it too.
+    await waitUntil(
+      'the slow-consumer log line',
+      () => Promise.resolve(/flagged it as a slow consumer/.test(dispatcher.output()) && /RM_NATS_CONNECTION_LOST/.test(dispatcher.output())),
+      { process: dispatcher, timeoutMs: 5000 },
+    );
     await waitUntil('dispatcher /readyz again', () => answers2xx(`${admin}/readyz`), { process: dispatcher });
     const metrics = await scrape(admin);
     expect(sample(metrics, 'request_mirror_dispatcher_queued_bytes')).toBeLessThanOrEqual(maxQueuedBytes);
