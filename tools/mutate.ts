@@ -33,13 +33,15 @@ usage: make mutate [FOLDERS="contract dispatcher"]
 Mutation testing of contract/, ingress-tap/ and dispatcher/ against their tests in test/<folder> (StrykerJS), and of
 traefik-plugin/ against its go test suite (Gremlins, from $GREMLINS_BIN, which make mutate builds).
   --folders LIST   which of ${FOLDERS.join(', ')} to run (default: all four)
+  --files LIST     mutate only these files of the folder (comma-separated globs, e.g. dispatcher/circuit-breaker.ts),
+                   for a quick look at one module (the folder's incremental file then keeps only their results)
   --full           ignore the incremental file and test every mutant again
   --static         also test static mutants (module-level code such as the zod schemas): each one re-runs every
                    test of the folder, 98% of contract/'s time; left out (reported as ignored) by default
   -h, --help       this text
 Writes .stryker/<folder>/mutation.html and incremental.json (traefik-plugin: gremlins.json).
 Exit status: 0 done, 1 a run failed, 2 bad usage.`,
-  options: { folders: { type: 'string' }, full: { type: 'boolean' }, static: { type: 'boolean' } },
+  options: { folders: { type: 'string' }, files: { type: 'string' }, full: { type: 'boolean' }, static: { type: 'boolean' } },
 });
 const wanted = (values.folders ?? FOLDERS.join(' ')).split(/[\s,]+/).filter(Boolean);
 for (const f of wanted) {
@@ -49,7 +51,7 @@ for (const f of wanted) {
 function options(folder: TsFolder): PartialStrykerOptions {
   const out = `.stryker/${folder}`;
   return {
-    mutate: [`${folder}/**/*.ts`, ...NOT_MUTATED],
+    mutate: [...(values.files ? values.files.split(',').filter((f) => f.startsWith(`${folder}/`)) : [`${folder}/**/*.ts`]), ...NOT_MUTATED],
     testRunner: 'vitest',
     vitest: { configFile: 'tools/mutate-vitest.config.ts', related: false },
     checkers: ['typescript'],
