@@ -82,6 +82,10 @@ describe('make fuzz', () => {
     expect(report.tap.received.mirror).toBeGreaterThan(0);
     expect(report.tap.unaccounted).toBe(0);
     expect(report.tap.forwardAuthNotLetThrough).toBe(0);
+    // Traefik's forwardAuth and undici's HTTP/2 client reached the TLS listener over HTTP/2, the others over HTTP/1.1.
+    expect(report.tap.connections['forwardAuth h2']).toBeGreaterThan(0);
+    expect(report.tap.connections['forwardAuth http/1.1']).toBeGreaterThan(0);
+    expect(report.tap.connections['mirror http/1.1']).toBeGreaterThan(0);
     expect(report.dispatcher.messages).toBe(report.tap.published + EVENTS);
     expect(report.dispatcher.invalid).toBe(report.dispatcher.invalidExpected);
     expect(report.dispatcher.invalidExpected).toBeGreaterThan(0);
@@ -95,10 +99,10 @@ function passing(): FuzzReport {
   return {
     seed: SEED,
     seconds: 1,
-    requests: { sent: 0, byRoute: {}, refusedByClient: 0, tapNon2xx: 0, traefikStatuses: {}, traefikNon2xxFromTap: 0, rawExchanges: 0, rawNon200: 0, upstreamLetThrough: 0, upstreamRefused: 0 },
+    requests: { sent: 0, byRoute: {}, refusedByClient: 0, tapNon2xx: 0, answeredWithoutEvent: 0, traefikStatuses: {}, traefikNon2xxFromTap: 0, rawExchanges: 0, rawNon200: 0, upstreamLetThrough: 0, upstreamRefused: 0 },
     crashes: {},
     rss: {},
-    tap: { received: {}, published: 0, dropped: {}, skipped: 0, rejectedInput: {}, unaccounted: 0, forwardAuthNotLetThrough: 0 },
+    tap: { received: {}, published: 0, dropped: {}, skipped: 0, rejectedInput: {}, connections: {}, unaccounted: 0, forwardAuthNotLetThrough: 0 },
     dispatcher: { messages: 0, received: 0, delivered: 0, dropped: {}, pending: 0, invalid: 0, invalidExpected: 0, webhookReceived: 0, unaccountedMessages: 0, unaccountedEvents: 0 },
     failures: [],
   };

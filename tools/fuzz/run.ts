@@ -53,6 +53,8 @@ export interface FuzzReport {
     readonly traefikStatuses: Record<string, number>;
     /** Non-2xx answers through Traefik that came from the tap, or a 5xx (Traefik's answer when the tap fails it). */
     readonly traefikNon2xxFromTap: number;
+    /** 200s straight from the tap without an event id: requests Node's parser refused before the tap saw them. */
+    readonly answeredWithoutEvent: number;
     readonly rawExchanges: number;
     readonly rawNon200: number;
     /** forwardAuth-router requests the upstream got, and those Node's parser refused there. */
@@ -67,6 +69,8 @@ export interface FuzzReport {
     readonly dropped: Record<string, number>;
     readonly skipped: number;
     readonly rejectedInput: Record<string, number>;
+    /** Connections the tap accepted, by `listener protocol` (Traefik's forwardAuth calls arrive as `forwardAuth h2`). */
+    readonly connections: Record<string, number>;
     /** received − published − dropped − skipped: must be 0. */
     readonly unaccounted: number;
     /** forwardAuth calls the tap answered − (its answers seen straight + requests Traefik let through to the upstream). */
@@ -165,6 +169,7 @@ async function fuzz(stack: Stack, o: FuzzOptions, ca: string, upstream: Counting
   let rawExchanges = 0;
   let rawNon200 = 0;
   let directForwardAuthAnswers = 0;
+  let answeredWithoutEvent = 0;
   let next = 0;
   let done = 0;
   let lastProgress = Date.now();
@@ -194,7 +199,11 @@ async function fuzz(stack: Stack, o: FuzzOptions, ca: string, upstream: Counting
       return;
     }
     if (c.route.startsWith('tap-')) {
-      if (c.route.startsWith('tap-forwardauth')) directForwardAuthAnswers++;
+      // With a catch-all target every request the tap handles is answered with its event id. A 200 without one is
+      // the answer to a request Node's parser refused first (a method it does not know over HTTP/1.1): counted as
+      // rejected input, with no event.
+      if (!outcome.tapId) answeredWithoutEvent++;
+      else if (c.route.startsWith('tap-forwardauth')) directForwardAuthAnswers++;
       if (outcome.status < 200 || outcome.status > 299) {
         tapNon2xx++;
         fail({ what: `the tap answered ${outcome.status} on ${c.route}`, index, input: describeCase(c) });
@@ -343,7 +352,7 @@ async function fuzz(stack: Stack, o: FuzzOptions, ca: string, upstream: Counting
   return {
     seed: o.seed,
     seconds,
-    requests: { sent, byRoute, refusedByClient, tapNon2xx, traefikStatuses, traefikNon2xxFromTap, rawExchanges, rawNon200, upstreamLetThrough: upstream.letThrough(), upstreamRefused: upstream.refusedByNode() },
+    requests: { sent, byRoute, refusedByClient, tapNon2xx, answeredWithoutEvent, traefikStatuses, traefikNon2xxFromTap, rawExchanges, rawNon200, upstreamLetThrough: upstream.letThrough(), upstreamRefused: upstream.refusedByNode() },
     crashes,
     rss,
     tap: {
@@ -352,6 +361,9 @@ async function fuzz(stack: Stack, o: FuzzOptions, ca: string, upstream: Counting
       dropped: tapDropped,
       skipped,
       rejectedInput: byLabel(t, 'request_mirror_tap_rejected_input_total', 'reason'),
+      connections: Object.fromEntries(
+        t.filter((m) => m.name === 'request_mirror_tap_connections_total').map((m) => [`${m.labels.listener ?? ''} ${m.labels.protocol ?? ''}`, m.value]),
+      ),
       unaccounted,
       forwardAuthNotLetThrough,
     },

@@ -39,8 +39,9 @@ const RAW_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 
 export function createSenders(t: SenderTargets, connections: number): Senders {
-  const plain = new Agent({ connections, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
-  const tlsH1 = new Agent({ connections, connect: { ca: t.ca, ALPNProtocols: ['http/1.1'] }, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
+  const plain = new Agent({ connections, allowH2: false, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
+  // undici offers h2 by ALPN unless told not to (its ALPNProtocols option does not stop it).
+  const tlsH1 = new Agent({ connections, allowH2: false, connect: { ca: t.ca }, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
   const tlsH2 = new Agent({ allowH2: true, connect: { ca: t.ca }, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
   let h2c: ClientHttp2Session | undefined;
   const session = () => {
