@@ -361,6 +361,55 @@ describe('delivery failures', () => {
     expect(await attemptsFailed()).toBe(3);
   });
 
+  it('drops the events queued behind the failures that open the circuit, without attempting them', async () => {
+    const r = await receiver((_req, res) => {
+      res.writeHead(500).end();
+    });
+    const d = await dispatcher({
+      targets: [target('queued', r.url, { concurrency: 1, retry: { maxAttempts: 1 }, circuitBreaker: { failureThreshold: 2, cooldownMs: 60_000 } })],
+    });
+    await publish(d.nc, makeEvent(), makeEvent(), makeEvent(), makeEvent(), makeEvent());
+    await eventually(async () => (await dropped(d, 'queued', 'circuit_open')) === 3);
+    expect(r.requests).toHaveLength(2);
+    expect(await accounting(d.metrics, 'queued')).toMatchObject({ received: 5, delivered: 0, pending: 0 });
+  });
+
+  it('takes exactly one trial when the cooldown is over, not a millisecond before, and holds the rest for its outcome', async () => {
+    let clock = 1_000_000;
+    let failing = true;
+    let release: (() => void) | undefined;
+    const r = await receiver((_req, res) => {
+      if (failing) res.writeHead(500).end();
+      else if (release === undefined) release = () => res.writeHead(204).end();
+      else res.writeHead(204).end();
+    });
+    const config = testConfig({
+      targets: [target('trial', r.url, { concurrency: 3, retry: { maxAttempts: 1 }, circuitBreaker: { failureThreshold: 1, cooldownMs: 5000 } })],
+    });
+    const d = await startDispatcher(nats.url, config, {}, { now: () => clock });
+    defer(() => d.close());
+    const m = (name: string, labels: Record<string, string> = {}) => metric(d.metrics, `request_mirror_dispatcher_${name}`, { target: 'trial', ...labels });
+    await publish(d.nc, makeEvent());
+    await eventually(async () => (await m('circuit_open')) === 1);
+
+    clock += 4999;
+    await publish(d.nc, makeEvent());
+    await eventually(async () => (await m('events_dropped_total', { reason: 'circuit_open' })) === 1);
+    expect(r.requests).toHaveLength(1);
+
+    clock += 1;
+    failing = false;
+    await publish(d.nc, makeEvent(), makeEvent(), makeEvent());
+    await eventually(async () => (await m('events_received_total')) === 5);
+    // Offered and pumped in the same turn: had the gate let more than the trial through, they would be in flight now.
+    expect(await m('deliveries_in_flight')).toBe(1);
+    await eventually(() => release !== undefined, 10_000, 'the trial at the receiver');
+    release?.();
+    await eventually(async () => (await m('events_delivered_total')) === 3);
+    expect(await m('circuit_open')).toBe(0);
+    expect(r.requests).toHaveLength(4);
+  });
+
   it('sends a retry that is due ahead of the fresh events queued before it', async () => {
     const [a, b, c, e] = [makeEvent(), makeEvent(), makeEvent(), makeEvent()];
     const started: { d?: RunningDispatcher } = {};
