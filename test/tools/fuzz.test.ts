@@ -66,7 +66,7 @@ describe('make fuzz', () => {
     const q = report.requests;
     expect(q.sent).toBe(REQUESTS);
     // Every route and raw bytes were used, and Traefik let requests through to the upstream after the tap's 200.
-    expect(Object.keys(q.byRoute).sort()).toEqual(['raw', 'tap-forwardauth-h1-tls', 'tap-forwardauth-h2-tls', 'tap-mirror-h1', 'traefik-forwardauth-h1', 'traefik-forwardauth-h2c', 'traefik-mirror-h1']);
+    expect(Object.keys(q.byRoute).sort()).toEqual(['raw-forwardauth-h2-tls', 'raw-mirror', 'tap-forwardauth-h1-tls', 'tap-forwardauth-h2-tls', 'tap-mirror-h1', 'traefik-forwardauth-h1', 'traefik-forwardauth-h2c', 'traefik-mirror-h1']);
     expect(q.tapNon2xx).toBe(0);
     expect(q.traefikNon2xxFromTap).toBe(0);
     expect(q.rawNon200).toBe(0);

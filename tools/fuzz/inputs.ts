@@ -28,9 +28,13 @@ export interface HttpCase {
   readonly streamed: boolean;
 }
 
-/** Bytes written as they are to the mirror listener's socket: malformed HTTP/1.1 and plain noise. */
+/**
+ * Bytes written as they are: malformed HTTP/1.1 and plain noise to the mirror listener's socket, or HTTP/2 frames
+ * after the connection preface to the TLS forwardAuth listener (ALPN h2), the connection Traefik's calls share.
+ */
 export interface RawCase {
   readonly kind: 'raw';
+  readonly to: 'mirror' | 'forwardauth-h2-tls';
   readonly bytes: Uint8Array;
 }
 
@@ -121,7 +125,35 @@ const rawBytes: fc.Arbitrary<Uint8Array> = fc.oneof(
   fc.constantFrom('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n', 'GET / HTTP/9.9\r\n\r\n', 'GET /\r\n\r\n', '\r\n\r\n\r\n', 'GET / HTTP/1.1\r\nHost: x\r\nX: ' + 'a'.repeat(70_000) + '\r\n\r\n').map(latin1),
   fc.uint8Array({ maxLength: 800 }),
 );
-const rawCase: fc.Arbitrary<RawCase> = rawBytes.map((bytes) => ({ kind: 'raw' as const, bytes }));
+// Frames of every type but requests: a HEADERS block always opens with an index into the (empty) dynamic table, so
+// it never decodes into a request (HPACK fails the session), and CONTINUATION has no HEADERS to follow. No frame
+// forms a request the tap would count, which keeps its forwardAuth accounting exact.
+const H2_PREFACE = latin1('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+const INVALID_HPACK_INDEX = 0xbf;
+const h2Frame = fc
+  .record({
+    type: fc.constantFrom(0x0, 0x1, 0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0x8, 0x9, 0xa, 0xff),
+    flags: fc.nat({ max: 255 }),
+    stream: fc.oneof(fc.constantFrom(0, 1, 3, 2 ** 31 - 1), fc.nat({ max: 2 ** 31 - 1 })),
+    payload: fc.uint8Array({ maxLength: 96 }),
+    lengthDelta: fc.oneof({ weight: 8, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: -8, max: 8 }) }),
+  })
+  .map(({ type, flags, stream, payload, lengthDelta }) => {
+    const body = type === 0x1 ? concat(Uint8Array.of(INVALID_HPACK_INDEX), payload) : type === 0x9 ? payload.subarray(0, 0) : payload;
+    const header = Buffer.alloc(9);
+    header.writeUIntBE(Math.max(0, body.length + lengthDelta), 0, 3);
+    header[3] = type;
+    header[4] = flags;
+    header.writeUInt32BE(stream, 5);
+    return concat(header, body);
+  });
+const h2Frames = fc
+  .tuple(fc.boolean(), fc.array(h2Frame, { maxLength: 12 }))
+  .map(([preface, frames]) => Buffer.concat([preface ? H2_PREFACE : latin1('PRI * HTTP/2.0\r\n'), ...frames]));
+const rawCase: fc.Arbitrary<RawCase> = fc.oneof(
+  { weight: 3, arbitrary: rawBytes.map((bytes) => ({ kind: 'raw' as const, to: 'mirror' as const, bytes })) },
+  { weight: 1, arbitrary: h2Frames.map((bytes) => ({ kind: 'raw' as const, to: 'forwardauth-h2-tls' as const, bytes })) },
+);
 
 /** Nine requests in ten are HTTP on one of the six routes, one in ten raw bytes. */
 export const requestCase: fc.Arbitrary<RequestCase> = fc.oneof({ weight: 9, arbitrary: httpCase }, { weight: 1, arbitrary: rawCase });
@@ -254,7 +286,7 @@ export function isValidEvent(payload: Uint8Array): boolean {
 export function describeCase(c: RequestCase | EventCase): string {
   const text = (b: Uint8Array) => ({ base64: Buffer.from(b).toString('base64'), latin1: Buffer.from(b).toString('latin1').slice(0, 2000) });
   if (c.kind === 'http') return JSON.stringify({ ...c, body: c.body === null ? null : text(c.body) });
-  if (c.kind === 'raw') return JSON.stringify({ kind: 'raw', bytes: text(c.bytes) });
+  if (c.kind === 'raw') return JSON.stringify({ kind: 'raw', to: c.to, bytes: text(c.bytes) });
   return JSON.stringify({ ...c, payload: text(c.payload) });
 }
 

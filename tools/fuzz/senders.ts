@@ -1,8 +1,9 @@
 import { connect as http2Connect, constants, type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
-import type { HttpCase, Route } from './inputs.ts';
+import type { HttpCase, RawCase, Route } from './inputs.ts';
 
 // How each route's request leaves the harness: undici for HTTP/1.1 (plain or TLS) and HTTP/2 over TLS, Node's own
 // HTTP/2 client for h2c to Traefik (undici speaks HTTP/2 only over TLS), a socket for raw bytes. What a client
@@ -29,7 +30,7 @@ export interface SenderTargets {
 
 export interface Senders {
   send(c: HttpCase): Promise<Outcome>;
-  raw(bytes: Uint8Array): Promise<string>;
+  raw(c: RawCase): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -133,7 +134,7 @@ export function createSenders(t: SenderTargets, connections: number): Senders {
 
   return {
     send: (c) => routes[c.route](c),
-    raw: (bytes) => rawExchange(t.tapMirrorPort, bytes),
+    raw: (c) => (c.to === 'mirror' ? rawExchange(() => netConnect(t.tapMirrorPort, '127.0.0.1'), c.bytes) : rawExchange(() => tlsConnect({ host: '127.0.0.1', port: Number(new URL(t.tapForwardAuthTlsUrl).port), ca: t.ca, ALPNProtocols: ['h2'] }), c.bytes)),
     async close() {
       h2c?.close();
       await Promise.all([plain.close(), tlsH1.close(), tlsH2.close()]);
@@ -146,9 +147,9 @@ function* chunks(body: Uint8Array): Generator<Buffer> {
 }
 
 /** Writes `bytes`, half-closes, and returns everything the tap wrote back until it closed (latin1). */
-function rawExchange(port: number, bytes: Uint8Array): Promise<string> {
+function rawExchange(open: () => Socket, bytes: Uint8Array): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = netConnect(port, '127.0.0.1');
+    const socket = open();
     const received: Buffer[] = [];
     const timer = setTimeout(() => {
       socket.destroy();
