@@ -31,4 +31,11 @@ describe('retry policy', () => {
     expect(retryAfterMs('soon', policy, now)).toBeUndefined();
     expect(retryAfterMs(undefined, policy, now)).toBeUndefined();
   });
+
+  it('reads delta-seconds only from a value that is all digits, around white space, and ignores hex, exponents and units', () => {
+    const now = Date.parse('2025-01-01T00:00:00Z');
+    expect(retryAfterMs(' 2 ', policy, now)).toBe(2000);
+    expect(retryAfterMs('10', policy, now)).toBe(5000);
+    for (const junk of ['0x10', '1e3', '5 s', '5x']) expect(retryAfterMs(junk, policy, now), junk).toBeUndefined();
+  });
 });
