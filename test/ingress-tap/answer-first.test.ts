@@ -59,3 +59,30 @@ describe('answer first', () => {
     expect(answeredAtPublish.get(path)).toBe(true);
   });
 });
+
+describe('handling time', () => {
+  /** The forwardAuth series of the handling histogram, from the admin listener's /metrics. */
+  async function handling(): Promise<{ sum: number; count: number }> {
+    const text = (await send(`${tap.adminUrl}/metrics`)).body;
+    const read = (suffix: string) => Number(new RegExp(`^request_mirror_tap_handling_seconds_${suffix}\\{attachment="forwardAuth"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    return { sum: read('sum'), count: read('count') };
+  }
+
+  it.each([
+    ['a request without a body', {}],
+    ['a request whose body the tap captures', { method: 'POST', body: 'x'.repeat(100) }],
+  ])('records the time from seeing %s to its answer, in seconds', async (_name, extra) => {
+    const headers = { 'x-forwarded-method': 'POST', 'x-forwarded-uri': '/timed', 'x-forwarded-host': 'a.example' };
+    await send(`${tap.forwardAuthUrl}/`, { headers, ...extra });
+    const before = await handling();
+    const started = performance.now();
+    expect((await send(`${tap.forwardAuthUrl}/`, { headers, ...extra })).status).toBe(200);
+    const elapsedSeconds = (performance.now() - started) / 1000;
+    await tap.waitForEvents(2);
+    const after = await handling();
+    expect(after.count).toBe(before.count + 1);
+    // Within the round trip the client saw, and more than nothing.
+    expect(after.sum - before.sum).toBeGreaterThan(0);
+    expect(after.sum - before.sum).toBeLessThanOrEqual(elapsedSeconds);
+  });
+});
