@@ -29,6 +29,9 @@ describe('retry policy', () => {
     expect(retryAfterMs('Wed, 01 Jan 2025 00:00:03 GMT', policy, now)).toBe(3000);
     expect(retryAfterMs('Tue, 31 Dec 2024 23:00:00 GMT', policy, now)).toBe(0);
     expect(retryAfterMs('soon', policy, now)).toBeUndefined();
+    // The obsolete forms recipients must accept (RFC 9110 section 5.6.7); asctime is GMT too.
+    expect(retryAfterMs('Wednesday, 01-Jan-25 00:00:04 GMT', policy, now)).toBe(4000);
+    expect(retryAfterMs('Wed Jan  1 00:00:01 2025', policy, now)).toBe(1000);
     expect(retryAfterMs(undefined, policy, now)).toBeUndefined();
   });
 
@@ -37,5 +40,10 @@ describe('retry policy', () => {
     expect(retryAfterMs(' 2 ', policy, now)).toBe(2000);
     expect(retryAfterMs('10', policy, now)).toBe(5000);
     for (const junk of ['0x10', '1e3', '5 s', '5x']) expect(retryAfterMs(junk, policy, now), junk).toBeUndefined();
+  });
+
+  // Date.parse reads these as dates in 2001, which made them an immediate retry instead of the backoff.
+  it.each(['2.5', '-5', '1.0', '2025-01-01T00:00:03Z', 'January 1, 2025'])('backs off for a Retry-After of %j, neither delta-seconds nor an HTTP-date', (value) => {
+    expect(retryAfterMs(value, policy, Date.parse('2025-01-01T00:00:00Z'))).toBeUndefined();
   });
 });
