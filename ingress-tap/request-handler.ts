@@ -12,10 +12,11 @@ import { captureHeaders } from './header-capture.ts';
 import type { TapMetrics } from './metrics.ts';
 import type { Publisher } from './publisher.ts';
 
-// The tap's one job per request: answer 200 at once, then snapshot and publish. Nothing before the answer waits
-// on I/O; the body is read and the event built and published after the 200 is written, so neither a slow body
-// nor NATS can delay the user's request. Events are built in one pass per event-loop turn (setImmediate, after
-// the turn's I/O callbacks), so every request that arrived in a turn is answered before any of its events is built.
+// The tap's one job per request: answer 200, then snapshot and publish. Nothing before the answer waits on NATS
+// or any other I/O but the request's own body, and that only up to what the tap keeps of it (body-capture.ts:
+// Traefik stops sending a body once answered). Events are built in one pass per event-loop turn (setImmediate,
+// after the turn's I/O callbacks), so every request that arrived in a turn is answered before any of its events is
+// built.
 
 /** A request from the plain HTTP/1.1 listener, or from the TLS one (HTTP/2 through Node's compatibility API, or HTTP/1.1). */
 export type TapRequest = IncomingMessage | Http2ServerRequest;
@@ -136,7 +137,6 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
     }
   }
 
-
   return {
     rejected,
     setPolicy(next) {
@@ -152,7 +152,8 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
       const original = originalRequest(req, attachment);
       const decision = policy.decide(original);
       if (decision === null) {
-        if (!req.complete) drain(req);
+        if (req.complete) req.on('error', noop);
+        else drain(req);
         answer(res, EMPTY_OK);
         counted.skipped.inc();
         counted.handlingSeconds.observe((performance.now() - started) / 1000);

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MirrorEvent } from '../../contract/event.ts';
 import { localizeExample, readExample } from '../../tools/stack/examples.ts';
@@ -8,6 +7,7 @@ import { startStack, waitForEvent, type Stack } from '../../tools/stack/stack.ts
 import { PROTOTYPE_NAMES } from '../support/prototype-names.ts';
 import { makeCertificate, type TestCertificate } from '../support/tls.ts';
 import { receiverOf, useStack } from './fixture.ts';
+import { sendHead } from './raw-http.ts';
 import { reportOnFailure } from './report.ts';
 import { attachmentRoutes, KiB, MiB } from './routes.ts';
 
@@ -38,29 +38,7 @@ async function sendRaw(path: string, headers: readonly (readonly [string, Buffer
     ...headers.map(([name, value]) => Buffer.concat([Buffer.from(`${name}: `), value, Buffer.from('\r\n')])),
     Buffer.from('Connection: close\r\n\r\n'),
   ]);
-  expect(await exchange(stack.traefik?.webPort ?? 0, request)).toMatch(/^HTTP\/1\.1 201 /);
-}
-
-/**
- * Writes `request` and reads until the server closes. No half-close: Go's server takes the client's EOF for a gone
- * client and cancels the request (499).
- */
-function exchange(port: number, request: Buffer, timeoutMs = 10_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no answer within ${timeoutMs} ms: ${Buffer.concat(chunks).toString('latin1')}`));
-    }, timeoutMs);
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('latin1'));
-    });
-    socket.write(request);
-  });
+  expect(await sendHead(stack, request)).toBe(201);
 }
 
 describe('body cut through Traefik', () => {
