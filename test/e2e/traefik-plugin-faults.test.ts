@@ -182,12 +182,11 @@ describe('Traefik plugin faults and resources', () => {
       expect((await s().send(`/reload-${i}/x`)).status).toBe(201);
     }
     await warm('after');
-    // Traefik winds down what each reload started (the last ones a moment after the router answers): read the count
-    // once it has settled, or after 15 s. A leak per reload would not settle.
-    await waitUntil('Traefik\'s goroutines to settle after the reloads', async () => (await goroutines()) - before.goroutines < 10, { timeoutMs: 15_000, intervalMs: 250 }).catch(() => undefined);
     const after = { goroutines: await goroutines(), connections: connectionsTo(tapPort), rss: rssBytes(pid) };
     process.stdout.write(`50 reloads: goroutines ${before.goroutines} -> ${after.goroutines}, connections to the tap ${before.connections} -> ${after.connections}, RSS ${(before.rss / MiB).toFixed(0)} -> ${(after.rss / MiB).toFixed(0)} MiB\n`);
-    expect(after.goroutines - before.goroutines).toBeLessThan(10);
+    // A leak per reload would add at least 50. Under a full suite's load Traefik's own count moves by up to a dozen
+    // (63 -> 74 and 63 -> 73 in two .ci/run runs, 63 -> 67 alone), so the bound sits between the two.
+    expect(after.goroutines - before.goroutines).toBeLessThan(25);
     // Two workers per pool, one pool for all five middlewares pointing at the tap: at most two connections.
     expect(after.connections).toBeLessThanOrEqual(2);
     expect((after.rss - before.rss) / MiB).toBeLessThan(32);
