@@ -155,7 +155,7 @@ describe('docs/examples in a real Traefik', () => {
     const file = join(dir, 'static.yml');
     const text = readExample('traefik/static.yml')
       .replace('":80"', `"127.0.0.1:${web}"`)
-      .replace('":8082"', `"127.0.0.1:${admin}"`)
+      .replace('":8088"', `"127.0.0.1:${admin}"`)
       .replace('/etc/traefik/dynamic', join(dir, 'dynamic-empty'));
     mkdirSync(join(dir, 'dynamic-empty'), { recursive: true });
     writeFileSync(file, text);

@@ -61,7 +61,7 @@ describe('docs/examples for the plugin in a real Traefik', () => {
         join(dir, 'traefik.yml'),
         readExample('traefik/plugin-static.yml')
           .replace('":80"', `"127.0.0.1:${web}"`)
-          .replace('":8082"', `"127.0.0.1:${admin}"`)
+          .replace('":8088"', `"127.0.0.1:${admin}"`)
           .replace('/etc/traefik/dynamic', join(dir, 'dynamic')),
       );
       // As the static file says: the plugin's source under ./plugins-local/src/<moduleName>/.
