@@ -2,6 +2,8 @@ import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { integerOption, parseCommandLine } from '../../contract/command-line.ts';
+import { runCommand } from '../support/process-exit.ts';
 
 // Every command we ship answers --help and refuses a mistyped option with one line and exit status 2 (before:
 // `node tools/bench/main.ts --help` died with a stack trace, and every other script ignored or crashed on it).
@@ -81,5 +83,117 @@ describe('command line of every entrypoint', () => {
     const r = await run([entry, ...args]);
     expect(r.code).toBe(2);
     expect(r.stderr.trimEnd().split('\n')).toEqual([expect.stringContaining(message)]);
+  });
+});
+
+// The same rules in this process, where `make mutate` sees them (its coverage cannot follow the child processes above).
+describe('parseCommandLine', () => {
+  const spec = {
+    name: 'node tools/x.ts',
+    usage: '\n  usage: node tools/x.ts [--server URL] [--once]\n',
+    options: { server: { type: 'string' }, once: { type: 'boolean' } },
+  } as const;
+  const refused = (message: string) => `node tools/x.ts: ${message} (--help lists the options)\n`;
+
+  it.each([['--help'], ['-h'], ['--once', '--help'], ['--help', '--once']])('answers %s with the trimmed usage on stdout and exit status 0', async (...args) => {
+    const r = await runCommand(() => parseCommandLine(spec, args));
+    expect(r).toMatchObject({ exited: true, exitCode: 0, stderr: '' });
+    expect(r.stdout).toBe('usage: node tools/x.ts [--server URL] [--once]\n');
+  });
+
+  it('takes --help after -- as an argument, not as a request for help', async () => {
+    const r = await runCommand(() => parseCommandLine({ ...spec, maxPositionals: 1 }, ['--once', '--', '--help']));
+    expect(r.exited).toBe(false);
+    expect(r.value?.positionals).toEqual(['--help']);
+    expect(r.value?.values).toEqual({ once: true });
+  });
+
+  it('returns the options and arguments it was given', async () => {
+    const r = await runCommand(() => parseCommandLine({ ...spec, maxPositionals: 2 }, ['--server', 'nats://a', 'x', 'y']));
+    expect(r).toMatchObject({ exited: false, stdout: '', stderr: '' });
+    expect(r.value?.values).toEqual({ server: 'nats://a' });
+    expect(r.value?.positionals).toEqual(['x', 'y']);
+  });
+
+  it("reads this process's arguments after the script by default", async () => {
+    const saved = process.argv;
+    process.argv = [process.execPath, 'tools/x.ts', '--server', 'nats://b'];
+    try {
+      const r = await runCommand(() => parseCommandLine(spec));
+      expect(r.exited).toBe(false);
+      expect(r.value?.values).toEqual({ server: 'nats://b' });
+    } finally {
+      process.argv = saved;
+    }
+  });
+
+  it.each([
+    [['--bogus'], 'unknown option --bogus'],
+    [['-q'], 'unknown option -q'],
+    [['--server'], 'option --server needs a value'],
+    [['--once=yes'], 'option --once takes no value'],
+    [['stray'], 'unexpected argument "stray"'],
+  ])('refuses %j with one line on stderr and exit status 2', async (args, message) => {
+    const r = await runCommand(() => parseCommandLine(spec, args));
+    expect(r).toMatchObject({ exited: true, exitCode: 2, stdout: '' });
+    expect(r.stderr).toBe(refused(message));
+  });
+
+  it('names the first argument past the number it accepts', async () => {
+    const r = await runCommand(() => parseCommandLine({ ...spec, maxPositionals: 1 }, ['a', 'b', 'c']));
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toBe(refused('unexpected argument "b"'));
+  });
+
+  it('accepts exactly the number of arguments it allows', async () => {
+    const r = await runCommand(() => parseCommandLine({ ...spec, maxPositionals: 1 }, ['a']));
+    expect(r.exited).toBe(false);
+    expect(r.value?.positionals).toEqual(['a']);
+  });
+
+  it('passes any other parser error on as its first line', async () => {
+    const bad = { ...spec, options: { server: { type: 'string', short: 'xx' } } } as const;
+    const r = await runCommand(() => parseCommandLine(bad, []));
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toBe(refused("The property 'options.server.short' must be a single character. Received 'xx'"));
+  });
+});
+
+describe('integerOption', () => {
+  const refused = (value: string, min: number, max: number) =>
+    `node tools/x.ts: --port must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)} (--help lists the options)\n`;
+
+  it.each([
+    ['0', 0, 10, 0],
+    ['10', 0, 10, 10],
+    ['7', 7, 7, 7],
+    ['0042', 0, 100, 42],
+  ])('takes %j within [%i, %i] as %i', async (value, min, max, n) => {
+    const r = await runCommand(() => integerOption('node tools/x.ts', 'port', value, min, max));
+    expect(r).toMatchObject({ exited: false, value: n, stderr: '' });
+  });
+
+  it('takes any whole number from 0 by default', async () => {
+    const r = await runCommand(() => integerOption('node tools/x.ts', 'port', String(Number.MAX_SAFE_INTEGER)));
+    expect(r.value).toBe(Number.MAX_SAFE_INTEGER);
+    expect((await runCommand(() => integerOption('node tools/x.ts', 'port', '0'))).value).toBe(0);
+    const over = await runCommand(() => integerOption('node tools/x.ts', 'port', '9007199254740992'));
+    expect(over.stderr).toBe(refused('9007199254740992', 0, Number.MAX_SAFE_INTEGER));
+  });
+
+  it.each([
+    ['eighty', 0, 10],
+    ['x5', 0, 10],
+    ['5x', 0, 10],
+    ['-1', 0, 10],
+    ['1e1', 0, 100],
+    ['1.5', 0, 10],
+    ['', 0, 10],
+    ['6', 7, 10],
+    ['11', 0, 10],
+  ])('refuses %j outside a whole number in [%i, %i], naming the option, with exit status 2', async (value, min, max) => {
+    const r = await runCommand(() => integerOption('node tools/x.ts', 'port', value, min, max));
+    expect(r).toMatchObject({ exited: true, exitCode: 2, stdout: '' });
+    expect(r.stderr).toBe(refused(value, min, max));
   });
 });
