@@ -57,7 +57,9 @@ function describeParseError(error: Error): string {
   const option = /'(-[^' ]*)/.exec(error.message)?.[1];
   if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) return `unknown option ${option}`;
   if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option) {
-    return error.message.includes('argument missing') ? `option ${option} needs a value` : `option ${option} takes no value`;
+    if (error.message.includes('does not take an argument')) return `option ${option} takes no value`;
+    // `--server --once`: parseArgs calls a value that starts with a dash ambiguous and takes it only after `=`.
+    return `option ${option} needs a value${error.message.includes('ambiguous') ? ` (write ${option}=VALUE for one that starts with "-")` : ''}`;
   }
   return (error.message.split('\n')[0] ?? '').replace(/\.$/, '');
 }

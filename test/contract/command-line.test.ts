@@ -139,6 +139,12 @@ describe('parseCommandLine', () => {
     expect(r.stderr).toBe(refused(message));
   });
 
+  it('says an option needs a value when the next argument starts with a dash, and how to pass such a value', async () => {
+    const r = await runCommand(() => parseCommandLine(spec, ['--server', '--once']));
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toBe(refused('option --server needs a value (write --server=VALUE for one that starts with "-")'));
+  });
+
   it('names the first argument past the number it accepts', async () => {
     const r = await runCommand(() => parseCommandLine({ ...spec, maxPositionals: 1 }, ['a', 'b', 'c']));
     expect(r.exitCode).toBe(2);
