@@ -20,7 +20,8 @@ function withoutPort(value: string): string {
     const close = value.indexOf(']');
     // `[v6]` or `[v6]:port`; anything else is kept whole, like Go's SplitHostPort error path.
     if (close === value.length - 1) return value.slice(1, -1);
-    if (close !== -1 && close === colon - 1 && !value.slice(1, close).includes('[')) return value.slice(1, close);
+    // colon >= 1 here (value starts with `[`), so close === colon - 1 also means a `]` was found.
+    if (close === colon - 1 && !value.slice(1, close).includes('[')) return value.slice(1, close);
     return value;
   }
   // More than one colon without brackets (a bare IPv6 address) is not host:port.

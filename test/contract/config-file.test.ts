@@ -20,6 +20,14 @@ function file(text: string): string {
   return path;
 }
 
+/**
+ * Lets `ms` pass, for the claims that nothing happens within a bound (RELOAD_BOUND_MS): the only wait that is not on
+ * a condition, since what it waits for is that no condition comes true.
+ */
+function quietFor(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 /** The error `fn` throws; fails the test when it returns. */
 function thrown(fn: () => unknown): Error {
   try {
@@ -95,10 +103,13 @@ targets:
     const error = thrown(() => loadConfig(path, {}));
     expect(error).toBeInstanceOf(ConfigUnreadableError);
     expect(error).toHaveProperty('code', 'RM_CONFIG_UNREADABLE');
-    expect(error.message).toContain(`config ${path}: not valid YAML:\n`);
-    // Each of the parser's messages, with the line, the column and the excerpt pointing at it.
-    expect(error.message).toContain('must be sufficiently indented and end with a } at line 2, column 6:\n\n  - {\n     ^');
-    expect(error.message).toContain('Block collections are not allowed within flow collections at line 2, column 3');
+    // Each of the parser's messages, one after the other, with the line, the column and the excerpt pointing at it.
+    expect(error.message).toBe(
+      `config ${path}: not valid YAML:\n` +
+        'Flow map in block collection must be sufficiently indented and end with a } at line 2, column 6:\n\n  - {\n     ^\n\n' +
+        'Block collections are not allowed within flow collections at line 2, column 3:\n\ntargets: [\n  - {\n  ^^^\n\n' +
+        'Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 6:\n\n  - {\n     ^\n',
+    );
   });
 
   it('reports a missing file as unreadable, with the file system error as its cause', () => {
@@ -229,9 +240,26 @@ describe('config reload', () => {
       writeFileSync(path, text);
       await expect.poll(() => changes.length, { timeout: RELOAD_BOUND_MS, interval: 10 }).toBeGreaterThanOrEqual(1);
       expect(changes[0]?.targets[0]?.methods).toEqual(['PUT']);
+      // The rewrites go on with the same text: each one is seen, none is a change.
+      await quietFor(RELOAD_BOUND_MS);
+      expect(changes).toHaveLength(1);
     } finally {
       clearInterval(rewrite);
       watcher.close();
     }
+  });
+
+  it('reports nothing once closed, whatever happens to the file', async () => {
+    const d = mkdtempSync(join(dir, 'reload-'));
+    const path = join(d, 'config.yaml');
+    writeFileSync(path, minimal);
+    const calls: string[] = [];
+    const watcher = watchConfig(path, () => calls.push('change'), () => calls.push('error'), {});
+    watcher.close();
+    writeFileSync(path, minimal.replace('[GET, POST]', '[PUT]'));
+    await quietFor(RELOAD_BOUND_MS);
+    writeFileSync(path, 'targets: 5\n');
+    await quietFor(RELOAD_BOUND_MS);
+    expect(calls).toEqual([]);
   });
 });

@@ -37,4 +37,20 @@ describe('nats connection options', () => {
     cleanup.add(() => nc.close());
     expect(nc.getServer()).toBe(`127.0.0.1:${nats.port}`);
   });
+
+  it('waits for a server that is not up yet at start-up instead of failing the first connect', async () => {
+    const port = await freePort();
+    const config = Config.parse({ nats: { url: `nats://127.0.0.1:${port}`, reconnectTimeWaitMs: 50 } });
+    // Settled into a value at once, so a rejection before the server starts is reported by the assertion below.
+    const connecting = connect(natsConnectionOptions(config.nats, 'late-server')).then(
+      (nc) => ({ nc, error: undefined }),
+      (error: unknown) => ({ nc: undefined, error }),
+    );
+    const nats = await startNatsServer({ port });
+    cleanup.add(() => nats.stop());
+    const { nc, error } = await connecting;
+    if (nc) cleanup.add(() => nc.close());
+    expect(error).toBeUndefined();
+    expect(nc?.getServer()).toBe(`127.0.0.1:${port}`);
+  });
 });

@@ -6,8 +6,10 @@ import { vi } from 'vitest';
 // The child-process tests (test/contract/command-line.test.ts) check that the real commands exit the same way.
 
 class Exited extends Error {
-  constructor(readonly code: number | undefined) {
+  readonly code: number | undefined;
+  constructor(code: number | undefined) {
     super(`process.exit(${code})`);
+    this.code = code;
   }
 }
 
