@@ -1,8 +1,8 @@
 import { readFileSync, realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
-import { z } from 'zod';
+import { LineCounter, parseDocument } from 'yaml';
 import { Config } from './config.ts';
+import { describeIssues } from './config-issues.ts';
 import { ConfigInvalidError, ConfigUnreadableError } from './errors.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -15,14 +15,15 @@ export function loadConfig(path: string, env: Env = process.env): Config {
   } catch (cause) {
     throw new ConfigUnreadableError(`config ${path}: cannot read: ${(cause as Error).message}`, { cause });
   }
-  const doc = parseDocument(text, { prettyErrors: true });
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: true, lineCounter: lines });
   if (doc.errors.length > 0) {
     throw new ConfigUnreadableError(`config ${path}: not valid YAML:\n${doc.errors.map((e) => e.message).join('\n')}`);
   }
   const raw: unknown = doc.toJS() ?? {};
   const parsed = Config.safeParse(raw);
   if (!parsed.success) {
-    throw new ConfigInvalidError(`config ${path} is invalid:\n${z.prettifyError(parsed.error)}`, { cause: parsed.error });
+    throw new ConfigInvalidError(`config ${path} is invalid:\n${describeIssues(parsed.error, doc, lines)}`, { cause: parsed.error });
   }
   const config = parsed.data;
   if (env.NATS_URL) config.nats.url = env.NATS_URL;

@@ -79,7 +79,7 @@ export const Target = z
       .string()
       .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a DNS-label-like name: lower-case letters, digits and -')
       .describe('Unique name; it labels metrics and logs.'),
-    watchURL: z.url({ protocol: /^https?$/ }).describe('Where events are POSTed.'),
+    watchURL: z.url({ protocol: /^https?$/, error: 'an absolute http:// or https:// URL' }).describe('Where events are POSTed.'),
     methods: z.array(method).min(1).describe('Request methods to mirror to this target; `*` for all.'),
     hosts: z.array(hostPattern).default([]).describe('Only requests to these hosts; empty means every host.'),
     pathPrefixes: z

@@ -85,6 +85,29 @@ targets:
     expect(error.message).toContain('cookeNames');
   });
 
+  it('points each bad field at its line and column with the value found, in file order, and calls a missing key missing', () => {
+    const path = file(`targets:
+  - name: a
+    watchURL: http://a.example/
+    methods: [GET]
+    timeoutMs: -1
+  - name: b
+    watchURL: ftp://x
+`);
+    const message = thrown(() => loadConfig(path, {})).message;
+    expect(message).toBe(
+      [
+        `config ${path} is invalid:`,
+        '✖ Too small: expected number to be >=1',
+        '  → at targets[0].timeoutMs (line 5, column 16): -1',
+        '✖ missing: required, expected array',
+        '  → at targets[1].methods (line 6, column 5)',
+        '✖ an absolute http:// or https:// URL',
+        '  → at targets[1].watchURL (line 7, column 15): "ftp://x"',
+      ].join('\n'),
+    );
+  });
+
   it('rejects two targets with the same name', () => {
     expect(() =>
       loadConfig(
