@@ -36,13 +36,14 @@ type Located = { range?: [number, number, number] | null; value?: unknown };
 // The node at `path`, or, when the path goes past what the file has (a missing key), the deepest node on the way.
 function deepestNode(doc: Document, path: readonly PropertyKey[]): { node: Located | null; exact: boolean } {
   for (let n = path.length; n >= 0; n--) {
-    const node = doc.getIn(path.slice(0, n) as unknown[], true) as unknown;
-    if (isNode(node)) return { node: node as Located, exact: n === path.length };
+    const node = doc.getIn(path.slice(0, n) as unknown[], true);
+    if (isNode(node)) return { node: node, exact: n === path.length };
   }
   return { node: null, exact: false };
 }
 
 function shown(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
+  // A YAML scalar: a string, number, boolean or null, so always JSON.
+  const text = JSON.stringify(value);
   return text.length > 60 ? `${text.slice(0, 59)}…` : text;
 }
