@@ -1,0 +1,81 @@
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { EXIT_FAILURE, parseCommandLine, usageError } from '../../contract/command-line.ts';
+import { machine, versions } from '../bench/machine.ts';
+import { REPO_ROOT } from '../bench/processes.ts';
+import { verdict, writeSoakReport } from './report.ts';
+import { runSoaks, type Limits, type Rates } from './run.ts';
+
+// `make soak`: the memory soaks of the dispatcher with every target blackholed, the tap with NATS down, and 1 MiB
+// bodies through the whole pipeline, side by side; writes docs/soak.md. Exits 1 when a judged process did not
+// plateau or exceeded its bound, or when an accounting identity does not hold.
+
+const NAME = 'node tools/soak/main.ts';
+const { values } = parseCommandLine({
+  name: NAME,
+  usage: `
+usage: node tools/soak/main.ts [--minutes N] [--out DIR] [--smoke]
+  (or: make soak, make soak SOAK_ARGS='--minutes 20')
+
+Runs three memory soaks at once against real processes (nats-server, Traefik, the tap, the dispatcher): a
+dispatcher whose every target is blackholed, a tap whose NATS is down, and 1 MiB bodies through Traefik, the tap,
+NATS and the dispatcher. Samples RSS every second and judges the slope over the last half and the peak against a
+bound derived from the configured limits; writes soak.md, soak.json and the plots.
+  --minutes N   length of the soak (default 10; a fraction is fine, but under 4 minutes nothing is judged)
+  --out DIR     where the report goes (default: docs; with --smoke a temporary directory)
+  --smoke       tiny rates, to check the harness in seconds (its figures mean nothing)
+  -h, --help    this text`,
+  options: {
+    minutes: { type: 'string', default: '10' },
+    out: { type: 'string' },
+    smoke: { type: 'boolean', default: false },
+  },
+});
+
+const minutes = Number(values.minutes);
+if (!/^\d+(\.\d+)?$/.test(values.minutes) || !(minutes > 0) || minutes > 24 * 60) {
+  usageError(NAME, `--minutes must be a number of minutes above 0, got ${JSON.stringify(values.minutes)}`);
+}
+const FULL_RATES: Rates = { dispatcherEvents: 2000, tapRequests: 1000, uploads: 10 };
+const SMOKE_RATES: Rates = { dispatcherEvents: 100, tapRequests: 50, uploads: 2 };
+const LIMITS: Limits = { slopeMiBPerMin: 1, minJudgedS: 120 };
+
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+const runDir = values.smoke ? mkdtempSync(join(tmpdir(), 'rm-soak-')) : join(REPO_ROOT, '.bench', `soak-${stamp}`);
+mkdirSync(runDir, { recursive: true });
+const outDir = resolve(values.out ?? (values.smoke ? join(runDir, 'report') : join(REPO_ROOT, 'docs')));
+const started = Date.now();
+const log = (line: string) => process.stderr.write(`[soak +${((Date.now() - started) / 1000).toFixed(0)}s] ${line}\n`);
+log(`run directory ${runDir}`);
+
+const startedAt = new Date().toISOString();
+const versionsAtStart = versions();
+const run = await runSoaks(runDir, minutes * 60, values.smoke ? SMOKE_RATES : FULL_RATES, LIMITS, log);
+writeSoakReport(
+  {
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    command: values.smoke ? `${NAME} --smoke` : `make soak${minutes === 10 ? '' : ` SOAK_ARGS='--minutes ${values.minutes}'`}`,
+    machine: machine(),
+    versions: versionsAtStart,
+    run,
+  },
+  outDir,
+);
+log(`report written to ${join(outDir, 'soak.md')}`);
+let failed = false;
+for (const s of run.soaks) {
+  for (const p of s.processes) {
+    const v = verdict(p);
+    if (v === 'GROWING' || v === 'OVER BOUND') failed = true;
+    log(`${p.watched.name}: peak ${p.rssTrend.peakMiB.toFixed(0)} MiB (bound ${p.boundMiB.toFixed(0)}), last-half slope ${p.rssTrend.lastHalfSlopeMiBPerMin.toFixed(2)} MiB/min: ${v}`);
+  }
+  for (const c of s.accounting.checks) {
+    if (!c.holds) {
+      failed = true;
+      log(`${s.id}: does not hold: ${c.identity}`);
+    }
+  }
+}
+if (failed) process.exitCode = EXIT_FAILURE;
