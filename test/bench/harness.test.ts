@@ -16,7 +16,6 @@ interface Report {
     readonly dispatcherThroughput: { readonly status: string };
     readonly isolation: { readonly status: string };
     readonly uploads: { readonly status: string };
-    readonly soak: { readonly status: string };
   };
   readonly versions: Readonly<Record<string, string>>;
 }
@@ -45,7 +44,7 @@ describe('benchmark harness', () => {
     await runSmoke();
     const report = JSON.parse(readFileSync(join(out, 'benchmarks.json'), 'utf8')) as Report;
     expect(report.plan.smoke).toBe(true);
-    expect(report.goals.map((g) => g.goal)).toHaveLength(12);
+    expect(report.goals.map((g) => g.goal)).toHaveLength(11);
     for (const g of report.goals) expect(['met', 'not met', 'not run']).toContain(g.status);
 
     const byId = new Map(report.findings.scenarios.map((s) => [s.id, s]));
@@ -53,7 +52,7 @@ describe('benchmark harness', () => {
       expect(byId.get(id), `${id}: ${byId.get(id)?.reason ?? ''}`).toMatchObject({ status: 'run' });
       expect(byId.get(id)?.requests).toBeGreaterThan(0);
     }
-    for (const part of ['tapThroughput', 'dispatcherThroughput', 'isolation', 'uploads', 'soak'] as const) {
+    for (const part of ['tapThroughput', 'dispatcherThroughput', 'isolation', 'uploads'] as const) {
       expect(report.findings[part].status, part).toBe('run');
     }
     expect(report.versions.traefik).toMatch(/^v3\./);
@@ -62,7 +61,7 @@ describe('benchmark harness', () => {
     for (const heading of ['## Goals', '## Machine and versions', '## Method', '## Latency', '## Throughput', '## Isolation', '## Memory']) {
       expect(markdown).toContain(heading);
     }
-    for (const plot of ['latency.svg', 'latency-bodies.svg', 'dispatcher-rss.svg']) {
+    for (const plot of ['latency.svg', 'latency-bodies.svg']) {
       const file = join(out, 'benchmarks', plot);
       expect(existsSync(file), plot).toBe(true);
       expect(readFileSync(file, 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*<polyline [\s\S]*<\/svg>\n$/);

@@ -1,5 +1,5 @@
 import type { ScenarioResult } from './latency.ts';
-import type { DispatcherSoak, UploadMemory } from './memory.ts';
+import type { UploadMemory } from './memory.ts';
 import type { Isolation } from './isolation.ts';
 import type { DispatcherThroughput, TapThroughput } from './throughput.ts';
 import type { PercentileLabel } from './stats.ts';
@@ -24,7 +24,6 @@ export interface Findings {
   readonly dispatcherThroughput: Section<DispatcherThroughput>;
   readonly isolation: Section<Isolation>;
   readonly uploads: Section<UploadMemory[]>;
-  readonly soak: Section<DispatcherSoak>;
 }
 
 /**
@@ -33,8 +32,6 @@ export interface Findings {
  */
 export const UPLOAD_GROWTH_BOUND = 3;
 export const UPLOAD_GROWTH_ALLOWANCE_MIB = 64;
-/** A dispatcher whose RSS grows slower than this over the second half of the soak has plateaued. */
-export const PLATEAU_MIB_PER_MIN = 6;
 
 const ms = (v: number) => `${v.toFixed(3)} ms`;
 
@@ -133,16 +130,6 @@ export function evaluate(f: Findings): Goal[] {
   } else {
     goals.push({ goal: 'tap memory bounded under concurrent 1 MiB uploads', measured: f.uploads.reason ?? 'not run', status: 'not run' });
   }
-  const soak = f.soak.value;
-  goals.push(
-    soak
-      ? {
-          goal: `dispatcher RSS plateaus with every target blackholed (last-half slope ≤ ${PLATEAU_MIB_PER_MIN} MiB/min)`,
-          measured: `${soak.lastHalfSlopeMiBPerMin.toFixed(2)} MiB/min, peak ${soak.peakMiB.toFixed(0)} MiB over ${soak.durationS} s`,
-          status: soak.lastHalfSlopeMiBPerMin <= PLATEAU_MIB_PER_MIN ? 'met' : 'not met',
-        }
-      : { goal: 'dispatcher RSS plateaus with every target blackholed', measured: f.soak.reason ?? 'not run', status: 'not run' },
-  );
   return goals;
 }
 

@@ -7,7 +7,7 @@ import type { Findings, Section } from './goals.ts';
 import { isolation } from './isolation.ts';
 import { runLatency, SCENARIOS } from './latency.ts';
 import { load1, machine, versions } from './machine.ts';
-import { dispatcherSoak, uploads } from './memory.ts';
+import { uploads } from './memory.ts';
 import { setServiceNodeArgs } from './pipeline.ts';
 import { FULL, SMOKE } from './plan.ts';
 import { REPO_ROOT } from './processes.ts';
@@ -95,14 +95,12 @@ try {
   const tapSection = await section('tap throughput', noPipelines, () => tapThroughput(world, plan, log));
   const dispatcherSection = await section('dispatcher throughput', noPipelines, () => dispatcherThroughput(world, plan, log));
   const isolationSection = await section('isolation', noPipelines, () => isolation(world, plan, log));
-  const soakSection = await section('soak', noPipelines, () => dispatcherSoak(world, plan, log));
   findings = {
     scenarios,
     tapThroughput: tapSection,
     dispatcherThroughput: dispatcherSection,
     isolation: isolationSection,
     uploads: uploadSection,
-    soak: soakSection,
   };
 } finally {
   await world.stop();

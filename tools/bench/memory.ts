@@ -1,16 +1,13 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startPublisher } from './events.ts';
-import { startPipeline } from './pipeline.ts';
 import type { Plan } from './plan.ts';
 import { startSampler } from './proc-stats.ts';
-import { nodeScript, sleep, startPeer } from './processes.ts';
-import { slope } from './stats.ts';
+import { sleep } from './processes.ts';
 import { attack, targetsText } from './vegeta.ts';
 import type { World } from './world.ts';
 
-// Memory under the two loads that could make it grow without bound: many large uploads at once through each way of
-// attaching the tap, and a dispatcher whose every target is a blackhole while events keep coming.
+// Memory under many large uploads at once through each way of attaching the tap. The long soaks (a dispatcher whose
+// every target is blackholed, a tap with NATS down, 1 MiB bodies for ten minutes) are `make soak`'s (tools/soak/).
 
 export interface UploadMemory {
   readonly attachment: string;
@@ -24,19 +21,6 @@ export interface UploadMemory {
   readonly tapBeforeMiB: number;
   readonly tapPeakMiB: number;
   readonly command: string;
-}
-
-export interface DispatcherSoak {
-  readonly rate: number;
-  readonly durationS: number;
-  readonly published: number;
-  readonly targets: number;
-  /** RSS (MiB) at 0, 10, 20, ... seconds. */
-  readonly rssEvery10s: readonly { t: number; rssMiB: number }[];
-  readonly series: readonly { t: number; rssMiB: number }[];
-  /** Least-squares slope of RSS over the second half of the run, MiB per minute. */
-  readonly lastHalfSlopeMiBPerMin: number;
-  readonly peakMiB: number;
 }
 
 const ATTACHMENTS = [
@@ -94,47 +78,4 @@ export async function uploads(world: World, plan: Plan, log: (l: string) => void
     await sleep(2 * plan.pauseMs);
   }
   return out;
-}
-
-export async function dispatcherSoak(world: World, plan: Plan, log: (l: string) => void): Promise<DispatcherSoak> {
-  const recv = nodeScript('peers/receiver.ts');
-  const blackhole = await startPeer('soak-blackhole', recv.command, [...recv.args, '--mode', 'blackhole'], world.dir);
-  // Production defaults for queues, timeouts, retries and the circuit breaker: this is the memory they bound.
-  const pipeline = await startPipeline({
-    name: 'soak',
-    natsUrl: world.nats.url,
-    targets: ['a', 'b'].map((t) => ({ name: t, watchURL: `${blackhole.url}/${t}`, methods: ['*'] })),
-    dir: world.dir,
-    tap: false,
-  });
-  try {
-    const pid = pipeline.dispatcher?.pid ?? -1;
-    log(`memory: dispatcher with every target blackholed, ${plan.soakRate} events/s for ${plan.soakS} s`);
-    const sampler = startSampler([{ name: 'dispatcher', pids: () => [pid] }], 1000);
-    const publisher = await startPublisher(world.nats.url, pipeline.subjectPrefix);
-    const published = await publisher.paced(plan.soakRate, plan.soakS);
-    await publisher.close();
-    const series = sampler.series('dispatcher');
-    sampler.stop();
-    const points = series.t.map((t, i) => ({ t, rssMiB: series.rssMiB[i] ?? 0 }));
-    const half = points.filter((p) => p.t >= plan.soakS / 2);
-    const every10 = [];
-    for (let t = 0; t <= plan.soakS; t += 10) {
-      const nearest = points.reduce((best, p) => (Math.abs(p.t - t) < Math.abs(best.t - t) ? p : best), points[0] ?? { t: 0, rssMiB: 0 });
-      every10.push({ t, rssMiB: nearest.rssMiB });
-    }
-    return {
-      rate: plan.soakRate,
-      durationS: plan.soakS,
-      published,
-      targets: 2,
-      rssEvery10s: every10,
-      series: points,
-      lastHalfSlopeMiBPerMin: slope(half.map((p) => p.t), half.map((p) => p.rssMiB)) * 60,
-      peakMiB: Math.max(...points.map((p) => p.rssMiB)),
-    };
-  } finally {
-    await pipeline.stop();
-    await blackhole.process.stop();
-  }
 }

@@ -21,8 +21,6 @@ export interface Plan {
   readonly isolationEvents: number;
   readonly uploadWorkers: number;
   readonly uploadS: number;
-  readonly soakS: number;
-  readonly soakRate: number;
 }
 
 export const FULL: Plan = {
@@ -42,8 +40,6 @@ export const FULL: Plan = {
   isolationEvents: 4000,
   uploadWorkers: 256,
   uploadS: 8,
-  soakS: 60,
-  soakRate: 2000,
 };
 
 export const SMOKE: Plan = {
@@ -63,6 +59,4 @@ export const SMOKE: Plan = {
   isolationEvents: 50,
   uploadWorkers: 4,
   uploadS: 1,
-  soakS: 3,
-  soakRate: 100,
 };

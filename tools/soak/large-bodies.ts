@@ -80,7 +80,7 @@ export async function startLargeBodies(ctx: SoakContext, rate: number): Promise<
       id: 'large-bodies',
       title: '1 MiB bodies, Traefik → tap → NATS → dispatcher → webhook',
       setup:
-        `Traefik ${'`'}forwardAuth${'`'} with forwardBody (maxBodySize ${fmt(maxBodySize)}) to the tap; the tap publishes to NATS; one dispatcher ` +
+        `Traefik \`forwardAuth\` with forwardBody (maxBodySize ${fmt(maxBodySize)}) to the tap; the tap publishes to NATS; one dispatcher ` +
         `delivers to a webhook that answers 204 once it has read the body. vegeta POSTs a ${fmt(BODY_BYTES)} random (binary) body through ` +
         `Traefik, at most ${MAX_IN_FLIGHT} in flight; each event is about ${fmt(eventBytes)} (the body in base64).`,
       watched: [
