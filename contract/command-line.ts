@@ -61,5 +61,6 @@ function describeParseError(error: Error): string {
     // `--server --once`: parseArgs calls a value that starts with a dash ambiguous and takes it only after `=`.
     return `option ${option} needs a value${error.message.includes('ambiguous') ? ` (write ${option}=VALUE for one that starts with "-")` : ''}`;
   }
-  return (error.message.split('\n')[0] ?? '').replace(/\.$/, '');
+  // What is left are mistakes in an options table (a bad type or short name), one line, no trailing period.
+  return error.message.split('\n')[0] ?? '';
 }

@@ -271,8 +271,9 @@ describe('delivery failures', () => {
     const d = await dispatcher({ targets: [target('limited', r.url, { retry: { ...fastRetry, initialBackoffMs: 0, maxBackoffMs: 0 } })] });
     await publish(d.nc, makeEvent());
     const [first, second] = await r.waitFor(2);
+    if (!first || !second) throw new Error('the receiver returned fewer than the two requests it waited for');
     // Backoff is 0 here, so a gap of about a second can only come from Retry-After.
-    expect((second?.receivedAt ?? 0) - (first?.receivedAt ?? 0)).toBeGreaterThanOrEqual(900);
+    expect(second.receivedAt - first.receivedAt).toBeGreaterThanOrEqual(900);
     await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total', { target: 'limited' })) === 1);
     expect(await failed(d, 'limited', 'http_429')).toBe(1);
   });
