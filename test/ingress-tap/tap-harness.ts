@@ -5,7 +5,7 @@ import { connect } from '@nats-io/transport-node';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { CloudEvent } from 'cloudevents';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { Config, type ConfigInput, type ListenerTls } from '../../contract/config.ts';
@@ -96,6 +96,8 @@ export interface TapHarnessOptions {
   readonly tls?: ListenerTls;
   /** Wraps the real NATS publisher the tap is given, e.g. to observe when the tap calls it. */
   readonly wrapPublisher?: (publisher: Publisher) => Publisher;
+  /** The tap's logger (default: silent, or LOG_LEVEL), for a test that checks what the tap logs. */
+  readonly logger?: Logger;
 }
 
 export const agent = new Agent({ keepAliveTimeout: 1000 });
@@ -112,7 +114,7 @@ export async function startTap(options: TapHarnessOptions): Promise<TapHarness> 
       admin: { host: '127.0.0.1', port: 0 },
     },
   });
-  const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
+  const logger = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'silent' });
   const metrics = createMetrics();
   const publisher = startPublisher({ nats: config.nats, maxPendingBytes: config.tap.maxPendingPublishBytes, metrics, logger });
   let tap: Tap;

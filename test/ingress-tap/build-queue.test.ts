@@ -1,0 +1,181 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MAX_UNBUILT_BYTES, MAX_UNBUILT_EVENTS } from '../../ingress-tap/request-handler.ts';
+import type { Publisher } from '../../ingress-tap/publisher.ts';
+import { eventually, statusCodes, target, useTap } from './tap-harness.ts';
+
+// The tap answers each request at once and builds its event in one pass per event-loop turn. The events waiting for
+// that pass are bounded (MAX_UNBUILT_EVENTS events, MAX_UNBUILT_BYTES captured body bytes): past the bound an event
+// is dropped and counted, never queued without limit. The tests make one turn bring more than the bound: requests
+// written on connections the tap has already accepted, all in one synchronous block, reach the tap's sockets
+// together and are read in its next poll phase.
+
+/** Paths of the events the tap handed to the publisher, one array per build pass. */
+const passes: string[][] = [];
+let current: string[] | undefined;
+
+function observing(publisher: Publisher): Publisher {
+  return {
+    isConnected: () => publisher.isConnected(),
+    maxPayload: () => publisher.maxPayload(),
+    close: () => publisher.close(),
+    publish(subject, payload) {
+      if (!current) {
+        const pass: string[] = [];
+        current = pass;
+        passes.push(pass);
+        // A pass publishes synchronously; the first microtask checkpoint after it ends the pass.
+        queueMicrotask(() => {
+          current = undefined;
+        });
+      }
+      const { data } = JSON.parse(Buffer.from(payload).toString('utf8')) as { data: { path: string } };
+      current.push(data.path);
+      return publisher.publish(subject, payload);
+    },
+  };
+}
+
+/** The tap's log lines at warn and above. */
+const logLines: { msg: string; err?: { code?: string } }[] = [];
+const logger = pino({ level: 'warn' }, { write: (line: string) => void logLines.push(JSON.parse(line) as (typeof logLines)[number]) });
+
+const BODY_LIMIT = MAX_UNBUILT_BYTES + 1024;
+const { tap } = useTap({
+  // Large enough that NATS takes the events of a pass whole; the bodies of the bytes test are cut to fit.
+  nats: { maxPayloadBytes: 8 * 1024 * 1024 },
+  config: { tap: { maxBodyBytes: BODY_LIMIT, maxPendingPublishBytes: 512 * 1024 * 1024 }, targets: [target('all', { maxBodyBytes: BODY_LIMIT })] },
+  wrapPublisher: observing,
+  logger,
+});
+
+const dropped = () => tap.metric('request_mirror_tap_events_dropped_total', { reason: 'build_queue_full' });
+const queueFullWarnings = () => logLines.filter((l) => l.err?.code === 'RM_TAP_BUILD_QUEUE_FULL').length;
+
+const sockets: Socket[] = [];
+afterEach(() => {
+  for (const s of sockets.splice(0)) s.destroy();
+  passes.length = 0;
+  logLines.length = 0;
+});
+
+interface Connection {
+  readonly socket: Socket;
+  /** What the tap has written back so far. */
+  readonly replies: () => string;
+  /** The tap's end of the connection. */
+  readonly serverSide: () => Socket;
+}
+
+/** Raw connections to the mirror listener, each accepted by the tap. */
+async function connections(count: number): Promise<Connection[]> {
+  const accepted = new Map<number, Socket>();
+  const onConnection = (s: Socket) => {
+    if (s.remotePort !== undefined) accepted.set(s.remotePort, s);
+  };
+  tap.tap.mirror.server.on('connection', onConnection);
+  try {
+    const opened = await Promise.all(
+      Array.from({ length: count }, () => new Promise<Socket>((resolve, reject) => {
+        const socket = netConnect(tap.mirrorPort, '127.0.0.1');
+        sockets.push(socket);
+        socket.once('error', reject);
+        socket.once('connect', () => {
+          resolve(socket);
+        });
+      })),
+    );
+    await eventually('the tap has accepted every connection', () => opened.every((s) => s.localPort !== undefined && accepted.has(s.localPort)));
+    return opened.map((socket) => {
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      const server = accepted.get(socket.localPort ?? -1);
+      if (!server) throw new Error('connection not accepted');
+      return { socket, replies: () => Buffer.concat(chunks).toString('latin1'), serverSide: () => server };
+    });
+  } finally {
+    tap.tap.mirror.server.off('connection', onConnection);
+  }
+}
+
+/** Writes `perConnection` pipelined GETs on each connection at once; resolves once all are answered and published. */
+async function burst(tag: string, conns: Connection[], perConnection: number): Promise<{ total: number; drops: number; built: string[] }> {
+  const total = conns.length * perConnection;
+  const droppedBefore = await dropped();
+  const receivedBefore = await tap.metric('request_mirror_tap_requests_received_total', { attachment: 'mirror' });
+  for (const [c, { socket }] of conns.entries()) {
+    let requests = '';
+    for (let i = 0; i < perConnection; i++) requests += `GET /${tag}/${c}/${i} HTTP/1.1\r\nHost: b.example\r\n\r\n`;
+    socket.write(requests);
+  }
+  // Every request is answered 200, the dropped ones too.
+  await eventually('every answer', () => conns.every(({ replies }) => statusCodes(replies()).length === perConnection));
+  for (const { replies } of conns) expect(new Set(statusCodes(replies()))).toEqual(new Set([200]));
+  expect(await tap.metric('request_mirror_tap_requests_received_total', { attachment: 'mirror' })).toBe(receivedBefore + total);
+  const drops = (await dropped()) - droppedBefore;
+  const built = () => passes.flat().filter((p) => p.startsWith(`/${tag}/`));
+  await eventually(`${total - drops} events published`, () => built().length >= total - drops && current === undefined);
+  return { total, drops, built: built() };
+}
+
+describe('build queue bound', () => {
+  // Each connection's 200 pipelined requests stay under the write buffer at which Node stops reading a connection.
+  const PER_CONNECTION = 200;
+  const CONNECTIONS = Math.ceil((MAX_UNBUILT_EVENTS + 600) / PER_CONNECTION);
+
+  it(`drops and counts the events past ${MAX_UNBUILT_EVENTS} waiting for one build pass, with one warning per pass`, async () => {
+    const { total, drops, built } = await burst('burst', await connections(CONNECTIONS), PER_CONNECTION);
+    // Each event either built and published or dropped with its reason: none lost without a count.
+    expect(built.length + drops).toBe(total);
+    expect(new Set(built).size).toBe(built.length);
+    // The burst overflowed a pass, and that pass held exactly the bound.
+    expect(drops).toBeGreaterThan(0);
+    expect(Math.max(...passes.map((p) => p.length))).toBe(MAX_UNBUILT_EVENTS);
+    // One warning per pass that dropped, not one per dropped event.
+    expect(queueFullWarnings()).toBe(passes.filter((p) => p.length === MAX_UNBUILT_EVENTS).length);
+  });
+
+  it('takes the next burst after a pass that dropped, and warns again', async () => {
+    for (const tag of ['first', 'second']) {
+      const { total, drops, built } = await burst(tag, await connections(CONNECTIONS), PER_CONNECTION);
+      expect(drops).toBeGreaterThan(0);
+      expect(built.length).toBe(total - drops);
+      expect(queueFullWarnings()).toBe(passes.filter((p) => p.length === MAX_UNBUILT_EVENTS).length);
+    }
+  });
+
+  it(`keeps bodies adding up to exactly ${MAX_UNBUILT_BYTES} bytes in one pass, and drops the next body byte`, async () => {
+    const [conn] = await connections(1);
+    if (!conn) throw new Error('no connection');
+    const first = MAX_UNBUILT_BYTES - 10;
+    const head = `POST /bytes-a HTTP/1.1\r\nHost: b.example\r\nContent-Length: ${first}\r\n\r\n`;
+    conn.socket.write(Buffer.concat([Buffer.from(head), Buffer.alloc(first - 1, 0x61)]));
+    // All but the last byte of the first body in the tap's hands: the rest of the three bodies then arrives in one
+    // small write, read in one go.
+    await eventually('the first body but its last byte read', () => conn.serverSide().bytesRead === head.length + first - 1);
+    const droppedBefore = await dropped();
+    conn.socket.write(Buffer.concat([Buffer.from('a'), request('/bytes-b', 'b'.repeat(10)), request('/bytes-c', 'c')]));
+    await eventually('three answers', () => statusCodes(conn.replies()).length === 3);
+    await eventually('two events published', () => passes.flat().length >= 2 && current === undefined);
+    expect(passes).toEqual([['/bytes-a', '/bytes-b']]);
+    expect((await dropped()) - droppedBefore).toBe(1);
+    expect(queueFullWarnings()).toBe(1);
+  });
+
+  it('builds one event whose body alone is over the byte bound', async () => {
+    const [conn] = await connections(1);
+    if (!conn) throw new Error('no connection');
+    const droppedBefore = await dropped();
+    conn.socket.write(request('/over', Buffer.alloc(MAX_UNBUILT_BYTES + 1, 0x6f)));
+    await eventually('the answer', () => statusCodes(conn.replies()).length === 1);
+    await eventually('the event published', () => passes.flat().length === 1 && current === undefined);
+    expect(passes).toEqual([['/over']]);
+    expect(await dropped()).toBe(droppedBefore);
+  });
+});
+
+function request(path: string, body: string | Buffer): Buffer {
+  const bytes = Buffer.from(body);
+  return Buffer.concat([Buffer.from(`POST ${path} HTTP/1.1\r\nHost: b.example\r\nContent-Length: ${bytes.length}\r\n\r\n`), bytes]);
+}
