@@ -67,7 +67,8 @@ interface Unbuilt {
 export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
   const { metrics, logger, source, newId, now } = deps;
   let policy = deps.policy;
-  const midBody = new WeakSet<Socket>();
+  // The request whose unkept body is being drained, by connection; mid-body while it is not complete.
+  const draining = new WeakMap<Socket, TapRequest>();
   // Labelled children resolved once: prom-client hashes the label set on every labelled call otherwise.
   const perAttachment = {
     forwardAuth: attachmentMetrics(metrics, 'forwardAuth'),
@@ -142,7 +143,7 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
     setPolicy(next) {
       policy = next;
     },
-    answeredMidBody: (socket) => midBody.has(socket),
+    answeredMidBody: (socket) => draining.get(socket)?.complete === false,
     flush: buildAll,
     handle(req, res, attachment) {
       const started = performance.now();
@@ -187,15 +188,13 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
     },
   };
 
-  // The rest of a body nobody keeps: read and discarded, and its socket marked so that a parse error in it gets no
-  // second answer.
+  // The rest of a body nobody keeps: read and discarded, and its socket noted so that a parse error in it gets no
+  // second answer. Read from `complete`, which the parser sets as the body ends, before it parses what follows on
+  // the connection: 'end' comes a tick later, after a malformed request pipelined behind the body has been seen.
   function drain(req: TapRequest): void {
     req.on('error', noop);
     req.resume();
-    const socket = req.socket;
-    midBody.add(socket);
-    req.once('end', () => midBody.delete(socket));
-    req.once('close', () => midBody.delete(socket));
+    draining.set(req.socket, req);
   }
 }
 
