@@ -9,6 +9,8 @@ import { send, target, useTap } from './tap-harness.ts';
 
 /** Responses by request path, seen before fastify's own handler runs. */
 const responses = new Map<string, ServerResponse>();
+/** By path: had the tap answered the request by the time the listener's own 'request' handling returned? */
+const answeredInCall = new Map<string, boolean>();
 /** For each event published, by path: had its request been answered when the tap called publish? */
 const answeredAtPublish = new Map<string, boolean>();
 
@@ -37,6 +39,10 @@ beforeAll(() => {
       const path = req.headers['x-forwarded-uri'] ?? req.url ?? '';
       responses.set(String(path), res);
     });
+    // Runs after fastify's listener, in the same emit: whatever the tap did synchronously is done by then.
+    listener.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      answeredInCall.set(String(req.headers['x-forwarded-uri'] ?? req.url ?? ''), res.writableEnded);
+    });
   }
 });
 
@@ -60,6 +66,32 @@ describe('answer first', () => {
   });
 });
 
+describe('answer at once', () => {
+  // Nothing of a request without a body is left to read: the tap answers it before returning to the event loop, with
+  // no stream listener and no turn of waiting. A request with a body waits for the part the tap keeps.
+  async function answeredWithinTheCall(name: string, options: Parameters<typeof send>[1]): Promise<boolean | undefined> {
+    const path = `/at-once/${name.replaceAll(' ', '-')}`;
+    const res = await send(`${tap.mirrorUrl}${path}`, options);
+    expect(res.status).toBe(200);
+    await tap.waitForEvents(1);
+    return answeredInCall.get(path);
+  }
+
+  it.each([
+    ['a GET without Content-Length', { method: 'GET' }],
+    ['a POST with Content-Length: 0', { method: 'POST', body: '' }],
+  ])('answers %s within the call that hands it to the tap', async (name, options) => {
+    expect(await answeredWithinTheCall(name, options)).toBe(true);
+  });
+
+  it.each([
+    ['a POST with a body', { method: 'POST', body: 'hello' }],
+    ['a chunked POST', { method: 'POST', body: [Buffer.from('hel'), Buffer.from('lo')] }],
+  ])('answers %s only once its body has arrived, after the call', async (name, options) => {
+    expect(await answeredWithinTheCall(name, options)).toBe(false);
+  });
+});
+
 describe('handling time', () => {
   /** The forwardAuth series of the handling histogram, from the admin listener's /metrics. */
   async function handling(): Promise<{ sum: number; count: number }> {
@@ -69,16 +101,17 @@ describe('handling time', () => {
   }
 
   it.each([
-    ['a request without a body', {}],
-    ['a request whose body the tap captures', { method: 'POST', body: 'x'.repeat(100) }],
-  ])('records the time from seeing %s to its answer, in seconds', async (_name, extra) => {
-    const headers = { 'x-forwarded-method': 'POST', 'x-forwarded-uri': '/timed', 'x-forwarded-host': 'a.example' };
+    ['a request without a body', 'POST', {}, 2],
+    ['a request whose body the tap captures', 'POST', { method: 'POST', body: 'x'.repeat(100) }, 2],
+    ['a request no target wants', 'DELETE', {}, 0],
+  ])('records the time from seeing %s to its answer, in seconds', async (_name, method, extra, events) => {
+    const headers = { 'x-forwarded-method': method, 'x-forwarded-uri': '/timed', 'x-forwarded-host': 'a.example' };
     await send(`${tap.forwardAuthUrl}/`, { headers, ...extra });
     const before = await handling();
     const started = performance.now();
     expect((await send(`${tap.forwardAuthUrl}/`, { headers, ...extra })).status).toBe(200);
     const elapsedSeconds = (performance.now() - started) / 1000;
-    await tap.waitForEvents(2);
+    if (events > 0) await tap.waitForEvents(events);
     const after = await handling();
     expect(after.count).toBe(before.count + 1);
     // Within the round trip the client saw, and more than nothing.
