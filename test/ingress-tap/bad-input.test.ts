@@ -1,10 +1,16 @@
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { eventually, rawExchange, send, statusCodes, target, useTap } from './tap-harness.ts';
 
 // Traefik hands any non-2xx from forwardAuth to the user, so every input fastify or Node would refuse must still
 // get a 200 from the tap, and leave a trace in /metrics.
 
-const { tap } = useTap({ config: { targets: [target('all')] } });
+/** The tap's log lines, at debug level. */
+const logLines: { level: number; msg: string; reason?: string; err?: { code?: string } }[] = [];
+const { tap } = useTap({
+  config: { targets: [target('all')] },
+  logger: pino({ level: 'debug' }, { write: (line: string) => void logLines.push(JSON.parse(line) as (typeof logLines)[number]) }),
+});
 
 const rejected = (reason: string) => tap.metric('request_mirror_tap_rejected_input_total', { reason });
 
@@ -61,6 +67,14 @@ describe('bad input', () => {
     expect(res.status).toBe(200);
     const [received] = await tap.waitForEvents(1);
     expect(received?.event.data.headers['x-big-15']?.[0]).toHaveLength(64 * 1024 - 16);
+  });
+
+  it('logs each malformed request at debug level with its reason and RM_TAP_REJECTED_INPUT', async () => {
+    logLines.length = 0;
+    const raw = await rawExchange(tap.forwardAuthPort, 'GET / HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n');
+    expect(statusCodes(raw)).toEqual([200]);
+    const lines = logLines.filter((l) => l.msg === 'malformed request answered 200');
+    expect(lines).toEqual([expect.objectContaining({ level: 20, reason: 'hpe_invalid_header_token', err: expect.objectContaining({ code: 'RM_TAP_REJECTED_INPUT' }) as unknown })]);
   });
 
   it('answers 200 to headers beyond what the tap accepts, and counts it', async () => {

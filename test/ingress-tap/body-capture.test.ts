@@ -29,9 +29,11 @@ describe('body capture', () => {
     ['exactly the limit', LIMIT],
   ])('keeps a body %s whole', async (_name, size) => {
     const sent = Buffer.from('a'.repeat(size));
+    const interruptedBefore = await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'interrupted' });
     const body = await bodyOf(sent);
-    expect(body).toMatchObject({ encoding: 'utf8', capturedBytes: size, receivedBytes: size, declaredLength: size, truncated: false, sha256: sha256(sent) });
+    expect(body).toMatchObject({ encoding: 'utf8', capturedBytes: size, receivedBytes: size, declaredLength: size, truncated: false, interrupted: false, sha256: sha256(sent) });
     expect(decoded(body)).toEqual(sent);
+    expect(await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'interrupted' })).toBe(interruptedBefore);
   });
 
   it('cuts a body one byte over the limit and marks it truncated', async () => {
@@ -135,8 +137,9 @@ describe('body capture', () => {
     }
   });
 
-  it('publishes what arrived, marked interrupted, when the body breaks off before its end', async () => {
+  it('publishes what arrived, marked interrupted, when the body breaks off before its end, and records no answer', async () => {
     const before = await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'interrupted' });
+    const answeredBefore = await handledCount();
     const receivedBefore = await tap.metric('request_mirror_tap_requests_received_total', { attachment: 'mirror' });
     const socket = netConnect(tap.mirrorPort, '127.0.0.1');
     socket.on('error', () => undefined);
@@ -147,5 +150,15 @@ describe('body capture', () => {
     expect(received?.event.data.path).toBe('/broken');
     expect(received?.event.data.body).toMatchObject({ data: 'only part', capturedBytes: 9, receivedBytes: 9, declaredLength: 100, truncated: true, interrupted: true });
     expect(await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'interrupted' })).toBe(before + 1);
+    // Nobody was left to answer: no handling time is recorded for it.
+    expect(await handledCount()).toBe(answeredBefore);
   });
 });
+
+/** Requests the mirror listener has answered, as its handling-time histogram counts them. */
+async function handledCount(): Promise<number> {
+  const { values } = await tap.metrics.handlingSeconds.get();
+  const count = values.find((v) => v.metricName === 'request_mirror_tap_handling_seconds_count' && v.labels.attachment === 'mirror');
+  if (!count) throw new Error('no handling-time count for the mirror listener');
+  return count.value;
+}

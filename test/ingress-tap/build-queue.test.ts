@@ -32,13 +32,15 @@ function observing(publisher: Publisher): Publisher {
       }
       const { data } = JSON.parse(Buffer.from(payload).toString('utf8')) as { data: { path: string } };
       current.push(data.path);
+      // A fault no real input is known to cause, injected to pin what a failing event does to its pass.
+      if (data.path === '/throws') throw new Error('injected publish failure');
       return publisher.publish(subject, payload);
     },
   };
 }
 
 /** The tap's log lines at warn and above. */
-const logLines: { msg: string; err?: { code?: string } }[] = [];
+const logLines: { level: number; msg: string; id?: string; err?: { code?: string; message?: string } }[] = [];
 const logger = pino({ level: 'warn' }, { write: (line: string) => void logLines.push(JSON.parse(line) as (typeof logLines)[number]) });
 
 const BODY_LIMIT = MAX_UNBUILT_BYTES + 1024;
@@ -172,6 +174,32 @@ describe('build queue bound', () => {
     await eventually('the event published', () => passes.flat().length === 1 && current === undefined);
     expect(passes).toEqual([['/over']]);
     expect(await dropped()).toBe(droppedBefore);
+  });
+});
+
+describe('an event that fails to build or publish', () => {
+  it('is counted as publish_error and logged with its id, and the rest of its pass is published', async () => {
+    const [conn] = await connections(1);
+    if (!conn) throw new Error('no connection');
+    const before = { dropped: await tap.metric('request_mirror_tap_events_dropped_total', { reason: 'publish_error' }), errors: await tap.metric('request_mirror_tap_publish_errors_total') };
+    // One write: the three requests reach the tap in one read and their events share one pass.
+    conn.socket.write(['/before', '/throws', '/after'].map((path) => `GET ${path} HTTP/1.1\r\nHost: b.example\r\n\r\n`).join(''));
+    await eventually('three answers', () => statusCodes(conn.replies()).length === 3);
+    await eventually('three events handed to the publisher', () => passes.flat().length === 3 && current === undefined);
+    expect(passes).toEqual([['/before', '/throws', '/after']]);
+    // The answers come in request order, each with its event's id.
+    const ids = [...conn.replies().matchAll(/^x-request-mirror-id: (\S+)\r$/gim)].map((m) => m[1]);
+    expect(ids).toHaveLength(3);
+    const throwsId = ids[1];
+    expect(await tap.metric('request_mirror_tap_events_dropped_total', { reason: 'publish_error' })).toBe(before.dropped + 1);
+    expect(await tap.metric('request_mirror_tap_publish_errors_total')).toBe(before.errors + 1);
+    expect(logLines.filter((l) => l.msg === 'building or publishing an event failed')).toEqual([
+      expect.objectContaining({ level: 50, id: throwsId, err: expect.objectContaining({ message: 'injected publish failure' }) as unknown }),
+    ]);
+    // NATS keeps the publisher's order: once /after has arrived, so has anything published before it.
+    await eventually('the /after event', () => tap.received.some((r) => r.event.data.path === '/after'));
+    const mine = new Set(['/before', '/throws', '/after']);
+    expect(tap.received.map((r) => r.event.data.path).filter((p) => mine.has(p))).toEqual(['/before', '/after']);
   });
 });
 

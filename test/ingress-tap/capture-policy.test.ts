@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Config } from '../../contract/config.ts';
 import { rawExchange, send, statusCodes, target, useTap } from './tap-harness.ts';
 
 const { tap } = useTap({
@@ -114,5 +115,23 @@ describe('capture policy', () => {
     await forwardAuth('POST', 'api.example.com', '/v1/big', {}, 'x'.repeat(150));
     const [received] = await tap.waitForEvents(1);
     expect(received?.event.data.body).toMatchObject({ capturedBytes: 100, receivedBytes: 150, truncated: true });
+  });
+
+  it('applies a reconfigured policy to the next request on both listeners, and the old one again once restored', async () => {
+    const onlyGets = Config.parse({ nats: tap.config.nats, tap: tap.config.tap, targets: [target('gets', { methods: ['GET'], maxBodyBytes: 0 })] });
+    tap.tap.reconfigure(onlyGets);
+    try {
+      await forwardAuth('POST', 'api.example.com', '/v1/now-skipped');
+      await forwardAuth('GET', 'any.example', '/now-wanted');
+      await send(`${tap.mirrorUrl}/mirrored-get`);
+      const events = await tap.waitForEvents(2);
+      expect(events.map((e) => `${e.event.data.method} ${e.event.data.path}`)).toEqual(['GET /now-wanted', 'GET /mirrored-get']);
+    } finally {
+      tap.tap.reconfigure(tap.config);
+    }
+    tap.received.length = 0;
+    await forwardAuth('GET', 'any.example', '/skipped-again');
+    await forwardAuth('POST', 'api.example.com', '/v1/wanted-again');
+    expect(await eventsUpToMarker()).toEqual(['POST api.example.com/v1/wanted-again']);
   });
 });

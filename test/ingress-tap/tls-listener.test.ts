@@ -131,6 +131,13 @@ describe('TLS listeners', () => {
     expect(Object.keys(data(overH2)?.headers ?? {}).filter((h) => h.startsWith(':'))).toEqual([]);
   });
 
+  it('captures an HTTP/2 body sent without content-length', async () => {
+    const res = await sendH2(tls.mirrorUrl, { ':method': 'POST', ':path': '/no-length', ':authority': 'shop.example' }, 'framed by DATA alone');
+    expect(res.status).toBe(200);
+    const [received] = await tls.waitForEvents(1);
+    expect(data(received)?.body).toMatchObject({ data: 'framed by DATA alone', declaredLength: null, receivedBytes: 20, truncated: false });
+  });
+
   it("takes 1 MiB of headers over HTTP/1.1, and up to the 64 KiB it advertises over HTTP/2", async () => {
     const big: Record<string, string> = {};
     for (let i = 0; i < 16; i++) big[`x-big-${i}`] = 'v'.repeat(64 * 1024 - 16);
