@@ -64,3 +64,67 @@ func TestMethodsAreMatchedCaseInsensitivelyFromTheConfig(t *testing.T) {
 		t.Fatalf("unexpected methods: %v", s.methods)
 	}
 }
+
+func TestEveryNumericOptionTakesBothEndsOfItsRangeAndNothingPast(t *testing.T) {
+	cases := []struct {
+		field  string
+		set    func(*Config, int)
+		lo, hi int
+	}{
+		{"maxBodyBytes", func(c *Config, v int) { c.MaxBodyBytes = v; c.MaxQueueBytes = 64 * mib }, 0, 64 * mib},
+		{"maxQueueEvents", func(c *Config, v int) { c.MaxQueueEvents = v }, 1, 1000000},
+		{"maxQueueBytes", func(c *Config, v int) { c.MaxQueueBytes = v; c.MaxBodyBytes = 0 }, 1, 4096 * mib},
+		{"workers", func(c *Config, v int) { c.Workers = v }, 1, 64},
+		{"maxBatchEvents", func(c *Config, v int) { c.MaxBatchEvents = v }, 1, 10000},
+		{"maxBatchBytes", func(c *Config, v int) { c.MaxBatchBytes = v }, 1, 256 * mib},
+		{"timeoutMs", func(c *Config, v int) { c.TimeoutMs = v }, 1, 600000},
+		{"dialTimeoutMs", func(c *Config, v int) { c.DialTimeoutMs = v }, 1, 600000},
+	}
+	for _, tc := range cases {
+		for _, v := range []int{tc.lo, tc.hi} {
+			cfg := testConfig("http://127.0.0.1:8082")
+			tc.set(cfg, v)
+			if _, err := validate(cfg); err != nil {
+				t.Errorf("%s = %d rejected: %v", tc.field, v, err)
+			}
+		}
+		for _, v := range []int{tc.lo - 1, tc.hi + 1} {
+			cfg := testConfig("http://127.0.0.1:8082")
+			tc.set(cfg, v)
+			want := tc.field + ": must be between"
+			if _, err := validate(cfg); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s = %d: want an error containing %q, got %v", tc.field, v, want, err)
+			}
+		}
+	}
+}
+
+func TestQueueBytesEqualToTheBodyCapAreEnough(t *testing.T) {
+	cfg := testConfig("http://127.0.0.1:8082")
+	cfg.MaxBodyBytes = 4096
+	cfg.MaxQueueBytes = 4096
+	if _, err := validate(cfg); err != nil {
+		t.Fatalf("maxQueueBytes = maxBodyBytes rejected: %v", err)
+	}
+}
+
+func TestTokensTakeEveryLetterDigitAndTcharAndNothingElse(t *testing.T) {
+	// The ends of each character range, and each of the tchar punctuation marks (RFC 9110 5.6.2).
+	for _, name := range []string{"azAZ09", "!", "#", "$", "%", "&", "'", "*x", "+", "-", ".", "^", "_", "`", "|", "~"} {
+		if !isToken(name) {
+			t.Errorf("%q is a token", name)
+		}
+	}
+	// The characters just outside each range, and separators.
+	for _, name := range []string{"", "@", "[", "`x{", "/", ":", "a b", "a;b", "a,b", "\"q\"", "é", "a\x7f"} {
+		if isToken(name) {
+			t.Errorf("%q is not a token", name)
+		}
+	}
+	cfg := testConfig("http://127.0.0.1:8082")
+	cfg.Methods = []string{"azAZ09"}
+	cfg.CookieNames = []string{"__Host-id!"}
+	if _, err := validate(cfg); err != nil {
+		t.Fatalf("token method and cookie name rejected: %v", err)
+	}
+}
