@@ -89,7 +89,7 @@ export interface TapMetricLabels {
 export interface TapHarnessOptions {
   readonly natsUrl: string;
   readonly config?: ConfigInput;
-  readonly deps?: Partial<Pick<TapDeps, 'newId' | 'now' | 'source'>>;
+  readonly deps?: Partial<Pick<TapDeps, 'newId' | 'now' | 'source' | 'readinessDetail'>>;
   /** Subscribe to the events (default true); a test that keeps NATS down at start subscribes later itself. */
   readonly subscribe?: boolean;
   /** Serve the forwardAuth and mirror listeners over TLS (HTTP/2 and HTTP/1.1); their URLs are then https. */
