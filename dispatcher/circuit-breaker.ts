@@ -27,10 +27,6 @@ export class CircuitBreaker {
     return this.#openedAt !== undefined && this.#now() - this.#openedAt < this.#settings.cooldownMs;
   }
 
-  get open(): boolean {
-    return this.#openedAt !== undefined;
-  }
-
   /** Asked before each attempt. After the cooldown exactly one trial passes; the rest wait for its outcome. */
   gate(): BreakerGate {
     if (this.#openedAt === undefined) return 'pass';
