@@ -7,12 +7,10 @@ import { CircuitBreaker } from '../../dispatcher/circuit-breaker.ts';
 function breaker(failureThreshold: number, cooldownMs: number) {
   let now = 1_000_000;
   const b = new CircuitBreaker({ failureThreshold, cooldownMs }, () => now);
-  return {
-    b,
-    advance(ms: number) {
-      now += ms;
-    },
+  const advance = (ms: number) => {
+    now += ms;
   };
+  return { b, advance };
 }
 
 describe('circuit breaker', () => {
