@@ -1,8 +1,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { connect } from '@nats-io/transport-node';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Config } from '../../contract/config.ts';
+import { natsConnectionOptions } from '../../contract/nats-connection.ts';
+import { createMetrics } from '../../dispatcher/metrics.ts';
+import { watchConnection, type DisconnectCause } from '../../dispatcher/nats-status.ts';
 import { Cleanup } from '../../tools/stack/cleanup.ts';
 import { freePort } from '../../tools/stack/free-port.ts';
 import { startHttpReceiver } from '../../tools/stack/http-receiver.ts';
@@ -23,9 +29,16 @@ async function scrape(url: string): Promise<string> {
   return (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
 }
 
+/** The value of the series `name` (with its labels) in a scrape; fails when there is none, so a renamed metric fails. */
 function sample(metrics: string, name: string): number {
-  const line = metrics.split('\n').find((l) => l.startsWith(name));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+  const line = metrics.split('\n').find((l) => l.startsWith(`${name} `));
+  if (line === undefined) throw new Error(`no series ${name} in the scrape`);
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/** `sample`, or 0 while a counter with these labels has not been incremented yet (prom-client shows it only then). */
+function counted(metrics: string, name: string): number {
+  return metrics.includes(`\n${name} `) ? sample(metrics, name) : 0;
 }
 
 describe('nats connection status', () => {
@@ -89,7 +102,7 @@ describe('nats connection status', () => {
 
     await waitUntil(
       'the dispatcher to count the slow-consumer disconnect',
-      async () => sample(await scrape(admin), 'request_mirror_dispatcher_nats_disconnects_total{cause="slow_consumer"}') === 1,
+      async () => counted(await scrape(admin), 'request_mirror_dispatcher_nats_disconnects_total{cause="slow_consumer"}') === 1,
       { process: dispatcher, timeoutMs: 15_000 },
     );
     // The log line may reach the process's output after the metric has moved: wait for it too.
@@ -111,5 +124,91 @@ describe('nats connection status', () => {
     await waitUntil('the event published after the recovery', () =>
       Promise.resolve(receiver.requests.slice(before).some((r) => r.body.toString().includes('"/after"'))),
     );
+  });
+});
+
+// The same rules in this process (where make mutate sees them), on a real connection to a real nats-server that the
+// test kills, freezes or outlives by stalling this process's event loop.
+describe('connection watch', () => {
+  async function watched(stallMs?: number) {
+    const cluster = await startNatsCluster({ size: 1 });
+    cleanup.add(() => cluster.stop());
+    const [node] = cluster.nodes;
+    if (!node) throw new Error('one node');
+    const config = Config.parse({ nats: { url: node.url, pingIntervalMs: 100, maxPingsOutstanding: 2, reconnectTimeWaitMs: 50 } });
+    const nc = await connect(natsConnectionOptions(config.nats, 'status-test'));
+    cleanup.add(() => nc.close());
+    const lines: { level: number; msg: string; cause?: string; err?: { code?: string; message?: string } }[] = [];
+    const logger = pino(
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
+          done();
+        },
+      }),
+    );
+    const metrics = createMetrics();
+    const changes: boolean[] = [];
+    const watch = watchConnection(nc, { logger, metrics, onChange: (connected) => changes.push(connected), ...(stallMs === undefined ? {} : { stallMs }) });
+    cleanup.add(() => {
+      watch.stop();
+    });
+    const disconnects = async () =>
+      Object.fromEntries((await metrics.natsDisconnects.get()).values.map((v) => [String(v.labels.cause), v.value])) as Partial<Record<DisconnectCause, number>>;
+    return { node, changes, lines, disconnects };
+  }
+
+  it('counts a server that went away as closed, says it is not connected, and connected again once it is back', async () => {
+    const { node, changes, lines, disconnects } = await watched();
+    await node.kill();
+    await waitUntil('the disconnect', () => Promise.resolve(changes.length === 1));
+    expect(changes).toEqual([false]);
+    expect(await disconnects()).toEqual({ closed: 1 });
+    expect(lines.find((l) => l.level === 40)).toMatchObject({ msg: 'NATS connection closed; reconnecting', cause: 'closed', err: { code: 'RM_NATS_CONNECTION_LOST' } });
+    await node.restart();
+    await waitUntil('the reconnect', () => Promise.resolve(changes.length === 2));
+    expect(changes).toEqual([false, true]);
+    expect(lines.some((l) => l.level === 30 && l.msg === 'NATS reconnected')).toBe(true);
+  });
+
+  it('counts a server that stopped answering pings as stale', async () => {
+    const { node, changes, lines, disconnects } = await watched();
+    node.pause();
+    cleanup.add(() => {
+      if (node.running()) node.resume();
+    });
+    await waitUntil('the stale disconnect', () => Promise.resolve(changes.includes(false)), { timeoutMs: 10_000 });
+    expect(await disconnects()).toEqual({ stale: 1 });
+    expect(lines.find((l) => l.level === 40)).toMatchObject({ msg: 'NATS server stopped answering pings; reconnecting to another one', cause: 'stale' });
+    node.resume();
+    await waitUntil('the reconnect', () => Promise.resolve(changes.at(-1) === true), { timeoutMs: 10_000 });
+    // The next loss is judged afresh: the server dying now is `closed`, not stale again.
+    await node.kill();
+    await waitUntil('the second disconnect', () => Promise.resolve(changes.at(-1) === false));
+    expect(await disconnects()).toEqual({ stale: 1, closed: 1 });
+  });
+
+  it('counts a disconnect right after this process stalled for stallMs or more as slow_consumer, naming the stall', async () => {
+    const { node, changes, lines, disconnects } = await watched(200);
+    const killing = node.kill();
+    // The event loop does not run for 600 ms while the server goes away, as when a consumer falls behind.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600);
+    await killing;
+    await waitUntil('the disconnect', () => Promise.resolve(changes.includes(false)));
+    expect(await disconnects()).toEqual({ slow_consumer: 1 });
+    const line = lines.find((l) => l.level === 40);
+    expect(line?.cause).toBe('slow_consumer');
+    const stalled = /stalled for (\d+) ms/.exec(line?.msg ?? '');
+    expect(Number(stalled?.[1])).toBeGreaterThanOrEqual(200);
+    expect(line?.msg).toMatch(/most likely nats-server flagged it as a slow consumer; what the server held for it is lost$/);
+  });
+
+  it('counts a disconnect after a stall shorter than stallMs as closed', async () => {
+    const { node, changes, disconnects } = await watched(5000);
+    const killing = node.kill();
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600);
+    await killing;
+    await waitUntil('the disconnect', () => Promise.resolve(changes.includes(false)));
+    expect(await disconnects()).toEqual({ closed: 1 });
   });
 });
