@@ -15,6 +15,7 @@ export function localizeExample(text: string, b: Backends): string {
   const out = text
     .replaceAll('https://ingress-tap:8080/', b.tapForwardAuthUrl)
     .replaceAll('http://ingress-tap:8080/', b.tapForwardAuthUrl)
+    .replaceAll('https://ingress-tap:8081', b.tapMirrorUrl)
     .replaceAll('http://ingress-tap:8081', b.tapMirrorUrl)
     .replaceAll('http://ingress-tap:8082', b.tapPluginUrl)
     .replaceAll('http://upstream:8080', b.upstreamUrl);

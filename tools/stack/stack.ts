@@ -23,7 +23,7 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export interface Backends {
   /** forwardAuth address of the tap, e.g. `http://127.0.0.1:40001/` (https with `tapForwardAuthTls`). */
   readonly tapForwardAuthUrl: string;
-  /** Base URL of the tap's mirror listener (a Traefik server URL). */
+  /** Base URL of the tap's mirror listener (a Traefik server URL; https with `tapMirrorTls`). */
   readonly tapMirrorUrl: string;
   /** Base URL of the tap's plugin listener (the plugin's `tapURL`). */
   readonly tapPluginUrl: string;
@@ -37,6 +37,8 @@ export interface StackOptions {
   readonly tap?: Omit<NonNullable<ConfigInput['tap']>, 'forwardAuth' | 'mirror' | 'admin'>;
   /** Serve the tap's forwardAuth listener over TLS (HTTP/2 and HTTP/1.1); `tapForwardAuthUrl` is then https. */
   readonly tapForwardAuthTls?: ListenerTls;
+  /** Serve the tap's mirror listener over TLS (HTTP/2 and HTTP/1.1); `tapMirrorUrl` is then https. */
+  readonly tapMirrorTls?: ListenerTls;
   readonly dispatcher?: Omit<NonNullable<ConfigInput['dispatcher']>, 'admin' | 'network'>;
   /** Dynamic Traefik configuration and the routers to wait for; no Traefik when absent. */
   readonly traefik?: (backends: Backends) => { files: Record<string, string>; routers: string[] };
@@ -146,7 +148,7 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
     tap: {
       ...options.tap,
       forwardAuth: { host: '127.0.0.1', port: faPort, ...(options.tapForwardAuthTls ? { tls: options.tapForwardAuthTls } : {}) },
-      mirror: { host: '127.0.0.1', port: mirrorPort },
+      mirror: { host: '127.0.0.1', port: mirrorPort, ...(options.tapMirrorTls ? { tls: options.tapMirrorTls } : {}) },
       // Its default port is fixed: two stacks at once (parallel test files) would collide on it.
       plugin: { ...options.tap?.plugin, host: '127.0.0.1', port: pluginPort },
       admin: { host: '127.0.0.1', port: tapAdminPort },
@@ -192,7 +194,7 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
 
   const backends: Backends = {
     tapForwardAuthUrl: `${options.tapForwardAuthTls ? 'https' : 'http'}://127.0.0.1:${faPort}/`,
-    tapMirrorUrl: `http://127.0.0.1:${mirrorPort}`,
+    tapMirrorUrl: `${options.tapMirrorTls ? 'https' : 'http'}://127.0.0.1:${mirrorPort}`,
     tapPluginUrl: `http://127.0.0.1:${pluginPort}`,
     upstreamUrl: upstream.url,
   };
