@@ -148,6 +148,28 @@ describe('docs/examples in a real Traefik', () => {
     expect({ ...h2.http, middlewares: undefined }).toEqual({ ...h1.http, middlewares: undefined });
   });
 
+  it('mirroring-tls.yml says what mirroring.yml says, but for the https server URL and its rootCAs (loaded in mirroring-methods.test.ts)', () => {
+    interface Mirroring {
+      http: {
+        services: Record<string, { loadBalancer?: { servers: { url: string }[] } }>;
+        serversTransports: Record<string, Record<string, unknown>>;
+      };
+    }
+    const overTls = parse(readExample('traefik/mirroring-tls.yml')) as Mirroring;
+    const plain = parse(readExample('traefik/mirroring.yml')) as Mirroring;
+    const { rootCAs, ...transport } = overTls.http.serversTransports['request-mirror-tap'] ?? {};
+    expect(rootCAs).toEqual([expect.any(String)]);
+    expect(transport).toEqual(plain.http.serversTransports['request-mirror-tap']);
+    const url = (m: Mirroring) => m.http.services['request-mirror-tap']?.loadBalancer?.servers.map((x) => x.url);
+    expect(url(overTls)).toEqual(url(plain)?.map((u) => u.replace('http:', 'https:')));
+    const rest = (m: Mirroring) => ({ ...m.http, serversTransports: undefined, services: { ...m.http.services, 'request-mirror-tap': undefined } });
+    expect(rest(overTls)).toEqual(rest(plain));
+    // The tap's side: the same tls block as the forwardAuth listener's, on the mirror listener's port.
+    const tapTls = parse(readExample('request-mirror-mirror-tls.yaml')) as { tap: { mirror: { port: number; tls: unknown } } };
+    const faTls = parse(readExample('request-mirror-tls.yaml')) as { tap: { forwardAuth: { tls: unknown } } };
+    expect(tapTls.tap.mirror).toEqual({ port: 8081, tls: faTls.tap.forwardAuth.tls });
+  });
+
   it('static.yml starts Traefik with /ping on its traefik entrypoint', async () => {
     const web = await freePort();
     const admin = await freePort();
