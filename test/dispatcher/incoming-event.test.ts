@@ -14,7 +14,14 @@ const bases = (): unknown[] => [
   makeEvent({ body: null, clientIp: null }),
   makeEvent({ body: Buffer.from([0xff, 0x00, 0xfe]), cookies: { session: 'abc' }, redactedHeaders: ['authorization'] }),
   { ...makeEvent({ body: 'hello' }), traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+  chunked(makeEvent({ body: 'chunked', headers: { 'x-name': ['caf\u00e9'] }, latin1Headers: ['x-name'] })),
 ];
+
+/** The event with its body's length unknown, as for a chunked request. */
+function chunked(event: ReturnType<typeof makeEvent>): unknown {
+  if (!event.data.body) throw new Error('an event with a body');
+  return { ...event, data: { ...event.data, body: { ...event.data.body, declaredLength: null } } };
+}
 
 type Path = (string | number)[];
 
