@@ -10,8 +10,6 @@ import type { Body, MirrorEvent } from '../contract/event.ts';
 
 export type ProjectionSettings = Pick<Target, 'cookieNames' | 'revealHeaders' | 'maxBodyBytes'>;
 
-/** Headers that carry credentials; a target receives them only when it lists them in `revealHeaders`. */
-
 /** True when the event as published is already what this target may see, so its bytes can be sent unchanged. */
 export function isUnchangedFor(event: MirrorEvent, target: ProjectionSettings): boolean {
   const { headers, cookies, body } = event.data;
