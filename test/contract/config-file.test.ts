@@ -272,6 +272,28 @@ describe('config reload', () => {
     }
   });
 
+  it('reads a file written in two steps 30 ms apart once, after the second step', async () => {
+    const d = mkdtempSync(join(dir, 'reload-'));
+    const path = join(d, 'config.yaml');
+    writeFileSync(path, minimal);
+    const changes: Config[] = [];
+    const errors: Error[] = [];
+    const watcher = watchConfig(path, (c) => changes.push(c), (e) => errors.push(e), {});
+    try {
+      const whole = minimal.replace('[GET, POST]', '[PUT]');
+      // A writer that stops half-way (the first step alone is not a valid config) and finishes 30 ms later.
+      writeFileSync(path, whole.slice(0, whole.indexOf('methods')));
+      setTimeout(() => {
+        writeFileSync(path, whole);
+      }, 30);
+      await expect.poll(() => changes.length, { timeout: RELOAD_BOUND_MS, interval: 10 }).toBe(1);
+      expect(changes[0]?.targets[0]?.methods).toEqual(['PUT']);
+      expect(errors).toEqual([]);
+    } finally {
+      watcher.close();
+    }
+  });
+
   it('reports nothing once closed, whatever happens to the file', async () => {
     const d = mkdtempSync(join(dir, 'reload-'));
     const path = join(d, 'config.yaml');
