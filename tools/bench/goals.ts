@@ -88,24 +88,25 @@ export function evaluate(f: Findings): Goal[] {
       : { goal: 'S7 added p99 ≤ 0.2 ms', measured: ms(add7), status: add7 <= 0.2 ? 'met' : 'not met' },
   );
   const tt = f.tapThroughput.value;
+  const range = (x: { min: number; max: number }) => `${x.min.toFixed(2)}–${x.max.toFixed(2)}`;
   goals.push(
     tt
       ? {
-          goal: 'tap throughput ≥ 0.7 × bare fastify',
-          measured: `${tt.ratio.toFixed(2)}× (${mean(tt.tapRps).toFixed(0)} vs ${mean(tt.fastifyRps).toFixed(0)} req/s)`,
-          status: tt.ratio >= 0.7 && tt.tapErrors === 0 ? 'met' : 'not met',
+          goal: 'tap throughput ≥ 0.8 × bare fastify (median of interleaved rounds)',
+          measured: `${tt.ratio.toFixed(2)}× (rounds ${range(tt.ratioSpread)}; ${mean(tt.tapRps).toFixed(0)} vs ${mean(tt.fastifyRps).toFixed(0)} req/s)`,
+          status: tt.ratio >= 0.8 && tt.tapErrors === 0 ? 'met' : 'not met',
         }
-      : { goal: 'tap throughput ≥ 0.7 × bare fastify', measured: f.tapThroughput.reason ?? 'not run', status: 'not run' },
+      : { goal: 'tap throughput ≥ 0.8 × bare fastify (median of interleaved rounds)', measured: f.tapThroughput.reason ?? 'not run', status: 'not run' },
   );
   const dt = f.dispatcherThroughput.value;
   goals.push(
     dt
       ? {
-          goal: 'dispatcher throughput ≥ 0.7 × raw undici',
-          measured: `${dt.ratio.toFixed(2)}× (${mean(dt.dispatcherEps.map((x) => x ?? 0)).toFixed(0)} vs ${mean(dt.undiciEps).toFixed(0)} events/s)`,
+          goal: 'dispatcher throughput ≥ 0.7 × raw undici (median of interleaved rounds)',
+          measured: `${dt.ratio.toFixed(2)}× (rounds ${range(dt.ratioSpread)}; ${mean(dt.dispatcherEps.map((x) => x ?? 0)).toFixed(0)} vs ${mean(dt.undiciEps).toFixed(0)} events/s)`,
           status: dt.ratio >= 0.7 ? 'met' : 'not met',
         }
-      : { goal: 'dispatcher throughput ≥ 0.7 × raw undici', measured: f.dispatcherThroughput.reason ?? 'not run', status: 'not run' },
+      : { goal: 'dispatcher throughput ≥ 0.7 × raw undici (median of interleaved rounds)', measured: f.dispatcherThroughput.reason ?? 'not run', status: 'not run' },
   );
   const iso = f.isolation.value;
   goals.push(

@@ -32,8 +32,9 @@ export const FULL: Plan = {
   warmupS: 2,
   pauseMs: 1000,
   scenarios: 'all',
-  throughputS: 8,
-  throughputRounds: 2,
+  throughputS: 6,
+  // At least three, for a median and a spread.
+  throughputRounds: 3,
   throughputWorkers: 32,
   dispatcherEvents: 10_000,
   dispatcherConcurrency: 16,

@@ -242,20 +242,22 @@ export function writeReport(run: Run, outDir: string): { markdown: string; json:
     '',
   ];
   const tt = f.tapThroughput.value;
+  const spreadText = (x: { min: number; median: number; max: number }, digits: number) =>
+    `${x.median.toFixed(digits)} (${x.min.toFixed(digits)}–${x.max.toFixed(digits)})`;
   md.push(
     tt
       ? [
-          `Closed loop, vegeta \`-rate=0 -workers=${tt.workers} -max-workers=${tt.workers}\`, ${tt.durationS} s per round, rounds alternating, GET with the headers Traefik's forwardAuth sends, straight to the listener (no Traefik). The tap runs without a dispatcher; NATS drops its events.`,
+          `Closed loop, vegeta \`-rate=0 -workers=${tt.workers} -max-workers=${tt.workers}\`, ${tt.durationS} s per side per round after ${tt.warmupS} s of untimed load on each, ${tt.tapRps.length} rounds in ABBA order, each after the machine settled${tt.busyPctBeforeRound.length > 0 ? ` (busy share of both cores in the second before: ${tt.busyPctBeforeRound.map(f0).join(', ')} %)` : ''}, GET with the headers Traefik's forwardAuth sends, straight to the listener (no Traefik). The tap runs without a dispatcher; NATS drops its events. CPU per request: the server process's user + system time (/proc) over the round, divided by its requests.`,
           '',
           table(
-            ['Server', 'OK req/s per round', 'Mean'],
+            ['Server', 'OK req/s per round', 'Mean', 'CPU µs per request, per round'],
             [
-              ['ingress-tap forwardAuth listener', tt.tapRps.map(f0).join(', '), f0(mean(tt.tapRps))],
-              ['bare fastify 200 responder', tt.fastifyRps.map(f0).join(', '), f0(mean(tt.fastifyRps))],
+              ['ingress-tap forwardAuth listener', tt.tapRps.map(f0).join(', '), f0(mean(tt.tapRps)), tt.tapCpuUsPerRequest.map((x) => x.toFixed(1)).join(', ')],
+              ['bare fastify 200 responder', tt.fastifyRps.map(f0).join(', '), f0(mean(tt.fastifyRps)), tt.fastifyCpuUsPerRequest.map((x) => x.toFixed(1)).join(', ')],
             ],
           ),
           '',
-          `Tap / bare fastify: **${f2(tt.ratio)}×**; tap errors: ${tt.tapErrors}.`,
+          `Tap / bare fastify, median (min–max) of the per-round ratios: **${spreadText(tt.ratioSpread, 2)}×**; tap errors: ${tt.tapErrors}.`,
         ].join('\n')
       : `Tap throughput not measured: ${f.tapThroughput.reason ?? ''}`,
     '',
@@ -264,17 +266,17 @@ export function writeReport(run: Run, outDir: string): { markdown: string; json:
   md.push(
     dt
       ? [
-          `${dt.events} events (~${dt.payloadBytes} bytes of JSON each) published at once to NATS; the time until a fast receiver (its own process) has all of them. Reference: an undici Pool loop (its own process) POSTing the same payloads to the same receiver. Both with ${dt.concurrency} requests in flight; the dispatcher's queue is sized to hold the whole burst.`,
+          `${dt.events} events (~${dt.payloadBytes} bytes of JSON each) published at once to NATS; the time until a fast receiver (its own process) has all of them. Reference: an undici Pool loop (its own process) POSTing the same payloads to the same receiver. Both with ${dt.concurrency} requests in flight; the dispatcher's queue is sized to hold the whole burst; ${dt.warmupEvents} untimed events through each first; rounds in ABBA order, each after the machine settled.`,
           '',
           table(
-            ['Sender', 'Events/s per round', 'Mean'],
+            ['Sender', 'Events/s per round', 'Mean', 'CPU µs per event, per round'],
             [
-              ['dispatcher (NATS → webhook)', dt.dispatcherEps.map((x) => (x === null ? 'timed out' : f0(x))).join(', '), f0(mean(dt.dispatcherEps.map((x) => x ?? 0)))],
-              ['raw undici loop', dt.undiciEps.map(f0).join(', '), f0(mean(dt.undiciEps))],
+              ['dispatcher (NATS → webhook)', dt.dispatcherEps.map((x) => (x === null ? 'timed out' : f0(x))).join(', '), f0(mean(dt.dispatcherEps.map((x) => x ?? 0))), dt.dispatcherCpuUsPerEvent.map((x) => x.toFixed(1)).join(', ')],
+              ['raw undici loop', dt.undiciEps.map(f0).join(', '), f0(mean(dt.undiciEps)), dt.undiciCpuUsPerEvent.map((x) => x.toFixed(1)).join(', ')],
             ],
           ),
           '',
-          `Dispatcher / raw undici: **${f2(dt.ratio)}×**.`,
+          `Dispatcher / raw undici, median (min–max) of the per-round ratios: **${spreadText(dt.ratioSpread, 2)}×**.`,
         ].join('\n')
       : `Dispatcher throughput not measured: ${f.dispatcherThroughput.reason ?? ''}`,
     '',

@@ -3,17 +3,20 @@ import { integerOption, parseCommandLine, usageError } from '../../../contract/c
 import { Pool } from 'undici';
 
 // The ceiling for the dispatcher: POST each payload of a file (one JSON document per line) to one URL with a fixed
-// number of requests in flight over a keep-alive pool, nothing else. Prints `{"sent":N,"ms":T}`.
+// number of requests in flight over a keep-alive pool, nothing else. With --warmup N the first N payloads go once
+// untimed first, as a warm dispatcher has. Prints `{"sent":N,"failed":N,"ms":T,"cpuUs":C}` (C: this process's CPU
+// time over the timed part).
 
 const { values } = parseCommandLine({
   name: 'node tools/bench/peers/undici-loop.ts',
   usage: `
-usage: node tools/bench/peers/undici-loop.ts --url URL --payloads FILE [--concurrency N]
-POSTs each line of FILE to URL with N requests in flight; prints {"sent":N,"ms":T}.`,
+usage: node tools/bench/peers/undici-loop.ts --url URL --payloads FILE [--concurrency N] [--warmup N]
+POSTs each line of FILE to URL with N requests in flight; prints {"sent":N,"failed":N,"ms":T,"cpuUs":C}.`,
   options: {
     url: { type: 'string' },
     payloads: { type: 'string' },
     concurrency: { type: 'string', default: '16' },
+    warmup: { type: 'string', default: '0' },
   },
 });
 if (!values.url || !values.payloads) usageError('node tools/bench/peers/undici-loop.ts', '--url and --payloads are required');
@@ -22,15 +25,15 @@ const concurrency = integerOption('node tools/bench/peers/undici-loop.ts', 'conc
 const payloads = readFileSync(values.payloads, 'utf8')
   .split('\n')
   .filter((l) => l !== '');
+const warmup = integerOption('node tools/bench/peers/undici-loop.ts', 'warmup', values.warmup, 0);
 const pool = new Pool(url.origin, { connections: concurrency, pipelining: 1 });
 
 let next = 0;
 let failed = 0;
-const started = performance.now();
-async function worker(): Promise<void> {
+async function worker(list: readonly string[]): Promise<void> {
   for (;;) {
     const i = next++;
-    const body = payloads[i];
+    const body = list[i];
     if (body === undefined) return;
     const res = await pool.request({
       method: 'POST',
@@ -42,7 +45,15 @@ async function worker(): Promise<void> {
     if (res.statusCode >= 300) failed++;
   }
 }
-await Promise.all(Array.from({ length: concurrency }, () => worker()));
+if (warmup > 0) {
+  await Promise.all(Array.from({ length: concurrency }, () => worker(payloads.slice(0, warmup))));
+  next = 0;
+  failed = 0;
+}
+const cpu = process.cpuUsage();
+const started = performance.now();
+await Promise.all(Array.from({ length: concurrency }, () => worker(payloads)));
 const ms = performance.now() - started;
+const used = process.cpuUsage(cpu);
 await pool.close();
-process.stdout.write(`${JSON.stringify({ sent: payloads.length, failed, ms })}\n`);
+process.stdout.write(`${JSON.stringify({ sent: payloads.length, failed, ms, cpuUs: used.user + used.system })}\n`);
