@@ -16,6 +16,13 @@ interface Report {
     readonly dispatcherThroughput: { readonly status: string };
     readonly isolation: { readonly status: string };
     readonly uploads: { readonly status: string };
+    readonly sweep: readonly {
+      readonly id: string;
+      readonly offeredRate: number;
+      readonly cpu?: { readonly seconds: Readonly<Record<string, readonly number[]>>; readonly requests: readonly number[] };
+      readonly probe?: { readonly requests: number };
+    }[];
+    readonly pluginAccounting: { readonly status: string; readonly value?: { readonly unaccounted: number } };
   };
   readonly versions: Readonly<Record<string, string>>;
 }
@@ -44,8 +51,12 @@ describe('benchmark harness', () => {
     await runSmoke();
     const report = JSON.parse(readFileSync(join(out, 'benchmarks.json'), 'utf8')) as Report;
     expect(report.plan.smoke).toBe(true);
-    expect(report.goals.map((g) => g.goal)).toHaveLength(11);
     for (const g of report.goals) expect(['met', 'not met', 'not run']).toContain(g.status);
+    // The goals judged from side-by-side figures are there and were judged (a smoke run's verdicts mean nothing).
+    const judged = (prefix: string) => report.goals.find((g) => g.goal.startsWith(prefix))?.status;
+    for (const prefix of ['S2h2 knee ≥', 'S10 knee ≥', 'S2h2 whole-system CPU added', 'S10: requests =']) {
+      expect(judged(prefix), prefix).toMatch(/^(met|not met)$/);
+    }
 
     const byId = new Map(report.findings.scenarios.map((s) => [s.id, s]));
     for (const id of ['S0', 'S1', 'S2', 'S2h2', 'S7', 'S8', 'X2']) {
@@ -57,11 +68,29 @@ describe('benchmark harness', () => {
     }
     expect(report.versions.traefik).toMatch(/^v3\./);
 
+    // Every sweep scenario at every sweep rate, with CPU time per request of Traefik and, for the tap's, of the
+    // tap, NATS and the dispatcher.
+    const cells = report.findings.sweep;
+    for (const id of ['S0', 'S1', 'S2', 'S2h2', 'S7', 'S10']) {
+      const rates = cells.filter((c) => c.id === id).map((c) => c.offeredRate);
+      expect(rates.length, id).toBeGreaterThanOrEqual(2);
+      for (const c of cells.filter((x) => x.id === id)) {
+        expect(c.cpu?.seconds.proxy?.length, `${id}@${c.offeredRate}`).toBeGreaterThan(0);
+        // Every cell but S0's carries S0 requests sent in the same seconds: its own baseline.
+        if (id !== 'S0') expect(c.probe?.requests, `${id}@${c.offeredRate} probes`).toBeGreaterThan(0);
+      }
+    }
+    const s2h2 = cells.find((c) => c.id === 'S2h2');
+    for (const name of ['tap', 'nats', 'dispatcher']) expect(s2h2?.cpu?.seconds[name], name).toBeDefined();
+    // The plugin's accounting closes at tiny rates: nothing is dropped and nothing goes missing.
+    expect(report.findings.pluginAccounting).toMatchObject({ status: 'run', value: { unaccounted: 0 } });
+
     const markdown = readFileSync(join(out, 'benchmarks.md'), 'utf8');
     for (const heading of ['## Goals', '## Machine and versions', '## Method', '## Latency', '## Throughput', '## Isolation', '## Memory']) {
       expect(markdown).toContain(heading);
     }
-    for (const plot of ['latency.svg', 'latency-bodies.svg']) {
+    expect(markdown).toContain('## Latency versus offered rate');
+    for (const plot of ['latency.svg', 'latency-bodies.svg', 'latency-sweep.svg']) {
       const file = join(out, 'benchmarks', plot);
       expect(existsSync(file), plot).toBe(true);
       expect(readFileSync(file, 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*<polyline [\s\S]*<\/svg>\n$/);

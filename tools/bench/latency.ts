@@ -2,14 +2,15 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { countNewConnections } from './churn.ts';
 import type { Plan } from './plan.ts';
-import { withChildren, startSampler, type ResourceFigures, type Watched } from './proc-stats.ts';
+import { readCpuSeconds, withChildren, startSampler, type ResourceFigures, type Watched } from './proc-stats.ts';
 import { sleep } from './processes.ts';
 import { percentileCurve, summarize, type LatencySummary } from './stats.ts';
 import { attack, targetsText, type AttackResult, type Target } from './vegeta.ts';
 import type { PipelineName, World } from './world.ts';
 
-// The open-model latency scenarios. Every scenario runs in every round, the order rotating from round to round, so
-// whatever else the machine does lands on all of them alike; a round's results are pooled per scenario.
+// The open-model latency scenarios. The sweep's scenarios run at every rate of the plan's sweep, the others at one
+// rate; every (scenario, rate) cell runs in every round, the order rotating from round to round, so whatever else
+// the machine does lands on all of them alike; the rounds' results are pooled per cell.
 
 export interface ScenarioDef {
   readonly id: string;
@@ -41,10 +42,21 @@ export const SCENARIOS: readonly ScenarioDef[] = [
   { id: 'X2', title: 'forwardAuth → bare fastify, HTTP/2 over TLS (churn fix)', baseline: 'S0', body: false, via: 'traefik', authServer: 'fastify-h2' },
 ];
 
+/** Share of a probed sweep cell's requests that go to S0's router. */
+export const PROBE_SHARE = 0.2;
+
+export interface ProbeResult {
+  readonly requests: number;
+  readonly errors: number;
+  readonly latency: LatencySummary;
+  readonly perRoundP99: readonly number[];
+}
+
 export interface ScenarioResult {
   readonly id: string;
   readonly title: string;
   readonly baseline: string | null;
+  readonly via?: 'traefik' | 'nginx';
   readonly status: 'run' | 'not run';
   readonly reason?: string;
   readonly offeredRate?: number;
@@ -58,6 +70,18 @@ export interface ScenarioResult {
   /** p50 and p99 (ms) of each round on its own, in round order: how much the machine's noise moved them. */
   readonly perRound?: readonly { readonly p50: number; readonly p99: number; readonly sentRate: number }[];
   readonly resources?: Readonly<Record<string, ResourceFigures>>;
+  /**
+   * Per round, in round order: CPU seconds of each watched process (proxy, tap, dispatcher, nats, receiver,
+   * authServer; utime+stime over the round and its settling pause), the scenario's requests, and the S0 probe
+   * requests mixed in.
+   */
+  readonly cpu?: {
+    readonly seconds: Readonly<Record<string, readonly number[]>>;
+    readonly requests: readonly number[];
+    readonly probes: readonly number[];
+  };
+  /** The S0 requests mixed into a sweep cell: Traefik without middleware, in the same seconds. */
+  readonly probe?: ProbeResult;
   readonly newConnectionsPerSecond?: number;
   readonly commands?: readonly string[];
   readonly curve?: readonly { p: number; ms: number }[];
@@ -107,6 +131,11 @@ function why(def: ScenarioDef, world: World): string | null {
   return null;
 }
 
+/**
+ * The processes whose CPU and memory a scenario's rounds are charged with: the proxy (Traefik, or nginx's master and
+ * workers), the pipeline's tap and dispatcher, NATS and the healthy webhook receiver when the scenario's events
+ * reach them, and the server forwardAuth calls when it is not the tap.
+ */
 function watchedFor(def: ScenarioDef, world: World): Watched[] {
   const out: Watched[] = [];
   if (def.via === 'nginx') {
@@ -120,6 +149,8 @@ function watchedFor(def: ScenarioDef, world: World): Watched[] {
   const dispatcherPid = p?.dispatcher?.pid;
   if (tapPid) out.push({ name: 'tap', pids: () => [tapPid] });
   if (dispatcherPid) out.push({ name: 'dispatcher', pids: () => [dispatcherPid] });
+  if (p && def.pipeline !== 'natsdown') out.push({ name: 'nats', pids: () => [world.nats.pid] });
+  if (def.pipeline === 'healthy' || def.pipeline === 'healthy-h2') out.push({ name: 'receiver', pids: () => [world.receiver.process.pid] });
   const auth = { go: world.goAuth, 'fastify-h1': world.fastifyH1, 'fastify-h2': world.fastifyH2 } as const;
   if (def.authServer && def.authServer in auth) {
     const peer = auth[def.authServer as keyof typeof auth];
@@ -151,18 +182,34 @@ function churnPort(def: ScenarioDef, world: World): number | null {
 interface Round {
   readonly result: AttackResult;
   readonly resources: Record<string, ResourceFigures>;
+  /** CPU seconds each watched process used from the round's start to the end of its settling pause. */
+  readonly cpuSeconds: Record<string, number>;
   readonly churn: number | null;
 }
 
-export async function runLatency(world: World, plan: Plan, log: (line: string) => void): Promise<ScenarioResult[]> {
+/** One (scenario, offered rate) pair: the unit the rounds rotate over and the results are pooled by. */
+interface Cell {
+  readonly def: ScenarioDef;
+  readonly rate: number;
+  readonly key: string;
+}
+
+export interface LatencyFindings {
+  /** One result per scenario, at its own rate (sweep scenarios at the plan's `rate`): what the per-scenario tables show. */
+  readonly scenarios: readonly ScenarioResult[];
+  /** Every (scenario, rate) cell of the sweep, in scenario then rate order. */
+  readonly sweep: readonly ScenarioResult[];
+}
+
+export async function runLatency(world: World, plan: Plan, log: (line: string) => void): Promise<LatencyFindings> {
   const chosen = SCENARIOS.filter((s) => plan.scenarios === 'all' || plan.scenarios.includes(s.id));
   const runnable: ScenarioDef[] = [];
-  const results = new Map<string, ScenarioResult>();
+  const notRun = new Map<string, ScenarioResult>();
   const targetFiles = new Map<string, string>();
   for (const def of chosen) {
     const reason = why(def, world);
     if (reason) {
-      results.set(def.id, { id: def.id, title: def.title, baseline: def.baseline, status: 'not run', reason });
+      notRun.set(def.id, { id: def.id, title: def.title, baseline: def.baseline, status: 'not run', reason });
       continue;
     }
     runnable.push(def);
@@ -171,89 +218,144 @@ export async function runLatency(world: World, plan: Plan, log: (line: string) =
     writeFileSync(file, targetsText(targetsFor(def, base, world.dir)));
     targetFiles.set(def.id, file);
   }
+  const inSweep = (def: ScenarioDef) => plan.sweep.scenarios.includes(def.id);
+  // Sweep cells other than S0's carry S0 requests mixed in (PROBE_SHARE of what vegeta sends), so that each has its
+  // own baseline measured in the same seconds, under the same load from the rest of the machine.
+  const s0 = runnable.find((d) => d.id === 'S0');
+  const probed = (def: ScenarioDef) => inSweep(def) && s0 !== undefined && def.id !== 'S0' && !def.body && def.via === 'traefik';
+  if (s0) {
+    const probeTargets = targetsFor(s0, world.traefik.url, world.dir);
+    for (const def of runnable.filter(probed)) {
+      const mine = targetsFor(def, world.traefik.url, world.dir);
+      const mixed = [...mine, ...mine, probeTargets[0], ...mine, ...mine, probeTargets[1]].filter((t): t is Target => t !== undefined);
+      const file = join(world.dir, `targets-${def.id}-probed.txt`);
+      writeFileSync(file, targetsText(mixed));
+      targetFiles.set(`${def.id}-probed`, file);
+    }
+  }
   const rateOf = (def: ScenarioDef) => (def.body ? plan.bodyRate : plan.rate);
+  const cells: Cell[] = runnable.flatMap((def) =>
+    (inSweep(def) ? plan.sweep.rates : [rateOf(def)]).map((rate) => ({ def, rate, key: `${def.id}@${rate}` })),
+  );
   // Uncapped, vegeta opens a connection per stalled request and closes them all at exit; under a stall that fills
   // the ephemeral port range with TIME_WAIT and its next dials fail with EADDRINUSE (seen on this machine). Capped,
   // requests wait for a connection inside vegeta and the wait counts in their latency, so the model stays open.
   // nginx's mirror holds a client connection for the mirror's 2 s, so S9 gets room for rate × 2 s of them.
-  const connectionsOf = (def: ScenarioDef) => (def.via === 'nginx' ? rateOf(def) * 3 : 1000);
+  const connectionsOf = (def: ScenarioDef, rate: number) => (def.via === 'nginx' ? rate * 3 : 1000);
   // nginx's mirror subrequests outlive the attack by the mirror's 2 s.
   const settle = (def: ScenarioDef) => (def.via === 'nginx' && !plan.smoke ? 3000 : plan.pauseMs);
   if (plan.warmupS > 0) {
     for (const def of runnable) {
       log(`warm-up ${def.id}`);
-      await attack({ name: `warmup-${def.id}`, targetsFile: targetFiles.get(def.id) ?? '', rate: rateOf(def), durationS: plan.warmupS, maxConnections: connectionsOf(def), outDir: world.dir });
+      await attack({ name: `warmup-${def.id}`, targetsFile: targetFiles.get(def.id) ?? '', rate: rateOf(def), durationS: plan.warmupS, maxConnections: connectionsOf(def, rateOf(def)), outDir: world.dir });
       await sleep(settle(def));
     }
   }
   const rounds = new Map<string, Round[]>();
   for (let r = 0; r < plan.rounds; r++) {
-    const shift = (r * Math.ceil(runnable.length / Math.max(1, plan.rounds))) % Math.max(1, runnable.length);
-    const order = [...runnable.slice(shift), ...runnable.slice(0, shift)];
-    for (const def of order) {
-      log(`round ${r + 1}/${plan.rounds} ${def.id} at ${rateOf(def)} req/s for ${plan.roundS} s`);
-      const sampler = startSampler(watchedFor(def, world));
+    const shift = (r * Math.ceil(cells.length / Math.max(1, plan.rounds))) % Math.max(1, cells.length);
+    const order = [...cells.slice(shift), ...cells.slice(0, shift)];
+    for (const cell of order) {
+      const { def, rate } = cell;
+      if (!inSweep(def) && r >= plan.singleRateRounds) continue;
+      log(`round ${r + 1}/${plan.rounds} ${def.id} at ${rate} req/s for ${plan.roundS} s`);
+      const watched = watchedFor(def, world);
+      const cpuBefore = Object.fromEntries(watched.map((w) => [w.name, readCpuSeconds(w.pids())]));
+      const sampler = startSampler(watched);
       const port = churnPort(def, world);
       const churn = port ? countNewConnections(port) : null;
       const result = await attack({
-        name: `${def.id}-r${r + 1}`,
-        targetsFile: targetFiles.get(def.id) ?? '',
-        rate: rateOf(def),
-        durationS: plan.roundS,
-        maxConnections: connectionsOf(def),
+        name: `${def.id}-${rate}-r${r + 1}`,
         outDir: world.dir,
+        durationS: plan.roundS,
+        maxConnections: connectionsOf(def, rate),
+        ...(probed(def)
+          ? { targetsFile: targetFiles.get(`${def.id}-probed`) ?? '', rate: Math.round(rate / (1 - PROBE_SHARE)), probePath: '/s0/' }
+          : { targetsFile: targetFiles.get(def.id) ?? '', rate }),
       });
       const resources = sampler.stop();
       const c = churn?.stop();
-      const list = rounds.get(def.id) ?? [];
-      list.push({ result, resources, churn: c ? c.perSecond : null });
-      rounds.set(def.id, list);
+      // The pause is charged to the round: the tap, NATS and the dispatcher finish the round's events in it.
       await sleep(settle(def));
+      const cpuSeconds = Object.fromEntries(watched.map((w) => [w.name, readCpuSeconds(w.pids()) - (cpuBefore[w.name] ?? 0)]));
+      const list = rounds.get(cell.key) ?? [];
+      list.push({ result, resources, cpuSeconds, churn: c ? c.perSecond : null });
+      rounds.set(cell.key, list);
     }
   }
-  for (const def of runnable) {
-    const list = rounds.get(def.id) ?? [];
-    const all = new Float64Array(list.reduce((n, x) => n + x.result.latenciesMs.length, 0));
-    let at = 0;
-    for (const x of list) {
-      all.set(x.result.latenciesMs, at);
-      at += x.result.latenciesMs.length;
-    }
-    const resources: Record<string, ResourceFigures> = {};
-    for (const name of new Set(list.flatMap((x) => Object.keys(x.resources)))) {
-      const figs = list.map((x) => x.resources[name]).filter((f): f is ResourceFigures => f !== undefined);
-      resources[name] = {
-        rssPeakMiB: Math.max(...figs.map((f) => f.rssPeakMiB)),
-        rssMeanMiB: figs.reduce((a, f) => a + f.rssMeanMiB, 0) / figs.length,
-        cpuPeakPct: Math.max(...figs.map((f) => f.cpuPeakPct)),
-        cpuMeanPct: figs.reduce((a, f) => a + f.cpuMeanPct, 0) / figs.length,
-      };
-    }
-    const codes: Record<string, number> = {};
-    for (const x of list) for (const [k, v] of Object.entries(x.result.statusCodes)) codes[k] = (codes[k] ?? 0) + v;
-    const churns = list.map((x) => x.churn).filter((c): c is number => c !== null);
-    results.set(def.id, {
-      id: def.id,
-      title: def.title,
-      baseline: def.baseline,
-      status: 'run',
-      offeredRate: rateOf(def),
-      sentRate: list.reduce((a, x) => a + x.result.sentRate, 0) / list.length,
-      throughput: list.reduce((a, x) => a + x.result.throughput, 0) / list.length,
-      requests: all.length,
-      errors: list.reduce((a, x) => a + x.result.errors, 0),
-      errorSamples: [...new Set(list.flatMap((x) => x.result.errorSamples))].slice(0, 5),
-      statusCodes: codes,
-      latency: summarize(all),
-      perRound: list.map((x) => {
-        const s = summarize(x.result.latenciesMs);
-        return { p50: s.ms.p50, p99: s.ms.p99, sentRate: x.result.sentRate };
-      }),
-      resources,
-      ...(churns.length ? { newConnectionsPerSecond: churns.reduce((a, b) => a + b, 0) / churns.length } : {}),
-      commands: list.map((x) => x.result.command),
-      curve: percentileCurve(all),
-    });
+  const results = new Map<string, ScenarioResult>();
+  for (const cell of cells) results.set(cell.key, pool(cell, rounds.get(cell.key) ?? []));
+  const primary = (def: ScenarioDef) => {
+    const rates = inSweep(def) ? plan.sweep.rates : [rateOf(def)];
+    return results.get(`${def.id}@${rates.includes(plan.rate) ? plan.rate : (rates.at(-1) ?? plan.rate)}`);
+  };
+  return {
+    scenarios: chosen.map((def) => notRun.get(def.id) ?? primary(def)).filter((r): r is ScenarioResult => r !== undefined),
+    sweep: cells.filter((c) => inSweep(c.def)).map((c) => results.get(c.key)).filter((r): r is ScenarioResult => r !== undefined),
+  };
+}
+
+function probeOf(list: readonly Round[]): ProbeResult {
+  const all = new Float64Array(list.reduce((n, x) => n + x.result.probeLatenciesMs.length, 0));
+  let at = 0;
+  for (const x of list) {
+    all.set(x.result.probeLatenciesMs, at);
+    at += x.result.probeLatenciesMs.length;
   }
-  return chosen.map((def) => results.get(def.id)).filter((r): r is ScenarioResult => r !== undefined);
+  return {
+    requests: all.length,
+    errors: list.reduce((a, x) => a + x.result.probeErrors, 0),
+    latency: summarize(all),
+    perRoundP99: list.map((x) => summarize(x.result.probeLatenciesMs).ms.p99),
+  };
+}
+
+/** A cell's rounds pooled: percentiles over every request of every round, and each round's own figures. */
+function pool({ def, rate }: Cell, list: readonly Round[]): ScenarioResult {
+  const all = new Float64Array(list.reduce((n, x) => n + x.result.latenciesMs.length, 0));
+  let at = 0;
+  for (const x of list) {
+    all.set(x.result.latenciesMs, at);
+    at += x.result.latenciesMs.length;
+  }
+  const resources: Record<string, ResourceFigures> = {};
+  const cpuSeconds: Record<string, number[]> = {};
+  for (const name of new Set(list.flatMap((x) => Object.keys(x.resources)))) {
+    const figs = list.map((x) => x.resources[name]).filter((f): f is ResourceFigures => f !== undefined);
+    resources[name] = {
+      rssPeakMiB: Math.max(...figs.map((f) => f.rssPeakMiB)),
+      rssMeanMiB: figs.reduce((a, f) => a + f.rssMeanMiB, 0) / figs.length,
+      cpuPeakPct: Math.max(...figs.map((f) => f.cpuPeakPct)),
+      cpuMeanPct: figs.reduce((a, f) => a + f.cpuMeanPct, 0) / figs.length,
+    };
+    cpuSeconds[name] = list.map((x) => x.cpuSeconds[name] ?? Number.NaN);
+  }
+  const codes: Record<string, number> = {};
+  for (const x of list) for (const [k, v] of Object.entries(x.result.statusCodes)) codes[k] = (codes[k] ?? 0) + v;
+  const churns = list.map((x) => x.churn).filter((c): c is number => c !== null);
+  return {
+    id: def.id,
+    title: def.title,
+    baseline: def.baseline,
+    via: def.via,
+    status: 'run',
+    offeredRate: rate,
+    sentRate: list.reduce((a, x) => a + x.result.sentRate, 0) / list.length,
+    throughput: list.reduce((a, x) => a + x.result.throughput, 0) / list.length,
+    requests: all.length,
+    errors: list.reduce((a, x) => a + x.result.errors, 0),
+    errorSamples: [...new Set(list.flatMap((x) => x.result.errorSamples))].slice(0, 5),
+    statusCodes: codes,
+    latency: summarize(all),
+    perRound: list.map((x) => {
+      const s = summarize(x.result.latenciesMs);
+      return { p50: s.ms.p50, p99: s.ms.p99, sentRate: x.result.sentRate };
+    }),
+    resources,
+    cpu: { seconds: cpuSeconds, requests: list.map((x) => x.result.requests), probes: list.map((x) => x.result.probeLatenciesMs.length) },
+    ...(list.some((x) => x.result.probeLatenciesMs.length > 0) ? { probe: probeOf(list) } : {}),
+    ...(churns.length ? { newConnectionsPerSecond: churns.reduce((a, b) => a + b, 0) / churns.length } : {}),
+    commands: list.map((x) => x.result.command),
+    curve: percentileCurve(all),
+  };
 }

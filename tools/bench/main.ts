@@ -9,7 +9,8 @@ import { runLatency, SCENARIOS } from './latency.ts';
 import { load1, machine, versions } from './machine.ts';
 import { uploads } from './memory.ts';
 import { setServiceNodeArgs } from './pipeline.ts';
-import { FULL, SMOKE } from './plan.ts';
+import { BUDGET_S, FULL, SMOKE } from './plan.ts';
+import { pluginAccounting, settlePluginCounters } from './plugin-accounting.ts';
 import { REPO_ROOT } from './processes.ts';
 import { writeReport } from './report.ts';
 import { dispatcherThroughput, tapThroughput } from './throughput.ts';
@@ -76,11 +77,19 @@ const load1AtStart = load1();
 // Read before the run: the services' working tree may change while it goes on.
 const versionsAtStart = versions();
 const world = await startWorld(runDir);
-let findings: Findings;
+let findings: Omit<Findings, 'pluginAccounting'>;
 let tapViews: TapView[];
+let s10Ran: boolean;
 try {
   const noPipelines = values.only ? '--only: latency scenarios only' : (world.unavailable.get('pipelines') ?? null);
-  const scenarios = await runLatency(world, plan, log);
+  const { scenarios, sweep } = await runLatency(world, plan, log);
+  s10Ran = scenarios.some((s) => s.id === 'S10' && s.status === 'run');
+  if (s10Ran) {
+    await settlePluginCounters(world, log).catch((error: unknown) => {
+      s10Ran = false;
+      log(`S10 counters: ${(error as Error).message}`);
+    });
+  }
   tapViews = (
     await Promise.all(
       [...world.pipelines.values()].map((p) =>
@@ -97,6 +106,7 @@ try {
   const isolationSection = await section('isolation', noPipelines, () => isolation(world, plan, log));
   findings = {
     scenarios,
+    sweep,
     tapThroughput: tapSection,
     dispatcherThroughput: dispatcherSection,
     isolation: isolationSection,
@@ -105,6 +115,8 @@ try {
 } finally {
   await world.stop();
 }
+const timings = await routerTimings(world.traefik.accessLogPath);
+const accounting = s10Ran ? pluginAccounting(timings, tapViews) : null;
 const report = writeReport(
   {
     startedAt,
@@ -116,8 +128,15 @@ const report = writeReport(
     load1AtEnd: load1(),
     load1Max: loadMax,
     command,
-    findings,
-    routerTimings: await routerTimings(world.traefik.accessLogPath),
+    wallS: (Date.now() - started) / 1000,
+    budgetS: BUDGET_S,
+    findings: {
+      ...findings,
+      pluginAccounting: accounting
+        ? { status: 'run', value: accounting }
+        : { status: 'not run', reason: s10Ran ? 'S10 or its tap view missing' : 'S10 not run, or its counters did not settle' },
+    },
+    routerTimings: timings,
     tapViews,
     unavailable: Object.fromEntries(world.unavailable),
   },
@@ -125,3 +144,4 @@ const report = writeReport(
 );
 log(`report written to ${outDir}/benchmarks.md`);
 for (const g of report.goals) log(`${g.status.padEnd(7)} ${g.goal}: ${g.measured}`);
+log(`wall time ${((Date.now() - started) / 1000).toFixed(0)} s (budget of a full run: ${BUDGET_S} s)`);

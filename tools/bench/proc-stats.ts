@@ -24,6 +24,11 @@ function readTicks(pid: number): number {
   }
 }
 
+/** CPU time (user + system, seconds) the processes have used since they started; 10 ms resolution. */
+export function readCpuSeconds(pids: readonly number[]): number {
+  return pids.reduce((a, p) => a + readTicks(p), 0) / TICKS_PER_SECOND;
+}
+
 export function readRssKiB(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -1,12 +1,24 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RouterTiming } from './access-log.ts';
-import { added, evaluate, UPLOAD_GROWTH_ALLOWANCE_MIB, UPLOAD_GROWTH_BOUND, type Findings, type Goal } from './goals.ts';
-import { BODY_MIX, type ScenarioResult } from './latency.ts';
+import { cpuCosts, type CpuCost, type Spread } from './cpu-cost.ts';
+import {
+  added,
+  evaluate,
+  KNEE_SHARE_OF_S1,
+  UPLOAD_GROWTH_ALLOWANCE_MIB,
+  UPLOAD_GROWTH_BOUND,
+  type Findings,
+  type Goal,
+  type Section,
+} from './goals.ts';
+import { compareKnees, KNEE_FACTOR, knees, type Knee } from './knee.ts';
+import type { PluginAccounting } from './plugin-accounting.ts';
+import { BODY_MIX, PROBE_SHARE, type ScenarioResult } from './latency.ts';
 import type { Machine, Versions } from './machine.ts';
 import type { Plan } from './plan.ts';
 import { LABELS } from './stats.ts';
-import { percentilePlot } from './svg-plot.ts';
+import { percentilePlot, ratePlot } from './svg-plot.ts';
 import type { TapView } from './tap-metrics.ts';
 
 // docs/benchmarks.md, docs/benchmarks.json and the plots, all written from one run's figures.
@@ -21,6 +33,9 @@ export interface Run {
   readonly load1AtEnd: number;
   readonly load1Max: number;
   readonly command: string;
+  /** Seconds from the harness's start to the report. */
+  readonly wallS: number;
+  readonly budgetS: number;
   readonly findings: Findings;
   readonly routerTimings: readonly RouterTiming[];
   readonly tapViews: readonly TapView[];
@@ -51,6 +66,17 @@ function writePlots(run: Run, plotDir: string): string[] {
     if (!curves.length) continue;
     writeFileSync(join(plotDir, plot.file), percentilePlot(`Latency by percentile: ${plot.title}`, curves));
     written.push(plot.file);
+  }
+  const sweep = run.findings.sweep;
+  if (sweep.length) {
+    const series = run.plan.sweep.scenarios
+      .map((id) => ({
+        name: id,
+        points: sweep.filter((c) => c.id === id && c.latency).map((c) => ({ x: c.offeredRate ?? 0, y: c.latency?.ms.p99 ?? Number.NaN })),
+      }))
+      .filter((x) => x.points.length);
+    writeFileSync(join(plotDir, 'latency-sweep.svg'), ratePlot('p99 versus offered rate (pooled rounds)', series));
+    written.push('latency-sweep.svg');
   }
   return written;
 }
@@ -121,25 +147,6 @@ function scenarioTables(scenarios: readonly ScenarioResult[]): string {
       f0(s.newConnectionsPerSecond),
     ]),
   );
-  // CPU time per request: mean CPU (share of one core) over the requests per second served.
-  const perRequestUs = (sc: ScenarioResult | undefined, who: string): number | null => {
-    const r = sc?.resources?.[who];
-    return r && sc.throughput ? ((r.cpuMeanPct / 100) * 1e6) / sc.throughput : null;
-  };
-  const cpuPerRequest = table(
-    ['Scenario', 'Traefik µs CPU / request', 'added over baseline', 'Tap µs CPU / request', 'Dispatcher µs CPU / request'],
-    ran.map((sc) => {
-      const proxy = perRequestUs(sc, 'proxy');
-      const base = perRequestUs(ran.find((b) => b.id === sc.baseline), 'proxy');
-      return [
-        sc.id,
-        f0(proxy),
-        proxy !== null && base !== null ? f0(proxy - base) : '–',
-        f0(perRequestUs(sc, 'tap')),
-        f0(perRequestUs(sc, 'dispatcher')),
-      ];
-    }),
-  );
   return [
     '### Latency (client side, vegeta)',
     latency,
@@ -152,8 +159,120 @@ function scenarioTables(scenarios: readonly ScenarioResult[]): string {
     '',
     resources,
     '',
-    '### CPU per request (mean CPU over requests served, same rounds)',
-    cpuPerRequest,
+    '### CPU time per request (µs, /proc utime+stime over each round and its pause, over the round\'s requests)',
+    'Each scenario at its own rate; "added" is Traefik\'s CPU per request minus S0\'s in the same round, plus the tap, NATS, the dispatcher and the server forwardAuth calls; the ratio divides it by S0\'s Traefik CPU per request.',
+    '',
+    cpuTable(cpuCosts(scenarios)),
+  ].join('\n');
+}
+
+const spreadText = (x: Spread | undefined, digits = 0) =>
+  x && Number.isFinite(x.mean) ? `${x.mean.toFixed(digits)} (${x.min.toFixed(digits)}–${x.max.toFixed(digits)})` : '–';
+
+function cpuTable(costs: readonly CpuCost[]): string {
+  return table(
+    ['Scenario', 'Offered req/s', 'Traefik', 'tap', 'NATS', 'dispatcher', 'called server', 'receiver (not counted)', 'whole-system added', 'ratio to S0 Traefik'],
+    costs.map((c) => [
+      c.id,
+      f0(c.rate),
+      spreadText(c.perProcessUs.proxy),
+      spreadText(c.perProcessUs.tap),
+      spreadText(c.perProcessUs.nats),
+      spreadText(c.perProcessUs.dispatcher),
+      spreadText(c.perProcessUs.authServer),
+      spreadText(c.perProcessUs.receiver),
+      spreadText(c.addedUs),
+      c.id === 'S0' ? '–' : `**${spreadText(c.ratio, 2)}**`,
+    ]),
+  );
+}
+
+function sweepSection(run: Run, plotted: boolean): string {
+  const cells = run.findings.sweep;
+  if (!cells.length) return '';
+  const { rates, scenarios } = run.plan.sweep;
+  const ids = scenarios.filter((id) => cells.some((c) => c.id === id));
+  const cell = (id: string, rate: number) => cells.find((c) => c.id === id && c.offeredRate === rate);
+  const p99Table = table(
+    ['Scenario', ...rates.map((r) => `${r} req/s: p99 ms (rounds)`)],
+    ids.map((id) => [
+      id,
+      ...rates.map((r) => {
+        const c = cell(id, r);
+        if (!c?.latency) return '–';
+        const per = (c.perRound ?? []).map((x) => x.p99);
+        const short = (c.sentRate ?? r) < 0.98 * r ? `, sent ${f0(c.sentRate)}/s` : '';
+        const errors = c.errors ? `, ${c.errors} errors` : '';
+        return `${f3(c.latency.ms.p99)} (${f2(Math.min(...per))}–${f2(Math.max(...per))}${short}${errors})`;
+      }),
+    ]),
+  );
+  const kneeTable = (ks: readonly Knee[], base: string) =>
+    table(
+      ['Scenario', ...rates.map((r) => `p99 / ${base} p99 at ${r}`), `Knee (p99 first > ${KNEE_FACTOR} × ${base}'s)`],
+      ks.map((k) => [k.id, ...rates.map((r) => f2(k.ratios.find((x) => x.rate === r)?.ratio)), `**${k.label}**`]),
+    );
+  const probeKnees = knees(cells, 'probe');
+  const cellKnees = knees(cells, 'cell');
+  const vs = (ks: readonly Knee[]) => {
+    const s1 = ks.find((k) => k.id === 'S1');
+    return s1 ? ks.filter((k) => k.id !== 'S1').map((k) => `- ${compareKnees(k, s1, KNEE_SHARE_OF_S1).text}`) : [];
+  };
+  const probeTable = table(
+    ['Scenario', ...rates.map((r) => `${r} req/s: S0 probes p99 ms (rounds)`)],
+    ids
+      .filter((id) => id !== 'S0')
+      .map((id) => [
+        id,
+        ...rates.map((r) => {
+          const p = cell(id, r)?.probe;
+          return p ? `${f3(p.latency.ms.p99)} (${f2(Math.min(...p.perRoundP99))}–${f2(Math.max(...p.perRoundP99))}, n=${p.requests}${p.errors ? `, ${p.errors} errors` : ''})` : '–';
+        }),
+      ]),
+  );
+  return [
+    '## Latency versus offered rate',
+    '',
+    `${ids.join(', ')} at ${rates.join(', ')} req/s (vegeta, open model). Every (scenario, rate) pair is a cell of its own in the rotation described above: ${run.plan.rounds} round(s) of ${run.plan.roundS} s per cell, the order shifted each round, interleaved with the single-rate scenarios; the rounds are pooled per cell.`,
+    `The knee of a scenario is the offered rate at which its p99 first exceeds ${KNEE_FACTOR} × S0's p99 at the same rate (two ways to measure S0 follow). Between the two grid rates around the crossing, the ratio is taken as linear in log(rate) and the knee is where it reaches ${KNEE_FACTOR}; "> R" means the ratio never exceeded ${KNEE_FACTOR} up to the highest rate R, "≤ R" that it already did at the lowest rate R. Comparisons between knees carry those bounds: a comparison the grid cannot settle says "undecided".`,
+    '',
+    ...(plotted ? ['![p99 versus offered rate](benchmarks/latency-sweep.svg)', ''] : []),
+    p99Table,
+    '',
+    `**Knees against S0 requests in the same seconds** (what the goals judge). Each cell but S0's mixes S0 requests into its targets (${PROBE_SHARE * 100} % of what vegeta sends, so the scenario still gets the offered rate): the same Traefik, the same seconds, the same load from everything else on the machine. Their p99:`,
+    '',
+    probeTable,
+    '',
+    kneeTable(probeKnees, 'S0 probe'),
+    '',
+    ...(vs(probeKnees).length ? ['Against S1 (forwardAuth to a minimal Go responder, the floor of any forwardAuth attachment):', '', ...vs(probeKnees), ''] : []),
+    "**Knees against S0's own cell** at the same rate (same round, other seconds): on a shared machine these move with whatever else ran at the time; shown for comparison, not judged.",
+    '',
+    kneeTable(cellKnees, 'S0 cell'),
+    '',
+    ...vs(cellKnees),
+    '',
+    '### CPU time per request across the sweep (µs; mean over the rounds, range of the rounds in brackets)',
+    '',
+    `Per process, from /proc/PID/stat utime+stime read before each round and after its ${run.plan.pauseMs} ms settling pause (the tap, NATS and the dispatcher finish the round's events in it), divided by the round's requests of the scenario; Traefik's share of the S0 probes is taken out at S0's CPU per request in the same round; 10 ms tick resolution. Idle CPU over the round counts too, so low rates read high. "Whole-system added" = Traefik's µs per request minus S0's in the same round, plus the tap, NATS, the dispatcher and the server forwardAuth calls (S1: the Go responder); the webhook receiver is the user's and is shown apart. The ratio divides the added figure by S0's Traefik µs per request: the mean of the added µs over the mean of S0's, and the range of the per-round ratios.`,
+    '',
+    cpuTable(cpuCosts(cells)),
+  ].join('\n');
+}
+
+function accountingSection(acc: Section<PluginAccounting>): string {
+  const a = acc.value;
+  if (!a) return `S10 accounting not measured: ${acc.reason ?? ''}`;
+  const drops = Object.entries(a.dropped);
+  return [
+    '### S10: where every plugin snapshot went',
+    '',
+    "Requests on S10's router (Traefik's access log, warm-up included) against snapshots the tap's plugin listener received and the drops the plugin reported by reason (its counters ride with its batches; after the rounds the harness waits for the tap's count to hold still, then sends one more request through S10, whose batch carries the final counters, and is counted like the others).",
+    '',
+    table(
+      ['Requests on S10', 'Snapshots received by the tap', ...drops.map(([r]) => `dropped: ${r}`), 'Unaccounted'],
+      [[String(a.requests), String(a.received), ...drops.map(([, n]) => String(n)), `**${a.unaccounted}**`]],
+    ),
   ].join('\n');
 }
 
@@ -163,7 +282,7 @@ function goalTable(goals: readonly Goal[]): string {
 
 export function writeReport(run: Run, outDir: string): { markdown: string; json: string; goals: Goal[] } {
   mkdirSync(outDir, { recursive: true });
-  const goals = evaluate(run.findings);
+  const goals = evaluate(run.findings, run.plan.rate);
   const plots = writePlots(run, join(outDir, 'benchmarks'));
   const f = run.findings;
   const notRun = f.scenarios.filter((s) => s.status === 'not run');
@@ -172,7 +291,7 @@ export function writeReport(run: Run, outDir: string): { markdown: string; json:
     '',
     `<!-- Written by \`${run.command}\` (tools/bench/main.ts) from the run of ${run.finishedAt}. Do not edit by hand. -->`,
     '',
-    `Issue #4: prove Request Mirror never delays traffic. ${run.plan.smoke ? '**Smoke run: tiny rates and durations; these figures prove only that the harness works.**' : ''}`,
+    `Issues #4 and #9: prove Request Mirror never delays traffic, with goals judged from figures measured side by side in one run. ${run.plan.smoke ? '**Smoke run: tiny rates and durations; these figures prove only that the harness works.**' : ''}`,
     '',
     '## Goals',
     '',
@@ -197,13 +316,14 @@ export function writeReport(run: Run, outDir: string): { markdown: string; json:
           `commit ${run.versions.commit}${run.versions.uncommitted.length ? ` plus uncommitted changes to ${run.versions.uncommitted.join(', ')}` : ', services clean'}`,
         ],
         ['Run', `${run.startedAt} → ${run.finishedAt}`],
+        ['Wall time', `${f0(run.wallS)} s (budget of a full \`make bench\`: ${f0(run.budgetS)} s)`],
       ],
     ),
     '',
     '## Method',
     '',
     `- \`${run.command}\` starts everything on loopback: one Traefik (file provider, one router per scenario on \`PathPrefix(/<id>/)\`, JSON access log buffered, only RouterName/Duration/OriginDuration/Overhead/DownstreamStatus kept), the pinned nats-server, one ingress-tap + dispatcher pair per webhook condition (own subject prefix and queue group) plus a healthy one for S2h2 whose forwardAuth listener serves HTTP/2 over TLS (self-signed certificate, Traefik's forwardAuth \`https\` with \`tls.ca\`, as for X2), the Go responder (tools/go/responder) as upstream and as the S1 floor, bare fastify (HTTP/1.1, and HTTP/2 over TLS), webhook receivers in their own process, and Debian's nginx for S9.`,
-    `- Load: vegeta, open model (requests leave at the offered rate whatever the latency, so queueing is not hidden). GET scenarios at ${run.plan.rate} req/s; the body scenarios S0b and S8 at ${run.plan.bodyRate} req/s because their bodies (${BODY_MIX.map((b) => (b >= 1024 * 1024 ? `${b / 1024 / 1024} MiB` : `${b / 1024} KiB`)).join(', ')}, cycled) cost far more per request. ${run.plan.rounds} round(s) of ${run.plan.roundS} s per scenario, the order rotating each round, after ${run.plan.warmupS} s of warm-up each; results pooled per scenario. Percentiles are nearest-rank over every request (\`vegeta encode -to json\`), not vegeta's histogram.`,
+    `- Load: vegeta, open model (requests leave at the offered rate whatever the latency, so queueing is not hidden). The sweep's scenarios (${run.plan.sweep.scenarios.join(', ')}) at ${run.plan.sweep.rates.join(', ')} req/s, each (scenario, rate) a cell of its own; the tables below show them at ${run.plan.rate} req/s, the sweep section at every rate. The other GET scenarios at ${run.plan.rate} req/s; the body scenarios S0b and S8 at ${run.plan.bodyRate} req/s because their bodies (${BODY_MIX.map((b) => (b >= 1024 * 1024 ? `${b / 1024 / 1024} MiB` : `${b / 1024} KiB`)).join(', ')}, cycled) cost far more per request. ${run.plan.rounds} round(s) of ${run.plan.roundS} s per cell (the scenarios outside the sweep in the first ${run.plan.singleRateRounds} only), the order rotating each round, after ${run.plan.warmupS} s of warm-up per scenario; results pooled per cell. Percentiles are nearest-rank over every request (\`vegeta encode -to json\`), not vegeta's histogram.`,
     '- Added latency = scenario percentile minus the same percentile of its baseline (S0; S0b for S8). "× S1" divides that by S1\'s added latency at the same percentile.',
     '- RSS from /proc/PID/status VmRSS, CPU from /proc/PID/stat utime+stime, sampled every 500 ms during each round; peak is the highest sample, mean the time average.',
     '- New connections per second to the server Traefik calls (tap, Go responder, bare fastify): distinct ephemeral ports seen at either end of a socket to that port in /proc/net/tcp, sampled every second (TIME_WAIT keeps closed sockets visible for 60 s); a lower bound.',
@@ -216,7 +336,7 @@ export function writeReport(run: Run, outDir: string): { markdown: string; json:
     '',
     '## Latency',
     '',
-    ...plots.filter((p) => p.startsWith('latency')).map((p) => `![${p}](benchmarks/${p})`),
+    ...plots.filter((p) => p.startsWith('latency') && p !== 'latency-sweep.svg').map((p) => `![${p}](benchmarks/${p})`),
     '',
     scenarioTables(f.scenarios),
     '',
@@ -237,6 +357,10 @@ export function writeReport(run: Run, outDir: string): { markdown: string; json:
     ),
     '',
     tapViewSection(run.tapViews),
+    '',
+    accountingSection(f.pluginAccounting),
+    '',
+    sweepSection(run, plots.includes('latency-sweep.svg')),
     '',
     '## Throughput',
     '',

@@ -134,3 +134,20 @@ export function timePlot(title: string, yTitle: string, series: readonly Series[
     { log: false, min: 0, max: yMax, ticks: ticks(yMax), title: yTitle },
   );
 }
+
+/** p99 (ms) against offered rate (req/s), both on log scales; each series' points are { x: rate, y: ms }. */
+export function ratePlot(title: string, series: readonly Series[]): string {
+  const xs = series.flatMap((s) => s.points.map((p) => p.x)).filter((v) => v > 0 && Number.isFinite(v));
+  const ys = series.flatMap((s) => s.points.map((p) => p.y)).filter((v) => v > 0 && Number.isFinite(v));
+  const xMin = Math.min(...xs, 1e9) * 0.9;
+  const xMax = Math.max(...xs, 1) * 1.1;
+  const yMin = 10 ** Math.floor(Math.log10(Math.min(...ys, 1)));
+  const yMax = 10 ** Math.ceil(Math.log10(Math.max(...ys, 1)));
+  const rates = [...new Set(xs)].sort((a, b) => a - b).map((v) => ({ value: v, label: String(v) }));
+  return chart(
+    title,
+    series,
+    { log: true, min: xMin, max: xMax, ticks: rates, title: 'offered rate (req/s, log scale)' },
+    { log: true, min: yMin, max: yMax, ticks: logTicks(yMin, yMax, formatMs), title: 'p99 latency (log scale)' },
+  );
+}

@@ -23,6 +23,8 @@ export interface World {
   readonly goAuth: Peer;
   readonly fastifyH1: Peer;
   readonly fastifyH2: Peer;
+  /** The healthy webhook receiver every healthy pipeline's dispatcher delivers to. */
+  readonly receiver: Peer;
   readonly nats: NatsServer;
   readonly pipelines: ReadonlyMap<PipelineName, Pipeline>;
   /** Why a part could not start, e.g. `pipelines` or `nginx`. */
@@ -95,7 +97,10 @@ export async function startWorld(dir: string): Promise<World> {
         for (const [name, natsUrl, url] of specs) {
           // S2h2: the same self-signed certificate as X2's fastify (SAN IP:127.0.0.1), trusted by Traefik as tls.ca.
           const forwardAuthTls = name === 'healthy-h2' ? { certFile: tls.cert, keyFile: tls.key } : undefined;
-          const p = await startPipeline({ name, natsUrl, targets: hook(url), dir, ...(forwardAuthTls ? { forwardAuthTls } : {}) });
+          const options = { name, natsUrl, targets: hook(url), dir, ...(forwardAuthTls ? { forwardAuthTls } : {}) };
+          // Ports are picked free, then bound by the services: another program on the machine may take one in
+          // between (seen: EADDRINUSE while other test suites ran). One more try with fresh ports.
+          const p = await startPipeline(options).catch(() => startPipeline(options));
           stops.push(() => p.stop());
           pipelines.set(name, p);
         }
@@ -192,6 +197,7 @@ export async function startWorld(dir: string): Promise<World> {
       goAuth,
       fastifyH1,
       fastifyH2,
+      receiver: fast,
       nats,
       pipelines,
       unavailable,

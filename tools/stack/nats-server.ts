@@ -16,6 +16,8 @@ export interface NatsServerOptions {
 export interface NatsServer {
   readonly url: string;
   readonly port: number;
+  /** The server's process id (the benchmark reads its CPU time from /proc). */
+  readonly pid: number;
   stop(): Promise<void>;
 }
 
@@ -49,6 +51,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
+    pid: child.pid,
     // Its config directory goes with it: every test file and demo run starts servers, and /tmp kept them all.
     stop: async () => {
       await child.stop();
