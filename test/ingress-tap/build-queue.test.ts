@@ -1,9 +1,10 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_UNBUILT_BYTES, MAX_UNBUILT_EVENTS } from '../../ingress-tap/request-handler.ts';
 import type { Publisher } from '../../ingress-tap/publisher.ts';
-import { eventually, statusCodes, target, useTap } from './tap-harness.ts';
+import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
+import { eventually, startTap, statusCodes, target, type TapHarness } from './tap-harness.ts';
 
 // The tap answers each request at once and builds its event in one pass per event-loop turn. The events waiting for
 // that pass are bounded (MAX_UNBUILT_EVENTS events, MAX_UNBUILT_BYTES captured body bytes): past the bound an event
@@ -44,20 +45,37 @@ const logLines: { level: number; msg: string; id?: string; err?: { code?: string
 const logger = pino({ level: 'warn' }, { write: (line: string) => void logLines.push(JSON.parse(line) as (typeof logLines)[number]) });
 
 const BODY_LIMIT = MAX_UNBUILT_BYTES + 1024;
-const { tap } = useTap({
+let nats: NatsServer | undefined;
+beforeAll(async () => {
   // Large enough that NATS takes the events of a pass whole; the bodies of the bytes test are cut to fit.
-  nats: { maxPayloadBytes: 8 * 1024 * 1024 },
-  config: { tap: { maxBodyBytes: BODY_LIMIT, maxPendingPublishBytes: 512 * 1024 * 1024 }, targets: [target('all', { maxBodyBytes: BODY_LIMIT })] },
-  wrapPublisher: observing,
-  logger,
+  nats = await startNatsServer({ maxPayloadBytes: 8 * 1024 * 1024 });
 });
+afterAll(async () => {
+  await nats?.stop();
+});
+
+// A fresh tap for each test, started in the test itself: its first build pass is the test's own, and make mutate's
+// per-test coverage sees the tap's set-up as part of the test.
+let tap: TapHarness;
+async function freshTap(): Promise<TapHarness> {
+  if (!nats) throw new Error('no nats-server');
+  tap = await startTap({
+    natsUrl: nats.url,
+    config: { tap: { maxBodyBytes: BODY_LIMIT, maxPendingPublishBytes: 512 * 1024 * 1024 }, targets: [target('all', { maxBodyBytes: BODY_LIMIT })] },
+    wrapPublisher: observing,
+    logger,
+  });
+  return tap;
+}
 
 const dropped = () => tap.metric('request_mirror_tap_events_dropped_total', { reason: 'build_queue_full' });
 const queueFullWarnings = () => logLines.filter((l) => l.err?.code === 'RM_TAP_BUILD_QUEUE_FULL').length;
 
 const sockets: Socket[] = [];
-afterEach(() => {
+afterEach(async () => {
   for (const s of sockets.splice(0)) s.destroy();
+  await (tap as TapHarness | undefined)?.close();
+  expect(tap.invalid).toEqual([]);
   passes.length = 0;
   logLines.length = 0;
 });
@@ -127,6 +145,7 @@ describe('build queue bound', () => {
   const CONNECTIONS = Math.ceil((MAX_UNBUILT_EVENTS + 600) / PER_CONNECTION);
 
   it(`drops and counts the events past ${MAX_UNBUILT_EVENTS} waiting for one build pass, with one warning per pass`, async () => {
+    await freshTap();
     const { total, drops, built } = await burst('burst', await connections(CONNECTIONS), PER_CONNECTION);
     // Each event either built and published or dropped with its reason: none lost without a count.
     expect(built.length + drops).toBe(total);
@@ -134,11 +153,13 @@ describe('build queue bound', () => {
     // The burst overflowed a pass, and that pass held exactly the bound.
     expect(drops).toBeGreaterThan(0);
     expect(Math.max(...passes.map((p) => p.length))).toBe(MAX_UNBUILT_EVENTS);
-    // One warning per pass that dropped, not one per dropped event.
+    // One warning per pass that dropped, not one per dropped event, saying what was waiting.
     expect(queueFullWarnings()).toBe(passes.filter((p) => p.length === MAX_UNBUILT_EVENTS).length);
+    for (const line of logLines) expect(line.err?.message).toBe(`${MAX_UNBUILT_EVENTS} events (0 body bytes) waiting to be built`);
   });
 
   it('takes the next burst after a pass that dropped, and warns again', async () => {
+    await freshTap();
     for (const tag of ['first', 'second']) {
       const { total, drops, built } = await burst(tag, await connections(CONNECTIONS), PER_CONNECTION);
       expect(drops).toBeGreaterThan(0);
@@ -148,6 +169,7 @@ describe('build queue bound', () => {
   });
 
   it(`keeps bodies adding up to exactly ${MAX_UNBUILT_BYTES} bytes in one pass, and drops the next body byte`, async () => {
+    await freshTap();
     const [conn] = await connections(1);
     if (!conn) throw new Error('no connection');
     const first = MAX_UNBUILT_BYTES - 10;
@@ -163,9 +185,11 @@ describe('build queue bound', () => {
     expect(passes).toEqual([['/bytes-a', '/bytes-b']]);
     expect((await dropped()) - droppedBefore).toBe(1);
     expect(queueFullWarnings()).toBe(1);
+    expect(logLines[0]?.err?.message).toBe(`2 events (${MAX_UNBUILT_BYTES} body bytes) waiting to be built`);
   });
 
   it('builds one event whose body alone is over the byte bound', async () => {
+    await freshTap();
     const [conn] = await connections(1);
     if (!conn) throw new Error('no connection');
     const droppedBefore = await dropped();
@@ -179,6 +203,7 @@ describe('build queue bound', () => {
 
 describe('an event that fails to build or publish', () => {
   it('is counted as publish_error and logged with its id, and the rest of its pass is published', async () => {
+    await freshTap();
     const [conn] = await connections(1);
     if (!conn) throw new Error('no connection');
     const before = { dropped: await tap.metric('request_mirror_tap_events_dropped_total', { reason: 'publish_error' }), errors: await tap.metric('request_mirror_tap_publish_errors_total') };

@@ -265,6 +265,39 @@ describe('TLS listeners', () => {
   });
 });
 
+describe('HTTP/2 streams reset mid-body', () => {
+  it.each([
+    ['no target wants', 'DELETE'],
+    ['no target takes the body of', 'PUT'],
+  ])('survive on a request %s, whose body the tap answers before and drains', async (_name, method) => {
+    const partial = await startTap({
+      natsUrl: nats.url,
+      config: { targets: [target('posts', { methods: ['POST'] }), target('no-bodies', { methods: ['PUT'], maxBodyBytes: 0 })] },
+      tls: { certFile: cert.certFile, keyFile: cert.keyFile },
+    });
+    try {
+      const session = http2Connect(partial.mirrorUrl, { ca: cert.ca });
+      session.on('error', () => undefined);
+      try {
+        const stream = session.request({ ':method': method, ':path': '/reset', 'content-length': '100' }, { endStream: false });
+        stream.on('error', () => undefined);
+        const answered = new Promise<number>((resolve) => stream.once('response', (h) => { resolve(Number(h[':status'])); }));
+        stream.write('part of the body');
+        expect(await answered).toBe(200);
+        await new Promise<void>((resolve) => { stream.close(0x8, resolve); });
+      } finally {
+        session.close();
+      }
+      // Still serving on a new session.
+      expect((await sendH2(partial.mirrorUrl, { ':method': 'POST', ':path': '/after' })).status).toBe(200);
+      const [received] = await partial.waitForEvents(1);
+      expect(received?.event.data.path).toBe(method === 'PUT' ? '/reset' : '/after');
+    } finally {
+      await partial.close();
+    }
+  });
+});
+
 describe('TLS listener start-up', () => {
   it('fails with RM_TAP_TLS_UNUSABLE naming the file when the certificate file is missing', async () => {
     const missing = `${cert.dir}/no-such-cert.pem`;
