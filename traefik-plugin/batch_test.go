@@ -215,6 +215,25 @@ func TestABatchBufferGrownPastFourMiBIsNotKept(t *testing.T) {
 			t.Fatalf("after a %d-byte body the buffer's capacity is %d: kept %v, want %v", tc.size, frames.Cap(), kept, tc.kept)
 		}
 	}
+	// Exactly 4 MiB is still kept.
+	exact := bytes.NewBuffer(make([]byte, 0, 4*mib))
+	p.ship([]*capture{newCapture(p, s, httptest.NewRequest(http.MethodGet, "/", nil))}, exact)
+	if exact.Cap() != 4*mib {
+		t.Fatalf("a 4 MiB buffer became %d bytes", exact.Cap())
+	}
+}
+
+func TestEvery2xxFromTheTapCountsAsSent(t *testing.T) {
+	for _, status := range []int{http.StatusOK, http.StatusNoContent, 299} {
+		tap := startTap(t)
+		tap.status = status
+		h := mustNew(t, &readingUpstream{}, testConfig(tap.server.URL))
+		serve(h, httptest.NewRequest(http.MethodGet, "/", nil))
+		waitUntil(t, "the batch counted", func() bool { r := poolOf(h).counters.snapshot(); return r.Sent+r.Dropped["rejected"] == 1 })
+		if r := poolOf(h).counters.snapshot(); r.Sent != 1 {
+			t.Fatalf("status %d: sent %d, dropped %v", status, r.Sent, r.Dropped)
+		}
+	}
 }
 
 func TestTheReporterIsSixteenRandomHexDigitsPerPool(t *testing.T) {

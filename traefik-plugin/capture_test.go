@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestTeeKeepsAtMostMaxBodyBytesAndTheUpstreamGetsEveryByte(t *testing.T) {
@@ -154,10 +153,54 @@ func TestBodyLeavesAtTheCapWhileTheUpstreamIsStillReading(t *testing.T) {
 	if len(got.body) != 100 || got.snapshot.ReceivedBytes != 150 {
 		t.Fatalf("captured %d of %d", len(got.body), got.snapshot.ReceivedBytes)
 	}
+	// The upstream is still reading: the pipe stays open until the test returns.
 	select {
 	case <-upstreamDone:
 		t.Fatal("the upload should still be under way")
-	case <-time.After(10 * time.Millisecond):
+	default:
+	}
+}
+
+func TestABodyLongerThanTheCapIsMarkedSoWhenAReadEndsExactlyAtTheCap(t *testing.T) {
+	for _, declared := range []int64{150, -1} {
+		tap := startTap(t)
+		cfg := testConfig(tap.server.URL)
+		cfg.MaxBodyBytes = 100
+		// Reads of exactly the cap, then the rest.
+		up := http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+			buf := make([]byte, 100)
+			_, _ = io.ReadFull(req.Body, buf)
+			_, _ = io.Copy(io.Discard, req.Body)
+		})
+		req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(bytes.Repeat([]byte("c"), 150)))
+		req.ContentLength = declared
+		serve(mustNew(t, up, cfg), req)
+		got := tap.waitFor(t, 1)[0]
+		if len(got.body) != 100 || got.snapshot.ReceivedBytes <= 100 {
+			t.Fatalf("declared %d: captured %d, received %d: want 100 kept of more than 100 received", declared, len(got.body), got.snapshot.ReceivedBytes)
+		}
+	}
+}
+
+func TestABodyOfExactlyTheDeclaredCapLeavesWithoutWaitingForItsEnd(t *testing.T) {
+	tap := startTap(t)
+	cfg := testConfig(tap.server.URL)
+	cfg.MaxBodyBytes = 100
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	up := http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+		_, _ = io.Copy(io.Discard, req.Body)
+	})
+	req := httptest.NewRequest(http.MethodPost, "/exact", pr)
+	req.ContentLength = 100
+	go serve(mustNew(t, up, cfg), req)
+	// All 100 declared bytes, and no end of the body yet: the pipe stays open.
+	if _, err := pw.Write(bytes.Repeat([]byte("e"), 100)); err != nil {
+		t.Fatal(err)
+	}
+	got := tap.waitFor(t, 1)[0]
+	if len(got.body) != 100 || got.snapshot.ReceivedBytes != 100 || !got.snapshot.Complete {
+		t.Fatalf("captured %d, received %d, complete %v: want the whole 100-byte body, complete", len(got.body), got.snapshot.ReceivedBytes, got.snapshot.Complete)
 	}
 }
 
@@ -169,9 +212,11 @@ func TestMethodsNotListedPassThroughUnmirrored(t *testing.T) {
 	h := mustNew(t, up, cfg)
 	serve(h, httptest.NewRequest(http.MethodGet, "/not-mirrored", nil))
 	serve(h, httptest.NewRequest(http.MethodPost, "/mirrored", strings.NewReader("b")))
+	// Both requests were served to their end: a snapshot of each would have been queued by now.
+	if queued := poolOf(h).counters.snapshot().Queued; queued != 1 {
+		t.Fatalf("%d snapshots queued, want 1", queued)
+	}
 	got := tap.waitFor(t, 1)
-	time.Sleep(50 * time.Millisecond)
-	got = tap.snapshots()
 	if len(got) != 1 || got[0].snapshot.URI != "/mirrored" {
 		t.Fatalf("want only /mirrored, got %d snapshots", len(got))
 	}
