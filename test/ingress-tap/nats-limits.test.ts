@@ -24,7 +24,7 @@ describe('NATS limits', () => {
     const [received] = await tap.waitForEvents(1);
     const body = received?.event.data.body;
     if (!body) throw new Error('the event has no body');
-    expect(received?.size).toBeLessThanOrEqual(MAX_PAYLOAD);
+    expect(received.size).toBeLessThanOrEqual(MAX_PAYLOAD);
     expect(body.encoding).toBe(encoding);
     expect(body.truncated).toBe(true);
     expect(body.receivedBytes).toBe(sent.length);
