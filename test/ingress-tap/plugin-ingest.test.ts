@@ -97,13 +97,26 @@ describe('plugin ingest', () => {
     ['a meta that is not JSON', () => Buffer.concat([frame({ version: 1, reporter: 'r', counters: counters(0) }), Buffer.from([0, 0, 0, 2]), Buffer.from('{x'), Buffer.alloc(4)]), 'meta is not JSON'],
     ['a snapshot missing fields', () => Buffer.concat([frame({ version: 1, reporter: 'r', counters: counters(0) }), frame({ method: 'GET' })]), 'frame 1'],
     ['an unknown version', () => frame({ version: 2, reporter: 'r', counters: counters(0) }), 'frame 0'],
-  ])('refuses a batch %s with 400, counts it, and publishes none of it', async (_name, batch, message) => {
+    ['whose body runs past its end', () => Buffer.concat([frame({ version: 1, reporter: 'r', counters: counters(0) }), frame(snapshot(), Buffer.from('hello')).subarray(0, -1)]), 'frame 1: body of 5 bytes runs past the batch'],
+    ['cut after a meta', () => { const f = frame(snapshot()); return Buffer.concat([frame({ version: 1, reporter: 'r', counters: counters(0) }), f.subarray(0, f.length - 2)]); }, 'frame 1: body length runs past the batch'],
+    ['with bytes after its last frame', () => Buffer.concat([frame({ version: 1, reporter: 'r', counters: counters(0) }), frame(snapshot(), Buffer.from('hello')), Buffer.from([0, 0])]), 'frame 2: meta length runs past the batch'],
+  ])('refuses a batch %s with 400 naming the frame, counts it, and publishes none of it', async (_name, batch, message) => {
     const before = await tap.metric('request_mirror_tap_rejected_input_total', { reason: 'plugin_batch_invalid' });
     const res = await post(batch());
     expect(res.status).toBe(400);
     expect(res.body).toContain(message);
     expect(await tap.metric('request_mirror_tap_rejected_input_total', { reason: 'plugin_batch_invalid' })).toBe(before + 1);
-    expect(tap.received).toEqual([]);
+    // A valid batch after it: its event is the first to arrive, so nothing of the refused one was published.
+    const marker = Buffer.concat([frame({ version: 1, reporter: 'r-marker', counters: counters(0) }), frame(snapshot({ method: 'GET', uri: '/marker', declaredLength: 0, receivedBytes: 0 }))]);
+    expect((await post(marker)).status).toBe(204);
+    const [first] = await tap.waitForEvents(1);
+    expect(first?.event.data.path).toBe('/marker');
+  });
+
+  it('takes a batch of counters alone, without snapshots, with 204', async () => {
+    const before = await tap.metric('request_mirror_plugin_snapshots_total', { outcome: 'sent' });
+    expect((await post(frame({ version: 1, reporter: 'r-alone', counters: counters(3) }))).status).toBe(204);
+    expect((await tap.metric('request_mirror_plugin_snapshots_total', { outcome: 'sent' })) - before).toBe(3);
   });
 
   it('refuses another content type with 415', async () => {
