@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // How the workers cut the queue into batches, how many run, what the byte budget admits, and what a batch leaves
@@ -241,5 +242,35 @@ func TestTheReporterIsSixteenRandomHexDigitsPerPool(t *testing.T) {
 	a, b := newReporterID(), newReporterID()
 	if !hex16.MatchString(a) || !hex16.MatchString(b) || a == b {
 		t.Fatalf("reporter ids %q and %q", a, b)
+	}
+}
+
+func TestAnIdleWorkerStopsAndTheNextCaptureStartsOne(t *testing.T) {
+	tap := startTap(t)
+	s, err := validate(testConfig(tap.server.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPool(s.pool)
+	p.idle = 20 * time.Millisecond
+	atomic.StoreInt64(&lastPanicLog, 0)
+	p.enqueue(newCapture(p, s, httptest.NewRequest(http.MethodGet, "/first", nil)))
+	tap.waitFor(t, 1)
+	waitUntil(t, "the idle worker stopped", func() bool { return atomic.LoadInt32(&p.running) == 0 })
+	// Nothing queued: no worker comes back. A negative is observed over a window, here ten idle periods.
+	deadline := time.Now().Add(10 * p.idle)
+	for time.Now().Before(deadline) {
+		if n := atomic.LoadInt32(&p.running); n != 0 {
+			t.Fatalf("%d workers running with nothing queued", n)
+		}
+		time.Sleep(p.idle / 4)
+	}
+	// A worker stopping for idleness is no panic.
+	if atomic.LoadInt64(&lastPanicLog) != 0 {
+		t.Fatal("a worker's idle stop was logged as a panic")
+	}
+	p.enqueue(newCapture(p, s, httptest.NewRequest(http.MethodGet, "/second", nil)))
+	if got := tap.waitFor(t, 2)[1].snapshot.URI; got != "/second" {
+		t.Fatalf("got %s", got)
 	}
 }

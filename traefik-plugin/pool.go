@@ -43,6 +43,8 @@ type pool struct {
 	budget int64
 	// running is the number of live workers; atomic.
 	running int32
+	// idle is how long a worker waits for a capture before it stops (workerIdle; shorter in tests).
+	idle time.Duration
 }
 
 // poolFor returns the pool for these settings, creating it the first time.
@@ -81,6 +83,7 @@ func newPool(s poolSettings) *pool {
 		endpoint: s.TapURL + ingestPath,
 		reporter: newReporterID(),
 		counters: newCounters(),
+		idle:     workerIdle,
 	}
 }
 
@@ -160,7 +163,7 @@ func (p *pool) work() {
 			p.ensureWorker()
 		}
 	}()
-	idle := time.NewTimer(workerIdle)
+	idle := time.NewTimer(p.idle)
 	defer idle.Stop()
 	var frames bytes.Buffer
 	for {
@@ -193,7 +196,7 @@ func (p *pool) work() {
 			default:
 			}
 		}
-		idle.Reset(workerIdle)
+		idle.Reset(p.idle)
 	}
 }
 
