@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Machine, Versions } from '../bench/machine.ts';
 import { timePlot } from '../bench/svg-plot.ts';
 import type { SoakRun } from './run.ts';
+import type { Trend } from './trend.ts';
 
 // docs/soak.md, docs/soak.json and one RSS plot per soak, all written from one run's figures.
 
@@ -19,6 +20,10 @@ const f0 = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : '–');
 const f1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : '–');
 const f2 = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '–');
 const n = (v: number) => v.toLocaleString('en-US');
+
+function memoryPart(what: string, t: Trend): string {
+  return `${what} ${f1(t.startMiB)} MiB at the start, peak ${f1(t.peakMiB)}, ${f1(t.endMiB)} at the end, last-half slope ${f2(t.lastHalfSlopeMiBPerMin)} MiB/min`;
+}
 
 function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
   return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
@@ -137,8 +142,8 @@ function render(report: SoakReport): string {
         .filter((p) => p.heapUsed.length > 0)
         .map(
           (p) =>
-            `- ${p.watched.name}, V8 heap in use: ${f1(p.heapTrend.startMiB)} MiB at the start, peak ${f1(p.heapTrend.peakMiB)} MiB, ` +
-            `${f1(p.heapTrend.endMiB)} MiB at the end, last-half slope ${f2(p.heapTrend.lastHalfSlopeMiBPerMin)} MiB/min.`,
+            `- ${p.watched.name}: ${memoryPart('V8 heap in use', p.heapTrend)}; ${memoryPart('V8 heap committed', p.heapTotalTrend)}; ` +
+            `${memoryPart('external (Buffers outside the heap)', p.externalTrend)}.`,
         ),
       '',
       'Accounting, from the services\' own counters once the load had stopped:',

@@ -34,9 +34,14 @@ export interface ProcessResult {
   readonly idleMiB: number;
   readonly boundMiB: number;
   readonly rss: readonly Sample[];
+  /** The V8 heap in use, the heap V8 has committed, and memory outside it (Buffers, sockets), MiB, every 5 s. */
   readonly heapUsed: readonly Sample[];
+  readonly heapTotal: readonly Sample[];
+  readonly external: readonly Sample[];
   readonly rssTrend: Trend;
   readonly heapTrend: Trend;
+  readonly heapTotalTrend: Trend;
+  readonly externalTrend: Trend;
   readonly cpuMeanPct: number;
 }
 
@@ -77,14 +82,19 @@ export async function runSoaks(dir: string, durationS: number, rates: Rates, lim
     const loads: number[] = [load1()];
     const sampler = startSampler(watched.map((w) => ({ name: w.name, pids: () => [w.pid] })), 1000);
     const t0 = performance.now();
-    const heap = new Map<string, Sample[]>(watched.map((w) => [w.name, []]));
+    const heap = new Map(watched.map((w) => [w.name, { used: [] as Sample[], total: [] as Sample[], external: [] as Sample[] }]));
     const heapTimer = setInterval(() => {
       const t = (performance.now() - t0) / 1000;
       loads.push(load1());
       for (const w of watched) {
         if (!w.adminUrl) continue;
         readMetrics(w.adminUrl).then(
-          (m) => heap.get(w.name)?.push({ t, mib: sum(m, 'nodejs_heap_size_used_bytes') / MiB }),
+          (m) => {
+            const h = heap.get(w.name);
+            h?.used.push({ t, mib: sum(m, 'nodejs_heap_size_used_bytes') / MiB });
+            h?.total.push({ t, mib: sum(m, 'nodejs_heap_size_total_bytes') / MiB });
+            h?.external.push({ t, mib: sum(m, 'nodejs_external_memory_bytes') / MiB });
+          },
           () => undefined,
         );
       }
@@ -113,15 +123,19 @@ export async function runSoaks(dir: string, durationS: number, rates: Rates, lim
         const rss = series.t.map((t, k) => ({ t, mib: series.rssMiB[k] ?? 0 })).filter((p) => p.t <= durationS + 1);
         const idleMiB = rss[0]?.mib ?? 0;
         const boundMiB = idleMiB + w.bound.heldMiB + w.bound.allowanceMiB;
-        const heapUsed = heap.get(w.name) ?? [];
+        const h = heap.get(w.name) ?? { used: [], total: [], external: [] };
         return {
           watched: w,
           idleMiB,
           boundMiB,
           rss,
-          heapUsed,
+          heapUsed: h.used,
+          heapTotal: h.total,
+          external: h.external,
           rssTrend: trend(rss, durationS, { ...judge, boundMiB }),
-          heapTrend: trend(heapUsed, durationS, { ...judge, boundMiB }),
+          heapTrend: trend(h.used, durationS, { ...judge, boundMiB }),
+          heapTotalTrend: trend(h.total, durationS, { ...judge, boundMiB }),
+          externalTrend: trend(h.external, durationS, { ...judge, boundMiB }),
           cpuMeanPct: figures[w.name]?.cpuMeanPct ?? 0,
         };
       }),
