@@ -36,8 +36,9 @@ export async function startDispatcherBlackholed(ctx: SoakContext, rate: number):
     const dispatcher = pipeline.dispatcher;
     if (!dispatcher) throw new Error('the blackholed pipeline has no dispatcher');
     const config = pipelineConfig(ctx.dir, pipeline);
-    const eventBytes = Math.max(...makePayloads(100).map((p) => Buffer.byteLength(p)));
-    const held = dispatcherHeldBytes(config, eventBytes);
+    const sizes = makePayloads(100).map((p) => Buffer.byteLength(p));
+    const eventBytes = Math.max(...sizes);
+    const held = dispatcherHeldBytes(config, { minBytes: Math.min(...sizes), maxBytes: eventBytes });
     const publisher = await startPublisher(ctx.natsUrl, pipeline.subjectPrefix);
     return {
       id: 'dispatcher-blackholed',

@@ -68,7 +68,7 @@ export async function startLargeBodies(ctx: SoakContext, rate: number): Promise<
     // Binary, so the tap carries it base64-encoded: the event is about 4/3 of the body.
     const eventBytes = Math.ceil((BODY_BYTES * 4) / 3) + 4096;
     const tapHeld = tapHeldBytes(config, MAX_IN_FLIGHT, BODY_BYTES);
-    const dispatcherHeld = dispatcherHeldBytes(config, eventBytes);
+    const dispatcherHeld = dispatcherHeldBytes(config, { minBytes: eventBytes, maxBytes: eventBytes });
     const bodyFile = join(ctx.dir, 'body-1MiB.bin');
     writeFileSync(bodyFile, randomBytes(BODY_BYTES));
     const targetsFile = join(ctx.dir, 'targets-bodies.txt');

@@ -4,8 +4,9 @@ import { join, resolve } from 'node:path';
 import { EXIT_FAILURE, parseCommandLine, usageError } from '../../contract/command-line.ts';
 import { machine, versions } from '../bench/machine.ts';
 import { REPO_ROOT } from '../bench/processes.ts';
-import { verdict, writeSoakReport } from './report.ts';
+import { writeSoakReport } from './report.ts';
 import { runSoaks, type Limits, type Rates } from './run.ts';
+import { verdict } from './trend.ts';
 
 // `make soak`: the memory soaks of the dispatcher with every target blackholed, the tap with NATS down, and 1 MiB
 // bodies through the whole pipeline, side by side; writes docs/soak.md. Exits 1 when a judged process did not
@@ -69,7 +70,8 @@ for (const s of run.soaks) {
   for (const p of s.processes) {
     const v = verdict(p);
     if (v === 'GROWING' || v === 'OVER BOUND') failed = true;
-    log(`${p.watched.name}: peak ${p.rssTrend.peakMiB.toFixed(0)} MiB (bound ${p.boundMiB.toFixed(0)}), last-half slope ${p.rssTrend.lastHalfSlopeMiBPerMin.toFixed(2)} MiB/min: ${v}`);
+    const retained = p.retainedTrend ? `, retained floor growth ${p.retainedTrend.floorGrowthMiBPerMin.toFixed(2)} MiB/min` : `, RSS floor growth ${p.rssTrend.floorGrowthMiBPerMin.toFixed(2)} MiB/min`;
+    log(`${p.watched.name}: RSS peak ${p.rssTrend.peakMiB.toFixed(0)} MiB (bound ${p.boundMiB.toFixed(0)}), last-half slope RSS ${p.rssTrend.lastHalfSlopeMiBPerMin.toFixed(2)} MiB/min${retained}: ${v}`);
   }
   for (const c of s.accounting.checks) {
     if (!c.holds) {

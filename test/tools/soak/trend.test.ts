@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { trend, type Sample } from '../../../tools/soak/trend.ts';
+import { trend, verdict, type Sample } from '../../../tools/soak/trend.ts';
 
 // How `make soak` judges a memory series: the slope over the last half only, so the warm-up's climb never counts, and
 // a bound on the peak.
@@ -25,6 +25,7 @@ describe('soak memory trend', () => {
   it('does not call a series growing 2 MiB per minute over its last half a plateau', () => {
     const r = trend(series(600, (t) => 150 + (2 * t) / 60), 600, limits);
     expect(r.lastHalfSlopeMiBPerMin).toBeCloseTo(2, 6);
+    expect(r.floorGrowthMiBPerMin).toBeCloseTo(2, 1);
     expect(r.plateau).toBe(false);
   });
 
@@ -37,5 +38,29 @@ describe('soak memory trend', () => {
   it('does not judge a run whose last half is shorter than the minimum', () => {
     const r = trend(series(200, () => 150), 200, limits);
     expect(r.judged).toBe(false);
+  });
+
+  it('judges a service by what it retains: a step in RSS with a flat heap and external memory is a plateau', () => {
+    const rss = trend(series(600, (t) => (t < 450 ? 250 : 290)), 600, limits);
+    const retained = trend(series(600, (t) => 90 + (t % 11) * 0.5), 600, limits);
+    expect(rss.plateau).toBe(false);
+    expect(verdict({ rssTrend: rss, retainedTrend: retained })).toBe('plateau');
+    expect(verdict({ rssTrend: rss })).toBe('GROWING');
+  });
+
+  it('calls a service whose retained memory grows GROWING, and one whose RSS peak passes the bound OVER BOUND', () => {
+    const flatRss = trend(series(600, () => 200), 600, limits);
+    expect(verdict({ rssTrend: flatRss, retainedTrend: trend(series(600, (t) => 80 + (3 * t) / 60), 600, limits) })).toBe('GROWING');
+    const over = trend(series(600, (t) => (t === 30 ? 400 : 200)), 600, limits);
+    expect(verdict({ rssTrend: over, retainedTrend: trend(series(600, () => 80), 600, limits) })).toBe('OVER BOUND');
+    expect(verdict({ rssTrend: trend(series(100, () => 200), 100, limits) })).toBe('not judged');
+  });
+
+  it('judges the floors between collections: a steady sawtooth that stops at its top is a plateau', () => {
+    // Garbage piles up for 100 s, then a collection frees it; the run ends just before one.
+    const r = trend(series(590, (t) => 100 + (t % 100) / 2), 590, limits);
+    expect(r.lastHalfSlopeMiBPerMin).toBeGreaterThan(1);
+    expect(Math.abs(r.floorGrowthMiBPerMin)).toBeLessThan(0.01);
+    expect(r.plateau).toBe(true);
   });
 });
