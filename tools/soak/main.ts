@@ -70,8 +70,8 @@ for (const s of run.soaks) {
   for (const p of s.processes) {
     const v = verdict(p);
     if (v === 'GROWING' || v === 'OVER BOUND') failed = true;
-    const retained = p.retainedTrend ? `, retained floor growth ${p.retainedTrend.floorGrowthMiBPerMin.toFixed(2)} MiB/min` : `, RSS floor growth ${p.rssTrend.floorGrowthMiBPerMin.toFixed(2)} MiB/min`;
-    log(`${p.watched.name}: RSS peak ${p.rssTrend.peakMiB.toFixed(0)} MiB (bound ${p.boundMiB.toFixed(0)}), last-half slope RSS ${p.rssTrend.lastHalfSlopeMiBPerMin.toFixed(2)} MiB/min${retained}: ${v}`);
+    const judged = p.heapTrend ? `heap-in-use floor growth ${p.heapTrend.floorGrowthMiBPerMin.toFixed(2)}` : `RSS floor growth ${p.rssTrend.floorGrowthMiBPerMin.toFixed(2)}`;
+    log(`${p.watched.name}: RSS peak ${p.rssTrend.peakMiB.toFixed(0)} MiB (bound ${p.boundMiB.toFixed(0)}), RSS last-half slope ${p.rssTrend.lastHalfSlopeMiBPerMin.toFixed(2)} MiB/min, ${judged} MiB/min: ${v}`);
   }
   for (const c of s.accounting.checks) {
     if (!c.holds) {

@@ -43,7 +43,9 @@ export function writeSoakReport(report: SoakReport, outDir: string): string {
     const series = s.processes.map((p) => ({ name: p.watched.name, points: p.rss.map((x) => ({ x: x.t, y: x.mib })) }));
     writeFileSync(join(plotDir, `${s.id}.svg`), timePlot(`RSS: ${s.title}`, 'RSS (MiB)', series));
   }
-  writeFileSync(join(outDir, 'soak.json'), `${JSON.stringify(report, null, 1)}\n`);
+  // Samples to 0.01 MiB / s, and no indentation: thousands of samples per process, read by programs, not by people.
+  const rounded = (_key: string, value: unknown) => (typeof value === 'number' && !Number.isInteger(value) ? Math.round(value * 100) / 100 : value);
+  writeFileSync(join(outDir, 'soak.json'), `${JSON.stringify(report, rounded)}\n`);
   const markdown = render(report);
   writeFileSync(join(outDir, 'soak.md'), markdown);
   return markdown;
@@ -72,23 +74,26 @@ function render(report: SoakReport): string {
     '## How memory is judged',
     '',
     `- **Plateau**: over the last half of the run (the first half is warm-up: V8 sizing its heap, the allocator its arenas, ` +
-      `queues filling to their limits), what the process **retains**, the V8 heap in use plus external memory (Buffers), rises ` +
-      `by at most **${run.limits.slopeMiBPerMin} MiB/min** at its floor: the lowest sample of the last quarter of the run minus the lowest ` +
-      `of the third, per minute. Between two garbage collections the figure includes the garbage the next one frees, and where ` +
-      `the run stops in that sawtooth moves a least-squares slope by more than a slow leak would; the lowest sample of a ` +
-      `${f1(minutes / 4)}-minute quarter is what survived its collections, and a leak lifts it by its rate × the quarter's length. ` +
-      `For Traefik, which has no such figure here, the same on its RSS. Anything our code keeps lives in the heap or in external ` +
-      `memory. RSS and the least-squares slopes of RSS and of retained memory over the last half are printed next to it and not judged: a ` +
-      `Node service's RSS moves in steps of 10–40 MiB when V8 commits more heap (it follows \`nodejs_heap_size_total_bytes\`) or the ` +
-      `allocator keeps freed pages, and over a 5-minute half one late step makes a slope of several MiB/min with nothing kept (the ` +
-      `first runs of this harness saw RSS slopes from −4 to +10 MiB/min with a flat heap in use). The peak bound below is what caps those steps.`,
-    `- Why ${run.limits.slopeMiBPerMin} MiB/min: on services whose heap was flat after each collection (heap snapshots 4 minutes ` +
-      `apart within 4% of each other), the harness's first runs read floor growths of the heap in use between −0.5 and +0.5 MiB/min. ` +
-      `What the limit still catches, in the *bytes/event* column's terms: ${run.limits.slopeMiBPerMin} MiB/min is ` +
+      `queues filling to their limits), the floor of the service's **V8 heap in use** rises by at most **${run.limits.slopeMiBPerMin} MiB/min**: ` +
+      `the last half is split in thirds, and the lowest sample of the last third is compared with the higher of the two thirds ` +
+      `before, per minute of a third. Between two garbage collections the heap in use includes the garbage the next one frees, ` +
+      `and where the run stops in that sawtooth moves a least-squares slope by more than a slow leak would; the lowest sample of ` +
+      `a third is what survived its collections, and a leak lifts each floor in turn. Anything our code keeps has a JS object on ` +
+      `that heap (a Buffer's bytes sit outside it, its wrapper, over 100 bytes, inside). For Traefik, which has no such figure ` +
+      `here, the same on its RSS.`,
+    `- **Not judged by slope, printed**: RSS and its least-squares slope over the last half, and the heap V8 has committed and ` +
+      `external memory (Buffers) with theirs. A Node service's RSS moves in steps of 10–40 MiB when V8 commits more heap (it ` +
+      `follows \`nodejs_heap_size_total_bytes\`) or the allocator keeps freed pages, and external memory jitters by whole bodies ` +
+      `in flight or awaiting collection: over a 5-minute half one late step makes a slope of several MiB/min with nothing kept ` +
+      `(this harness's first runs saw RSS slopes from −5 to +10 MiB/min while the heap-in-use floors stayed within ±0.9 MiB/min). ` +
+      `The peak bound below is what caps those steps.`,
+    `- Why ${run.limits.slopeMiBPerMin} MiB/min: the first runs' heap-in-use floors moved by −0.8 to +0.5 MiB/min on services whose ` +
+      `heap snapshots 4 minutes apart were within 4% of each other; the limit sits above that. What it still catches, in the ` +
+      `*bytes/event* column's terms: ${run.limits.slopeMiBPerMin} MiB/min is ` +
       `${f0(bytesPerEvent(run.limits.slopeMiBPerMin, run.rates.dispatcherEvents))} bytes per event at ${n(run.rates.dispatcherEvents)} events/s and ` +
       `${f0(bytesPerEvent(run.limits.slopeMiBPerMin, run.rates.tapRequests))} bytes per request at ${n(run.rates.tapRequests)} requests/s (an object kept per ` +
       `event is more: a V8 object header alone is 12–16 bytes, plus the slot that holds it), and ` +
-      `${f0(bytesPerEvent(run.limits.slopeMiBPerMin, run.rates.uploads))} bytes per upload at ${n(run.rates.uploads)} uploads/s (any part of a body kept per upload). ` +
+      `${f0(bytesPerEvent(run.limits.slopeMiBPerMin, run.rates.uploads))} bytes per upload at ${n(run.rates.uploads)} uploads/s (a kept Buffer of any size is more than 100). ` +
       `Runs whose last half is shorter than ${f1(judgedMin)} minutes are not judged.`,
     '- **Bound**: RSS when the load started + what the process may hold by its configured limits (derived per process below from ' +
       'the config the services were started with, parsed by the contract) + a runtime allowance (Node: V8 young generation, ' +
@@ -97,7 +102,7 @@ function render(report: SoakReport): string {
     '## Summary',
     '',
     table(
-      ['Soak', 'Process', 'Load achieved', 'RSS at start (MiB)', 'RSS peak (MiB)', 'Bound (MiB)', 'RSS last-half slope (MiB/min)', 'Judged: retained floor growth (MiB/min)', 'bytes/event', 'CPU (% of a core)', 'Verdict'],
+      ['Soak', 'Process', 'Load achieved', 'RSS at start (MiB)', 'RSS peak (MiB)', 'Bound (MiB)', 'RSS last-half slope (MiB/min)', 'Judged: heap-in-use floor growth (MiB/min)', 'bytes/event', 'CPU (% of a core)', 'Verdict'],
       run.soaks.flatMap((s) =>
         s.processes.map((p) => [
           s.title,
@@ -107,15 +112,15 @@ function render(report: SoakReport): string {
           f0(p.rssTrend.peakMiB),
           f0(p.boundMiB),
           f2(p.rssTrend.lastHalfSlopeMiBPerMin),
-          p.retainedTrend ? f2(p.retainedTrend.floorGrowthMiBPerMin) : `${f2(p.rssTrend.floorGrowthMiBPerMin)} (RSS)`,
-          f1(bytesPerEvent(Math.max(0, (p.retainedTrend ?? p.rssTrend).floorGrowthMiBPerMin), s.load.achievedPerS)),
+          p.heapTrend ? f2(p.heapTrend.floorGrowthMiBPerMin) : `${f2(p.rssTrend.floorGrowthMiBPerMin)} (RSS)`,
+          f1(bytesPerEvent(Math.max(0, (p.heapTrend ?? p.rssTrend).floorGrowthMiBPerMin), s.load.achievedPerS)),
           f0(p.cpuMeanPct),
           `**${verdict(p)}**`,
         ]),
       ),
     ),
     '',
-    '*Retained*: V8 heap in use + external memory, from the service\'s /metrics every 2 s; *floor growth*: lowest sample of the last quarter minus the lowest of the third, per minute. ' +
+    '*Heap in use*: from the service\'s /metrics every 2 s; *floor growth*: see above. ' +
       '*bytes/event*: the judged slope divided by the rate achieved, i.e. what the process kept per event or request over the last half if ' +
       'the growth were a leak (0 when the slope is negative).',
   ];
@@ -134,7 +139,7 @@ function render(report: SoakReport): string {
       `![RSS over time](soak/${s.id}.svg)`,
       '',
       table(
-        ['Process', 'RSS at start', 'RSS peak', 'RSS at the end', 'Held by its limits', 'Allowance', 'Bound', 'RSS last-half slope', 'Retained: last-half slope / floor growth', 'Verdict'],
+        ['Process', 'RSS at start', 'RSS peak', 'RSS at the end', 'Held by its limits', 'Allowance', 'Bound', 'RSS last-half slope', 'Heap in use: last-half slope / floor growth', 'Verdict'],
         s.processes.map((p) => [
           p.watched.name,
           `${f0(p.idleMiB)} MiB`,
@@ -144,8 +149,8 @@ function render(report: SoakReport): string {
           `${f0(p.watched.bound.allowanceMiB)} MiB`,
           `${f0(p.boundMiB)} MiB`,
           `${f2(p.rssTrend.lastHalfSlopeMiBPerMin)} MiB/min`,
-          p.retainedTrend
-            ? `${f2(p.retainedTrend.lastHalfSlopeMiBPerMin)} / ${f2(p.retainedTrend.floorGrowthMiBPerMin)} MiB/min`
+          p.heapTrend
+            ? `${f2(p.heapTrend.lastHalfSlopeMiBPerMin)} / ${f2(p.heapTrend.floorGrowthMiBPerMin)} MiB/min`
             : `– (RSS floor growth ${f2(p.rssTrend.floorGrowthMiBPerMin)} MiB/min)`,
           verdict(p),
         ]),
@@ -153,10 +158,10 @@ function render(report: SoakReport): string {
       '',
       ...s.processes.map((p) => `- ${p.watched.name}, held by its limits: ${p.watched.bound.derivation}.`),
       ...s.processes
-        .filter((p) => p.heapUsed.length > 0)
+        .filter((p) => p.heapTrend !== undefined)
         .map(
           (p) =>
-            `- ${p.watched.name}: ${memoryPart('V8 heap in use', p.heapTrend)}; ${memoryPart('V8 heap committed', p.heapTotalTrend)}; ` +
+            `- ${p.watched.name}: ${memoryPart('V8 heap in use', p.heapTrend as Trend)}; ${memoryPart('V8 heap committed', p.heapTotalTrend)}; ` +
             `${memoryPart('external (Buffers outside the heap)', p.externalTrend)}.`,
         ),
       '',

@@ -22,7 +22,7 @@ export interface Rates {
 }
 
 export interface Limits {
-  /** The plateau criterion: growth of the floor of retained memory (RSS for Traefik) over the last half, MiB per minute. */
+  /** The plateau criterion: growth of the floor of the V8 heap in use (RSS for Traefik) over the last half, MiB per minute. */
   readonly slopeMiBPerMin: number;
   /** A shorter last half is not judged. */
   readonly minJudgedS: number;
@@ -38,14 +38,11 @@ export interface ProcessResult {
   readonly heapUsed: readonly Sample[];
   readonly heapTotal: readonly Sample[];
   readonly external: readonly Sample[];
-  /** Heap in use + external: what the process keeps, as opposed to what V8 and the allocator have reserved. */
-  readonly retained: readonly Sample[];
   readonly rssTrend: Trend;
-  readonly heapTrend: Trend;
+  /** Absent for a process without /metrics (Traefik). */
+  readonly heapTrend?: Trend;
   readonly heapTotalTrend: Trend;
   readonly externalTrend: Trend;
-  /** Absent for a process without /metrics (Traefik). */
-  readonly retainedTrend?: Trend;
   readonly cpuMeanPct: number;
 }
 
@@ -86,7 +83,7 @@ export async function runSoaks(dir: string, durationS: number, rates: Rates, lim
     const loads: number[] = [load1()];
     const sampler = startSampler(watched.map((w) => ({ name: w.name, pids: () => [w.pid] })), 1000);
     const t0 = performance.now();
-    const heap = new Map(watched.map((w) => [w.name, { used: [] as Sample[], total: [] as Sample[], external: [] as Sample[], retained: [] as Sample[] }]));
+    const heap = new Map(watched.map((w) => [w.name, { used: [] as Sample[], total: [] as Sample[], external: [] as Sample[] }]));
     const heapTimer = setInterval(() => {
       const t = (performance.now() - t0) / 1000;
       loads.push(load1());
@@ -98,7 +95,6 @@ export async function runSoaks(dir: string, durationS: number, rates: Rates, lim
             h?.used.push({ t, mib: sum(m, 'nodejs_heap_size_used_bytes') / MiB });
             h?.total.push({ t, mib: sum(m, 'nodejs_heap_size_total_bytes') / MiB });
             h?.external.push({ t, mib: sum(m, 'nodejs_external_memory_bytes') / MiB });
-            h?.retained.push({ t, mib: (sum(m, 'nodejs_heap_size_used_bytes') + sum(m, 'nodejs_external_memory_bytes')) / MiB });
           },
           () => undefined,
         );
@@ -128,7 +124,7 @@ export async function runSoaks(dir: string, durationS: number, rates: Rates, lim
         const rss = series.t.map((t, k) => ({ t, mib: series.rssMiB[k] ?? 0 })).filter((p) => p.t <= durationS + 1);
         const idleMiB = rss[0]?.mib ?? 0;
         const boundMiB = idleMiB + w.bound.heldMiB + w.bound.allowanceMiB;
-        const h = heap.get(w.name) ?? { used: [], total: [], external: [], retained: [] };
+        const h = heap.get(w.name) ?? { used: [], total: [], external: [] };
         return {
           watched: w,
           idleMiB,
@@ -137,12 +133,10 @@ export async function runSoaks(dir: string, durationS: number, rates: Rates, lim
           heapUsed: h.used,
           heapTotal: h.total,
           external: h.external,
-          retained: h.retained,
           rssTrend: trend(rss, durationS, { ...judge, boundMiB }),
-          heapTrend: trend(h.used, durationS, { ...judge, boundMiB }),
+          ...(w.adminUrl ? { heapTrend: trend(h.used, durationS, { ...judge, boundMiB }) } : {}),
           heapTotalTrend: trend(h.total, durationS, { ...judge, boundMiB }),
           externalTrend: trend(h.external, durationS, { ...judge, boundMiB }),
-          ...(w.adminUrl ? { retainedTrend: trend(h.retained, durationS, { ...judge, boundMiB }) } : {}),
           cpuMeanPct: figures[w.name]?.cpuMeanPct ?? 0,
         };
       }),

@@ -40,19 +40,19 @@ describe('soak memory trend', () => {
     expect(r.judged).toBe(false);
   });
 
-  it('judges a service by what it retains: a step in RSS with a flat heap and external memory is a plateau', () => {
+  it('judges a service by its heap in use: a step in RSS with a flat heap is a plateau', () => {
     const rss = trend(series(600, (t) => (t < 450 ? 250 : 290)), 600, limits);
-    const retained = trend(series(600, (t) => 90 + (t % 11) * 0.5), 600, limits);
+    const heap = trend(series(600, (t) => 90 + (t % 11) * 0.5), 600, limits);
     expect(rss.plateau).toBe(false);
-    expect(verdict({ rssTrend: rss, retainedTrend: retained })).toBe('plateau');
+    expect(verdict({ rssTrend: rss, heapTrend: heap })).toBe('plateau');
     expect(verdict({ rssTrend: rss })).toBe('GROWING');
   });
 
-  it('calls a service whose retained memory grows GROWING, and one whose RSS peak passes the bound OVER BOUND', () => {
+  it('calls a service whose heap in use grows GROWING, and one whose RSS peak passes the bound OVER BOUND', () => {
     const flatRss = trend(series(600, () => 200), 600, limits);
-    expect(verdict({ rssTrend: flatRss, retainedTrend: trend(series(600, (t) => 80 + (3 * t) / 60), 600, limits) })).toBe('GROWING');
+    expect(verdict({ rssTrend: flatRss, heapTrend: trend(series(600, (t) => 80 + (3 * t) / 60), 600, limits) })).toBe('GROWING');
     const over = trend(series(600, (t) => (t === 30 ? 400 : 200)), 600, limits);
-    expect(verdict({ rssTrend: over, retainedTrend: trend(series(600, () => 80), 600, limits) })).toBe('OVER BOUND');
+    expect(verdict({ rssTrend: over, heapTrend: trend(series(600, () => 80), 600, limits) })).toBe('OVER BOUND');
     expect(verdict({ rssTrend: trend(series(100, () => 200), 100, limits) })).toBe('not judged');
   });
 
