@@ -2,11 +2,10 @@
 // the run's wall time against it); the smoke plan only proves the harness still works end to end (tiny rates, one
 // short round, a subset of scenarios).
 //
-// Where the full run's time goes (measured on the 2-core machine, 2026-11-30): the latency rounds take about
-// cells × rounds × (roundS + ~3 s of settling and vegeta encoding): 24 sweep cells × 3 rounds + 9 single-rate cells ×
-// 2 rounds, rounds of 6 s, ~13.5 min; start-up (~1 min), warm-up (~1 min), uploads, throughput and isolation
-// (~2 min) the rest. The dispatcher memory soak is not part
-// of `make bench` (see `make soak`) and is not budgeted here.
+// Where the full run's time went in the run of docs/benchmarks.md (2026-11-30, 1-min load 20-36 from other work;
+// 969 s in all): start-up 22 s, warm-up 55 s, latency rounds 708 s (24 sweep cells × 3 rounds + 9 single-rate cells ×
+// 2 rounds, 6 s each plus ~2.8 s of settling and vegeta encoding), uploads 55 s, throughput 110 s, isolation 18 s.
+// The dispatcher memory soak is not part of `make bench` (see `make soak`) and is not budgeted here.
 
 /** Wall-clock budget of a full `make bench`, seconds. */
 export const BUDGET_S = 20 * 60;
