@@ -40,7 +40,7 @@ fuzz: ## 200,000 generated requests and 40,000 events through Traefik, the tap a
 
 # Run before each release (see the README), like `make fuzz`. Not under /tmp/bench.lock: it judges memory, not time;
 # on a shared machine run it as `nice -n 19 make soak`. SOAK_ARGS passes options, e.g. --minutes 20.
-soak: ## memory soaks side by side: blackholed dispatcher, tap with NATS down, 1 MiB bodies; RSS plateau and peak per process; writes docs/soak.md (~11 min)
+soak: ## memory soaks side by side: blackholed dispatcher, tap with NATS down, 1 MiB bodies; plateau and RSS peak per process; writes docs/soak.md (~11 min)
 	@. tools/env.sh && _rm_bench_tools && node tools/soak/main.ts $(SOAK_ARGS)
 
 demo: ## run the whole local stack (Traefik, NATS, ingress-tap, dispatcher) and watch mirrored events; Ctrl-C stops it

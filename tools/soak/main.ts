@@ -21,8 +21,9 @@ usage: node tools/soak/main.ts [--minutes N] [--out DIR] [--smoke]
 
 Runs three memory soaks at once against real processes (nats-server, Traefik, the tap, the dispatcher): a
 dispatcher whose every target is blackholed, a tap whose NATS is down, and 1 MiB bodies through Traefik, the tap,
-NATS and the dispatcher. Samples RSS every second and judges the slope over the last half and the peak against a
-bound derived from the configured limits; writes soak.md, soak.json and the plots.
+NATS and the dispatcher. Samples RSS every second and the services' V8 heap every 2 s; judges whether the floor of
+the heap in use (Traefik: of its RSS) still rises over the last half, and the RSS peak against a bound derived from
+the configured limits; writes soak.md, soak.json and the plots.
   --minutes N   length of the soak (default 10; a fraction is fine, but under 4 minutes nothing is judged)
   --out DIR     where the report goes (default: docs; with --smoke a temporary directory)
   --smoke       tiny rates, to check the harness in seconds (its figures mean nothing)
