@@ -1,3 +1,4 @@
+import { connect as netConnect, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { eventually, rawExchange, send, statusCodes, target, useTap } from './tap-harness.ts';
@@ -98,6 +99,29 @@ describe('bad input', () => {
     expect(statusCodes(raw)).toEqual([200]);
     expect(await rejected(reason)).toBe(before + 1);
   });
+
+  it('closes a connection whose request failed to parse once the client has stayed silent 5 s after the answer', async () => {
+    // The tap's end of the connection, to see it close: the client below never learns, as it sends nothing more.
+    const accepted = new Promise<Socket>((resolve) => tap.tap.forwardAuth.server.once('connection', resolve));
+    // A client that keeps its side open after the tap's end: only the tap can close this connection.
+    const socket = netConnect({ port: tap.forwardAuthPort, host: '127.0.0.1', allowHalfOpen: true });
+    socket.on('error', () => undefined);
+    try {
+      const server = await accepted;
+      const closed = new Promise<number>((resolve) => server.once('close', () => { resolve(performance.now()); }));
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.write('GET / HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n');
+      await eventually('the answer', () => statusCodes(Buffer.concat(chunks).toString('latin1')).length === 1);
+      const answered = performance.now();
+      const closedAt = await closed;
+      expect(statusCodes(Buffer.concat(chunks).toString('latin1'))).toEqual([200]);
+      expect(closedAt - answered).toBeGreaterThan(4000);
+      expect(closedAt - answered).toBeLessThan(9000);
+    } finally {
+      socket.destroy();
+    }
+  }, 15_000);
 
   it('answers 200 to a request cut off mid-body, and publishes what arrived, marked interrupted', async () => {
     const raw = await rawExchange(tap.mirrorPort, 'POST /cut HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly part');
