@@ -128,6 +128,31 @@ describe("request snapshot (unit: the tap's own parsing)", () => {
     expect(received?.event.data).toMatchObject({ method: 'PUT', path: '/auth', query: 'k=v', host: '127.0.0.1' });
   });
 
+  it.each([
+    [' HTTPS ', 'https'],
+    ['wss', 'https'],
+    ['WS', 'http'],
+    ['http', 'http'],
+    ['gopher', 'http'],
+  ])('reads X-Forwarded-Proto %j as the scheme %s', async (proto, scheme) => {
+    await send(`${tap.forwardAuthUrl}/auth`, { headers: { 'x-forwarded-proto': proto, 'x-forwarded-uri': '/s' } });
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.scheme).toBe(scheme);
+  });
+
+  it('ignores the forwardAuth-only X-Forwarded-Method, -Host and -Uri on the mirror listener', async () => {
+    await send(`${tap.mirrorUrl}/real?q=1`, { method: 'DELETE', headers: { host: 'real.example', 'x-forwarded-method': 'POST', 'x-forwarded-host': 'fake.example', 'x-forwarded-uri': '/fake?f=1' } });
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data).toMatchObject({ method: 'DELETE', host: 'real.example', path: '/real', query: 'q=1' });
+  });
+
+  it('takes the first X-Forwarded-For entry, trimmed, and the peer address when that entry is empty', async () => {
+    await send(`${tap.mirrorUrl}/xff-1`, { headers: { 'x-forwarded-for': ' 198.51.100.7 ,10.0.0.1' } });
+    await send(`${tap.mirrorUrl}/xff-2`, { headers: { 'x-forwarded-for': ' , 10.0.0.1' } });
+    const events = await tap.waitForEvents(2);
+    expect(events.map((e) => e.event.data.clientIp)).toEqual(['198.51.100.7', '127.0.0.1']);
+  });
+
   it('falls back to the peer address when there is no X-Forwarded-For', async () => {
     await send(`${tap.mirrorUrl}/x`);
     const [received] = await tap.waitForEvents(1);
