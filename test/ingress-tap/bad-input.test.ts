@@ -7,7 +7,7 @@ import { eventually, rawExchange, send, statusCodes, target, useTap } from './ta
 // get a 200 from the tap, and leave a trace in /metrics.
 
 /** The tap's log lines, at debug level. */
-const logLines: { level: number; msg: string; reason?: string; err?: { code?: string } }[] = [];
+const logLines: { level: number; msg: string; reason?: string; err?: { code?: string; message?: string } }[] = [];
 const { tap } = useTap({
   config: { targets: [target('all')] },
   logger: pino({ level: 'debug' }, { write: (line: string) => void logLines.push(JSON.parse(line) as (typeof logLines)[number]) }),
@@ -76,6 +76,8 @@ describe('bad input', () => {
     expect(statusCodes(raw)).toEqual([200]);
     const lines = logLines.filter((l) => l.msg === 'malformed request answered 200');
     expect(lines).toEqual([expect.objectContaining({ level: 20, reason: 'hpe_invalid_header_token', err: expect.objectContaining({ code: 'RM_TAP_REJECTED_INPUT' }) as unknown })]);
+    // With Node's parse error as the cause, which says what was wrong.
+    expect(lines[0]?.err?.message).toMatch(/^hpe_invalid_header_token: Parse Error: /);
   });
 
   it('answers 200 to headers beyond what the tap accepts, and counts it', async () => {

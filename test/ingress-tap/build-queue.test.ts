@@ -155,7 +155,7 @@ describe('build queue bound', () => {
     expect(Math.max(...passes.map((p) => p.length))).toBe(MAX_UNBUILT_EVENTS);
     // One warning per pass that dropped, not one per dropped event, saying what was waiting.
     expect(queueFullWarnings()).toBe(passes.filter((p) => p.length === MAX_UNBUILT_EVENTS).length);
-    for (const line of logLines) expect(line.err?.message).toBe(`${MAX_UNBUILT_EVENTS} events (0 body bytes) waiting to be built`);
+    for (const line of logLines) expect(line).toMatchObject({ level: 40, msg: 'event dropped', err: { message: `${MAX_UNBUILT_EVENTS} events (0 body bytes) waiting to be built` } });
   });
 
   it('takes the next burst after a pass that dropped, and warns again', async () => {

@@ -98,6 +98,8 @@ describe('plugin ingest', () => {
     ['a snapshot missing fields', () => Buffer.concat([frame({ version: 1, reporter: 'r', counters: counters(0) }), frame({ method: 'GET' })]), 'frame 1'],
     ['an unknown version', () => frame({ version: 2, reporter: 'r', counters: counters(0) }), 'frame 0'],
     ['whose body runs past its end', () => Buffer.concat([frame({ version: 1, reporter: 'r', counters: counters(0) }), frame(snapshot(), Buffer.from('hello')).subarray(0, -1)]), 'frame 1: body of 5 bytes runs past the batch'],
+    ['cut in the last bytes of its first meta', () => frame({ version: 1, reporter: 'r', counters: counters(0) }).subarray(0, -7), 'frame 0: meta of'],
+    ['cut right after a meta', () => { const f = frame(snapshot()); return Buffer.concat([frame({ version: 1, reporter: 'r', counters: counters(0) }), f.subarray(0, f.length - 4)]); }, 'frame 1: body length runs past the batch'],
     ['cut after a meta', () => { const f = frame(snapshot()); return Buffer.concat([frame({ version: 1, reporter: 'r', counters: counters(0) }), f.subarray(0, f.length - 2)]); }, 'frame 1: body length runs past the batch'],
     ['with bytes after its last frame', () => Buffer.concat([frame({ version: 1, reporter: 'r', counters: counters(0) }), frame(snapshot(), Buffer.from('hello')), Buffer.from([0, 0])]), 'frame 2: meta length runs past the batch'],
   ])('refuses a batch %s with 400 naming the frame, counts it, and publishes none of it', async (_name, batch, message) => {
