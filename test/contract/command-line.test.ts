@@ -27,6 +27,7 @@ const ENTRYPOINTS = [
   'tools/bench/peers/receiver.ts',
   'tools/bench/peers/undici-loop.ts',
   'tools/fuzz/main.ts',
+  'tools/soak/main.ts',
 ];
 
 interface Result {
