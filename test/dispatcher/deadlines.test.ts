@@ -68,4 +68,15 @@ describe('deadlines', () => {
     await eventually('the deadline added from an expiry expired', () => fired.length === 2);
     expect(fired).toEqual(['first', 'second']);
   });
+
+  it('re-arms for the earliest deadline left, whatever order they were added in', async () => {
+    const deadlines = new Deadlines();
+    const fired: string[] = [];
+    deadlines.add(10, () => fired.push('first'));
+    deadlines.add(50, () => fired.push('second'));
+    const far = deadlines.add(60_000, () => fired.push('far'));
+    await eventually('the second deadline expired', () => fired.includes('second'), { timeoutMs: 10_000 });
+    expect(fired).toEqual(['first', 'second']);
+    deadlines.remove(far);
+  });
 });

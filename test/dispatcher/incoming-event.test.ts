@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { MirrorEvent } from '../../contract/event.ts';
 import { InvalidEventError } from '../../dispatcher/errors.ts';
 import { isMirrorEvent, parseEvent } from '../../dispatcher/incoming-event.ts';
@@ -126,13 +127,50 @@ describe('incoming events with names of Object.prototype members', () => {
   });
 
   it.each([
-    ['headers', '{"__proto__":5}'],
-    ['headers', '{"__proto__":[1]}'],
-    ['cookies', '{"__proto__":["x"]}'],
-    ['cookies', '{"__proto__":null}'],
-  ])('refuses %s holding __proto__ with a value of the wrong type (%s), which zod does not look at', (field, map) => {
+    ['headers', '{"__proto__":5}', 'expected an array of strings\n  → at data.headers.__proto__'],
+    ['headers', '{"__proto__":[1]}', 'expected an array of strings\n  → at data.headers.__proto__'],
+    ['cookies', '{"__proto__":["x"]}', 'expected string\n  → at data.cookies.__proto__'],
+    ['cookies', '{"__proto__":null}', 'expected string\n  → at data.cookies.__proto__'],
+  ])('refuses %s holding __proto__ with a value of the wrong type (%s), which zod does not look at, naming the field', (field, map, where) => {
     const text = JSON.stringify(makeEvent()).replace(new RegExp(`"${field}":\\{[^}]*\\}`), `"${field}":${map}`);
     expect(text).toContain(`"${field}":${map}`);
-    expect(() => parseEvent(new TextEncoder().encode(text))).toThrow(InvalidEventError);
+    expect(() => parseEvent(new TextEncoder().encode(text))).toThrow(new InvalidEventError(`not a Request Mirror event:\n✖ Invalid input: ${where}`));
+  });
+
+  it('accepts __proto__ names with values of the right type through zod', () => {
+    const text = JSON.stringify(makeEvent()).replace(/"headers":\{[^}]*\}/, '"headers":{"__proto__":["a"]}').replace(/"cookies":\{[^}]*\}/, '"cookies":{"__proto__":"b"}');
+    const parsed = parseEvent(new TextEncoder().encode(text));
+    expect(parsed.data.headers['__proto__']).toEqual(['a']);
+    expect(parsed.data.cookies['__proto__']).toBe('b');
+  });
+});
+
+describe('incoming events that are refused', () => {
+  function refusal(bytes: Uint8Array): InvalidEventError {
+    try {
+      parseEvent(bytes);
+    } catch (error) {
+      if (error instanceof InvalidEventError) return error;
+      throw error;
+    }
+    throw new Error('expected an InvalidEventError');
+  }
+
+  it('says bytes that are not UTF-8 are not UTF-8 JSON, with the decoder error as the cause', () => {
+    const error = refusal(new Uint8Array([0x7b, 0xff, 0x7d]));
+    expect(error.message).toBe('not UTF-8 JSON: The encoded data was not valid for encoding utf-8');
+    expect(error.cause).toBeInstanceOf(TypeError);
+  });
+
+  it('says text that is not JSON is not UTF-8 JSON, with the parser error as the cause', () => {
+    const error = refusal(new TextEncoder().encode('{"a":'));
+    expect(error.message).toMatch(/^not UTF-8 JSON: /);
+    expect(error.cause).toBeInstanceOf(SyntaxError);
+  });
+
+  it("gives zod's account of JSON that is not an event, naming the field, with zod's error as the cause", () => {
+    const error = refusal(new TextEncoder().encode(JSON.stringify({ ...makeEvent(), source: '' })));
+    expect(error.message).toMatch(/^not a Request Mirror event:\n✖ .*\n {2}→ at source$/);
+    expect(error.cause).toBeInstanceOf(z.ZodError);
   });
 });

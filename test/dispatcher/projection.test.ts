@@ -45,6 +45,23 @@ describe('projection', () => {
     expect(isUnchangedFor(withSecrets, { ...settings, cookieNames: ['a'], revealHeaders: ['authorization'] })).toBe(true);
     expect(projectEvent(withSecrets, settings).data).toMatchObject({ headers: {}, cookies: {}, redactedHeaders: ['authorization'] });
   });
+
+  it('does not reuse the published event for a target that may not see one of its secret headers, or one of its cookies', () => {
+    const settings = { cookieNames: [], revealHeaders: [], maxBodyBytes: 10 };
+    const secretHeader = makeEvent({ headers: { 'x-a': ['1'], 'proxy-authorization': ['x'] } });
+    expect(isUnchangedFor(secretHeader, settings)).toBe(false);
+    expect(isUnchangedFor(secretHeader, { ...settings, revealHeaders: ['proxy-authorization'] })).toBe(true);
+    const cookie = makeEvent({ cookies: { kept: '1', other: '2' } });
+    expect(isUnchangedFor(cookie, { ...settings, cookieNames: ['kept'] })).toBe(false);
+    expect(isUnchangedFor(cookie, { ...settings, cookieNames: ['kept', 'other'] })).toBe(true);
+  });
+
+  it('does not reuse an event with an empty body for a target that takes no body', () => {
+    const empty = makeEvent({ body: '' });
+    expect(isUnchangedFor(empty, { cookieNames: [], revealHeaders: [], maxBodyBytes: 0 })).toBe(false);
+    expect(projectEvent(empty, { cookieNames: [], revealHeaders: [], maxBodyBytes: 0 }).data.body).toBeNull();
+    expect(isUnchangedFor(empty, { cookieNames: [], revealHeaders: [], maxBodyBytes: 1 })).toBe(true);
+  });
 });
 
 describe('per-target body cut through a running dispatcher', () => {
@@ -205,5 +222,12 @@ describe('projection of latin1Headers', () => {
     ]);
     const none = projectEvent({ ...event, data: { ...event.data, latin1Headers: ['authorization'] } }, { cookieNames: [], revealHeaders: [], maxBodyBytes: 10 });
     expect('latin1Headers' in none.data).toBe(false);
+    // Its cookies but not the secret header: `cookie` stays named, `authorization` does not.
+    expect(projectEvent(event, { cookieNames: ['name'], revealHeaders: [], maxBodyBytes: 10 }).data.latin1Headers).toEqual(['x-a', 'cookie']);
+  });
+
+  it('adds no latin1Headers to an event that had none', () => {
+    const plain = makeEvent({ headers: { 'x-a': ['a'] }, cookies: { name: 'v' } });
+    expect('latin1Headers' in projectEvent(plain, { cookieNames: ['name'], revealHeaders: [], maxBodyBytes: 10 }).data).toBe(false);
   });
 });
