@@ -212,6 +212,11 @@ describe('address policy', () => {
       expect(policy({ allowLoopback: true }, own).check(a), a).toEqual({ allowed: true });
     }
     expect(p.check('192.0.2.3')).toEqual({ allowed: true });
+    expect(p.check('::ffff:192.0.2.2')).toEqual({
+      allowed: false,
+      reason: "192.0.2.2 (carried by ::ffff:c000:202) is an address of this host's own interfaces",
+      setting: 'dispatcher.network.allowLoopback',
+    });
   });
 
   it('names the reading that was refused and the address that carried it', () => {

@@ -40,7 +40,10 @@ describe('dispatcher config check', () => {
 
   it('reports a missing secret and a bad CIDR together', () => {
     const c = config({ dispatcher: { network: { allowCIDRs: ['nope'] } }, targets: [target('b', 'http://b.test/', { secrets: [{ env: 'B_SECRET' }] })] });
-    expect(checkDispatcherConfig(c, env({})).findings.map((f) => f.code)).toEqual(['RM_SECRET_UNAVAILABLE', 'RM_NETWORK_POLICY_INVALID']);
+    expect(checkDispatcherConfig(c, env({})).findings.map((f) => [f.code, f.message])).toEqual([
+      ['RM_SECRET_UNAVAILABLE', 'targets[0] "b": secrets[0]: environment variable B_SECRET is not set or empty'],
+      ['RM_NETWORK_POLICY_INVALID', 'dispatcher.network.allowCIDRs[0]: "nope" is not an IPv4 or IPv6 CIDR'],
+    ]);
   });
 });
 
@@ -79,7 +82,11 @@ describe('refused target warnings', () => {
   it('offers a /32 allowCIDRs entry for a denied IPv4 address', async () => {
     const c = config({ dispatcher: { network: { denyCIDRs: ['198.51.100.0/24'] } }, targets: [target('v4', 'http://198.51.100.7/')] });
     const [warning] = await refusedTargetWarnings(c, unresolvable);
-    expect(warning?.message.split('\n')[1]).toBe('To allow it: dispatcher.network.allowCIDRs: [198.51.100.7/32]');
+    expect(warning?.message.split('\n')).toEqual([
+      'targets[0] "v4": watchURL http://198.51.100.7/ is an address dispatcher.network refuses: 198.51.100.7 is in dispatcher.network.denyCIDRs[0] (198.51.100.0/24); ' +
+        'every event for it would be dropped (reason address_refused).',
+      'To allow it: dispatcher.network.allowCIDRs: [198.51.100.7/32]',
+    ]);
   });
 
   it('says no setting allows what is not an IP address at all', async () => {

@@ -118,4 +118,14 @@ describe('delivery attempt', () => {
     expect(ports.long).toHaveLength(2);
     expect(ports.long?.[1]).not.toBe(ports.long?.[0]);
   });
+
+  it('fails an attempt to a host name that does not resolve as a connection failure, retries it, and counts the drop', async () => {
+    const d = await dispatcher({
+      targets: [{ name: 'nowhere', watchURL: 'http://no-such-host.invalid/hook', methods: ['*'], retry: { maxAttempts: 2, initialBackoffMs: 0, maxBackoffMs: 0 } }],
+    });
+    await publish(d.nc, makeEvent());
+    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { target: 'nowhere', reason: 'retries_exhausted' })) === 1);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_delivery_attempts_failed_total', { target: 'nowhere', reason: 'connection' })).toBe(2);
+    expect(d.lines.find((l) => l.msg === 'delivery failed, retries exhausted')?.err?.message).toMatch(/^ENOTFOUND: getaddrinfo ENOTFOUND no-such-host\.invalid/);
+  });
 });
