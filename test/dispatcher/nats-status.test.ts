@@ -160,6 +160,8 @@ describe('connection watch', () => {
 
   it('counts a server that went away as closed, says it is not connected, and connected again once it is back', async () => {
     const { node, changes, lines, disconnects } = await watched();
+    // Up for a while first, as a connection is: time without the watch's own ticks would read as a stall here.
+    await new Promise((resolve) => setTimeout(resolve, 800));
     await node.kill();
     await waitUntil('the disconnect', () => Promise.resolve(changes.length === 1));
     expect(changes).toEqual([false]);
