@@ -1,0 +1,65 @@
+import { LineCounter, parseDocument } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { Config } from '../../contract/config.ts';
+import { describeIssues } from '../../contract/config-issues.ts';
+
+// How a config file's schema issues read to a person: zod's words, the dotted path, the line and column in the YAML
+// file and the value found there. test/contract/config-file.test.ts checks them through loadConfig; here each rule.
+
+function issues(text: string): string {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines });
+  const parsed = Config.safeParse(doc.toJS() ?? {});
+  if (parsed.success) throw new Error('expected the config to be refused');
+  return describeIssues(parsed.error, doc, lines);
+}
+
+const target = (extra: string) => `targets:\n  - name: a\n    watchURL: http://a.test/\n    methods: [GET]\n${extra}`;
+
+describe('config issues', () => {
+  it('calls a required key that is absent missing, pointing at the mapping that lacks it', () => {
+    expect(issues('targets:\n  - name: a\n    watchURL: http://a.test/\n')).toBe('✖ missing: required, expected array\n  → at targets[0].methods (line 2, column 5)');
+  });
+
+  it("keeps zod's words for a key that is there with the wrong type, with the value found", () => {
+    expect(issues('nats: 5\n')).toBe('✖ Invalid input: expected object, received number\n  → at nats (line 1, column 7): 5');
+  });
+
+  it('names no place for an issue with the whole file', () => {
+    expect(issues('- a\n- b\n')).toBe('✖ Invalid input: expected object, received array');
+  });
+
+  it('points at the top of the file for a key missing at the top level', () => {
+    const lines = new LineCounter();
+    const doc = parseDocument('nats: {}\n', { lineCounter: lines });
+    const parsed = Config.extend({ required: z.string() }).safeParse(doc.toJS());
+    if (parsed.success) throw new Error('expected a refusal');
+    expect(describeIssues(parsed.error, doc, lines)).toBe('✖ missing: required, expected string\n  → at required (line 1, column 1)');
+  });
+
+  it('names the path alone when the file is empty and has no node to point at', () => {
+    const lines = new LineCounter();
+    const doc = parseDocument('# nothing yet\n', { lineCounter: lines });
+    const parsed = Config.extend({ required: z.string() }).safeParse(doc.toJS() ?? {});
+    if (parsed.success) throw new Error('expected a refusal');
+    expect(describeIssues(parsed.error, doc, lines)).toBe('✖ missing: required, expected string\n  → at required');
+  });
+
+  it('shows a value of up to 60 characters whole and cuts a longer one to 59 and an ellipsis', () => {
+    const at60 = `"${'x'.repeat(58)}"`;
+    expect(issues(target(`    timeoutMs: ${at60}\n`))).toBe(`✖ Invalid input: expected number, received string\n  → at targets[0].timeoutMs (line 5, column 16): ${at60}`);
+    expect(issues(target(`    timeoutMs: "${'y'.repeat(80)}"\n`))).toBe(
+      `✖ Invalid input: expected number, received string\n  → at targets[0].timeoutMs (line 5, column 16): "${'y'.repeat(58)}…`,
+    );
+  });
+
+  it('lists several issues in file order, each with its place', () => {
+    expect(issues('targets:\n  - name: a\n    watchURL: ftp://x\n    methods: [GET]\nnats: 5\n').split('\n')).toEqual([
+      '✖ an absolute http:// or https:// URL',
+      '  → at targets[0].watchURL (line 3, column 15): "ftp://x"',
+      '✖ Invalid input: expected object, received number',
+      '  → at nats (line 5, column 7): 5',
+    ]);
+  });
+});
