@@ -4,8 +4,8 @@ import type { ScenarioResult } from '../../tools/bench/latency.ts';
 
 // The CPU-per-request arithmetic behind the benchmark's CPU goal.
 
-/** µs per request given, as CPU seconds over 1000 requests a round (and `probes` S0 requests mixed in). */
-function cell(id: string, rate: number, us: Record<string, number[]>, probes = 0): ScenarioResult {
+/** µs per request given, as CPU seconds over 1000 requests a round. */
+function cell(id: string, rate: number, us: Record<string, number[]>): ScenarioResult {
   const seconds = Object.fromEntries(Object.entries(us).map(([name, xs]) => [name, xs.map((x) => (x * 1000) / 1e6)]));
   const rounds = us.proxy?.length ?? 0;
   return {
@@ -15,7 +15,7 @@ function cell(id: string, rate: number, us: Record<string, number[]>, probes = 0
     via: 'traefik',
     status: 'run',
     offeredRate: rate,
-    cpu: { seconds, requests: Array<number>(rounds).fill(1000), probes: Array<number>(rounds).fill(probes) },
+    cpu: { seconds, requests: Array<number>(rounds).fill(1000) },
   };
 }
 
@@ -32,13 +32,6 @@ describe('CPU time per mirrored request', () => {
     expect(s2?.ratio.max).toBeCloseTo(2.5, 9);
     // The pooled ratio: mean added over mean S0.
     expect(s2?.ratio.mean).toBeCloseTo(255 / 150, 9);
-  });
-
-  it("takes the S0 probes' share of Traefik's CPU out at S0's cost per request in the same round", () => {
-    // 250 probes at S0's 100 µs each: 25,000 µs of the 175 µs × 1000 requests are theirs; 150 µs per request remain.
-    const [, s2] = cpuCosts([cell('S0', 1000, { proxy: [100] }), cell('S2', 1000, { proxy: [175], tap: [100] }, 250)]);
-    expect(s2?.perProcessUs.proxy?.mean).toBeCloseTo(150, 9);
-    expect(s2?.addedUs.mean).toBeCloseTo(150, 9);
   });
 
   it('compares only with S0 at the same offered rate', () => {

@@ -20,7 +20,6 @@ interface Report {
       readonly id: string;
       readonly offeredRate: number;
       readonly cpu?: { readonly seconds: Readonly<Record<string, readonly number[]>>; readonly requests: readonly number[] };
-      readonly probe?: { readonly requests: number };
     }[];
     readonly pluginAccounting: { readonly status: string; readonly value?: { readonly unaccounted: number } };
   };
@@ -74,11 +73,7 @@ describe('benchmark harness', () => {
     for (const id of ['S0', 'S1', 'S2', 'S2h2', 'S7', 'S10']) {
       const rates = cells.filter((c) => c.id === id).map((c) => c.offeredRate);
       expect(rates.length, id).toBeGreaterThanOrEqual(2);
-      for (const c of cells.filter((x) => x.id === id)) {
-        expect(c.cpu?.seconds.proxy?.length, `${id}@${c.offeredRate}`).toBeGreaterThan(0);
-        // Every cell but S0's carries S0 requests sent in the same seconds: its own baseline.
-        if (id !== 'S0') expect(c.probe?.requests, `${id}@${c.offeredRate} probes`).toBeGreaterThan(0);
-      }
+      for (const c of cells.filter((x) => x.id === id)) expect(c.cpu?.seconds.proxy?.length, `${id}@${c.offeredRate}`).toBeGreaterThan(0);
     }
     const s2h2 = cells.find((c) => c.id === 'S2h2');
     for (const name of ['tap', 'nats', 'dispatcher']) expect(s2h2?.cpu?.seconds[name], name).toBeDefined();

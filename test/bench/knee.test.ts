@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareKnees, kneeOf, knees, type Knee } from '../../tools/bench/knee.ts';
+import { compareKnees, judgeKnees, kneeOf, knees, type Knee } from '../../tools/bench/knee.ts';
 import type { ScenarioResult } from '../../tools/bench/latency.ts';
 
 // The knee arithmetic the benchmark's headline goals rest on.
@@ -33,14 +33,46 @@ describe('the knee of a sweep scenario', () => {
 
   it('divides each scenario\'s p99 by S0\'s at the same rate', () => {
     const cells = [cell('S0', 500, 2), cell('S0', 1000, 4), cell('S1', 500, 3), cell('S1', 1000, 12)];
-    const [s1] = knees(cells, 'cell');
+    const [s1] = knees(cells);
     expect(s1?.ratios).toEqual([{ rate: 500, ratio: 1.5 }, { rate: 1000, ratio: 3 }]);
     expect(s1?.low).toBeCloseTo(Math.exp(Math.log(500) + (0.5 / 1.5) * Math.log(2)), 6);
   });
 
-  it('divides by the S0 requests mixed into the same cell when asked to', () => {
-    const probed = { ...cell('S1', 500, 3), probe: { requests: 100, errors: 0, latency: cell('S0', 500, 1.5).latency ?? { count: 0, ms: { p50: 0, p90: 0, p99: 0, 'p99.9': 0, max: 0 } }, perRoundP99: [1.5] } };
-    expect(knees([cell('S0', 500, 2), probed], 'probe')[0]?.ratios).toEqual([{ rate: 500, ratio: 2 }]);
+  it("reads one round's p99 alone when given the round", () => {
+    const withRounds = (id: string, rate: number, p99s: number[]) => ({ ...cell(id, rate, 1), perRound: p99s.map((p99) => ({ p50: 1, p99, sentRate: rate })) });
+    const cells = [withRounds('S0', 500, [2, 4]), withRounds('S1', 500, [3, 12])];
+    expect(knees(cells, 0)[0]?.ratios).toEqual([{ rate: 500, ratio: 1.5 }]);
+    expect(knees(cells, 1)[0]?.ratios).toEqual([{ rate: 500, ratio: 3 }]);
+  });
+});
+
+describe('judging a knee against S1', () => {
+  const withRounds = (id: string, rate: number, pooled: number, p99s: number[]) => ({ ...cell(id, rate, pooled), perRound: p99s.map((p99) => ({ p50: 1, p99, sentRate: rate })) });
+
+  it('decides when the pooled figures and every round agree', () => {
+    const sweep = [
+      withRounds('S0', 500, 1, [1, 1]),
+      withRounds('S0', 1000, 1, [1, 1]),
+      withRounds('S1', 500, 1, [1, 1]),
+      withRounds('S1', 1000, 1, [1, 1]),
+      withRounds('S2h2', 500, 5, [5, 5]),
+      withRounds('S2h2', 1000, 9, [9, 9]),
+    ];
+    expect(judgeKnees(sweep, 'S2h2', 'S1', 0.9)?.verdict).toBe('not met');
+  });
+
+  it('is undecided when one round says otherwise', () => {
+    const sweep = [
+      withRounds('S0', 500, 1, [1, 1]),
+      withRounds('S0', 1000, 1, [1, 1]),
+      withRounds('S1', 500, 1, [1, 1]),
+      withRounds('S1', 1000, 1, [1, 1]),
+      withRounds('S2h2', 500, 5, [5, 1]),
+      withRounds('S2h2', 1000, 9, [9, 1]),
+    ];
+    const c = judgeKnees(sweep, 'S2h2', 'S1', 0.9);
+    expect(c?.verdict).toBe('undecided');
+    expect(c?.text).toContain('the rounds disagree');
   });
 });
 

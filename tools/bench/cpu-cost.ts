@@ -32,10 +32,7 @@ function spread(xs: readonly number[]): Spread {
   return { mean: ok.reduce((a, b) => a + b, 0) / ok.length, min: Math.min(...ok), max: Math.max(...ok) };
 }
 
-/**
- * One cost per cell that has a matching S0 cell (same rate); S0 itself included (its added cost is zero). A cell with
- * S0 probes mixed in has Traefik's share of them taken out at S0's per-request cost in the same round.
- */
+/** One cost per cell that has a matching S0 cell (same rate); S0 itself included (its added cost is zero). */
 export function cpuCosts(cells: readonly ScenarioResult[]): CpuCost[] {
   const base = new Map(cells.filter((c) => c.id === 'S0' && c.cpu?.seconds.proxy).map((c) => [c.offeredRate ?? 0, c]));
   const out: CpuCost[] = [];
@@ -51,7 +48,7 @@ export function cpuCosts(cells: readonly ScenarioResult[]): CpuCost[] {
     for (let r = 0; r < rounds; r++) {
       const us = (name: string) => ((mine.seconds[name]?.[r] ?? Number.NaN) * 1e6) / (mine.requests[r] ?? Number.NaN);
       const base0 = ((s0.seconds.proxy?.[r] ?? Number.NaN) * 1e6) / (s0.requests[r] ?? Number.NaN);
-      const proxy = ((mine.seconds.proxy[r] ?? Number.NaN) * 1e6 - (mine.probes[r] ?? 0) * base0) / (mine.requests[r] ?? Number.NaN);
+      const proxy = us('proxy');
       for (const name of Object.keys(mine.seconds)) (perProcess[name] ??= []).push(name === 'proxy' ? proxy : us(name));
       const a = proxy - base0 + OURS.reduce((sum, name) => sum + (mine.seconds[name] ? us(name) : 0), 0);
       s0Us.push(base0);

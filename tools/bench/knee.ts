@@ -1,8 +1,7 @@
 import type { ScenarioResult } from './latency.ts';
 
 // The knee of each sweep scenario: the offered rate at which its p99 first exceeds KNEE_FACTOR × S0's p99 at the same
-// rate, S0 measured either by requests mixed into the same cell (the same seconds: what the goals use, because the
-// rest of a shared machine moves both alike) or by S0's own cell in the same round (minutes apart). Between two grid rates the ratio is taken as linear in log(rate): the knee is
+// rate (S0's cell at that rate, in the same rounds). Between two grid rates the ratio is taken as linear in log(rate): the knee is
 // where that line crosses KNEE_FACTOR. A knee beyond the grid is known only as a bound ("> highest rate", "< lowest
 // rate"), so every knee is an interval and comparisons between knees say when the grid cannot decide them.
 
@@ -21,22 +20,54 @@ export interface Knee {
 const fmt = (rate: number) => Math.round(rate).toLocaleString('en-US');
 
 /**
- * Knees of every sweep scenario but S0. Against `probe`: the S0 requests mixed into the same cell (same seconds,
- * same machine); against `cell`: S0's own cell at the same rate (other seconds of the same round). No S0, no knees.
+ * Knees of every sweep scenario but S0, from the p99 pooled over the rounds, or from one round's p99 alone (round r of
+ * every cell: the rotation ran them in the same pass). No S0, no knees.
  */
-export function knees(sweep: readonly ScenarioResult[], against: 'probe' | 'cell'): Knee[] {
-  const cellBase = new Map(sweep.filter((c) => c.id === 'S0' && c.latency).map((c) => [c.offeredRate ?? 0, c.latency?.ms.p99 ?? Number.NaN]));
-  const baseOf = (c: ScenarioResult) => (against === 'probe' ? c.probe?.latency.ms.p99 : cellBase.get(c.offeredRate ?? 0));
+export function knees(sweep: readonly ScenarioResult[], round?: number): Knee[] {
+  const p99 = (c: ScenarioResult) => (round === undefined ? c.latency?.ms.p99 : c.perRound?.[round]?.p99);
+  const base = new Map(sweep.filter((c) => c.id === 'S0' && p99(c) !== undefined).map((c) => [c.offeredRate ?? 0, p99(c) ?? Number.NaN]));
   const ids = [...new Set(sweep.map((c) => c.id))].filter((id) => id !== 'S0');
   return ids
     .map((id) => {
       const ratios = sweep
-        .filter((c) => c.id === id && c.latency && baseOf(c) !== undefined)
-        .map((c) => ({ rate: c.offeredRate ?? 0, ratio: (c.latency?.ms.p99 ?? Number.NaN) / (baseOf(c) ?? Number.NaN) }))
+        .filter((c) => c.id === id && p99(c) !== undefined && base.has(c.offeredRate ?? 0))
+        .map((c) => ({ rate: c.offeredRate ?? 0, ratio: (p99(c) ?? Number.NaN) / (base.get(c.offeredRate ?? 0) ?? Number.NaN) }))
         .sort((a, b) => a.rate - b.rate);
       return { id, ratios, ...kneeOf(ratios) };
     })
     .filter((k) => k.ratios.length > 0);
+}
+
+/** How many rounds every sweep cell has. */
+export function sweepRounds(sweep: readonly ScenarioResult[]): number {
+  return sweep.length ? Math.min(...sweep.map((c) => c.perRound?.length ?? 0)) : 0;
+}
+
+/**
+ * Is knee(a) ≥ factor × knee(b), pooled and round by round? Decided only when the pooled comparison and every round's
+ * agree: on a shared machine one round's stall can move a pooled p99 by an order of magnitude.
+ */
+export function judgeKnees(sweep: readonly ScenarioResult[], a: string, b: string, factor: number): KneeComparison | null {
+  const pick = (ks: readonly Knee[], id: string) => ks.find((k) => k.id === id);
+  const pooled = knees(sweep);
+  const ka = pick(pooled, a);
+  const kb = pick(pooled, b);
+  if (!ka || !kb) return null;
+  const all = compareKnees(ka, kb, factor);
+  const perRound: KneeComparison[] = [];
+  for (let r = 0; r < sweepRounds(sweep); r++) {
+    const ks = knees(sweep, r);
+    const ra = pick(ks, a);
+    const rb = pick(ks, b);
+    if (ra && rb) perRound.push(compareKnees(ra, rb, factor));
+  }
+  const agree = perRound.every((c) => c.verdict === all.verdict);
+  const rounds = perRound.map((c, r) => `round ${r + 1}: ${c.text.replace(/ \(undecided within the sweep grid\)$/, '')} (${c.verdict})`).join('; ');
+  return {
+    ...all,
+    verdict: agree ? all.verdict : 'undecided',
+    text: `${all.text}${agree ? '' : ' — undecided: the rounds disagree'}${rounds ? `. ${rounds}` : ''}`,
+  };
 }
 
 /** Where the ratios first exceed KNEE_FACTOR, interpolated linearly in log(rate) between the two grid rates around it. */

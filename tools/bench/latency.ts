@@ -42,16 +42,6 @@ export const SCENARIOS: readonly ScenarioDef[] = [
   { id: 'X2', title: 'forwardAuth → bare fastify, HTTP/2 over TLS (churn fix)', baseline: 'S0', body: false, via: 'traefik', authServer: 'fastify-h2' },
 ];
 
-/** Share of a probed sweep cell's requests that go to S0's router. */
-export const PROBE_SHARE = 0.2;
-
-export interface ProbeResult {
-  readonly requests: number;
-  readonly errors: number;
-  readonly latency: LatencySummary;
-  readonly perRoundP99: readonly number[];
-}
-
 export interface ScenarioResult {
   readonly id: string;
   readonly title: string;
@@ -72,16 +62,12 @@ export interface ScenarioResult {
   readonly resources?: Readonly<Record<string, ResourceFigures>>;
   /**
    * Per round, in round order: CPU seconds of each watched process (proxy, tap, dispatcher, nats, receiver,
-   * authServer; utime+stime over the round and its settling pause), the scenario's requests, and the S0 probe
-   * requests mixed in.
+   * authServer; utime+stime over the round and its settling pause) and the round's requests.
    */
   readonly cpu?: {
     readonly seconds: Readonly<Record<string, readonly number[]>>;
     readonly requests: readonly number[];
-    readonly probes: readonly number[];
   };
-  /** The S0 requests mixed into a sweep cell: Traefik without middleware, in the same seconds. */
-  readonly probe?: ProbeResult;
   readonly newConnectionsPerSecond?: number;
   readonly commands?: readonly string[];
   readonly curve?: readonly { p: number; ms: number }[];
@@ -219,20 +205,6 @@ export async function runLatency(world: World, plan: Plan, log: (line: string) =
     targetFiles.set(def.id, file);
   }
   const inSweep = (def: ScenarioDef) => plan.sweep.scenarios.includes(def.id);
-  // Sweep cells other than S0's carry S0 requests mixed in (PROBE_SHARE of what vegeta sends), so that each has its
-  // own baseline measured in the same seconds, under the same load from the rest of the machine.
-  const s0 = runnable.find((d) => d.id === 'S0');
-  const probed = (def: ScenarioDef) => inSweep(def) && s0 !== undefined && def.id !== 'S0' && !def.body && def.via === 'traefik';
-  if (s0) {
-    const probeTargets = targetsFor(s0, world.traefik.url, world.dir);
-    for (const def of runnable.filter(probed)) {
-      const mine = targetsFor(def, world.traefik.url, world.dir);
-      const mixed = [...mine, ...mine, probeTargets[0], ...mine, ...mine, probeTargets[1]].filter((t): t is Target => t !== undefined);
-      const file = join(world.dir, `targets-${def.id}-probed.txt`);
-      writeFileSync(file, targetsText(mixed));
-      targetFiles.set(`${def.id}-probed`, file);
-    }
-  }
   const rateOf = (def: ScenarioDef) => (def.body ? plan.bodyRate : plan.rate);
   const cells: Cell[] = runnable.flatMap((def) =>
     (inSweep(def) ? plan.sweep.rates : [rateOf(def)]).map((rate) => ({ def, rate, key: `${def.id}@${rate}` })),
@@ -269,9 +241,8 @@ export async function runLatency(world: World, plan: Plan, log: (line: string) =
         outDir: world.dir,
         durationS: plan.roundS,
         maxConnections: connectionsOf(def, rate),
-        ...(probed(def)
-          ? { targetsFile: targetFiles.get(`${def.id}-probed`) ?? '', rate: Math.round(rate / (1 - PROBE_SHARE)), probePath: '/s0/' }
-          : { targetsFile: targetFiles.get(def.id) ?? '', rate }),
+        targetsFile: targetFiles.get(def.id) ?? '',
+        rate,
       });
       const resources = sampler.stop();
       const c = churn?.stop();
@@ -292,21 +263,6 @@ export async function runLatency(world: World, plan: Plan, log: (line: string) =
   return {
     scenarios: chosen.map((def) => notRun.get(def.id) ?? primary(def)).filter((r): r is ScenarioResult => r !== undefined),
     sweep: cells.filter((c) => inSweep(c.def)).map((c) => results.get(c.key)).filter((r): r is ScenarioResult => r !== undefined),
-  };
-}
-
-function probeOf(list: readonly Round[]): ProbeResult {
-  const all = new Float64Array(list.reduce((n, x) => n + x.result.probeLatenciesMs.length, 0));
-  let at = 0;
-  for (const x of list) {
-    all.set(x.result.probeLatenciesMs, at);
-    at += x.result.probeLatenciesMs.length;
-  }
-  return {
-    requests: all.length,
-    errors: list.reduce((a, x) => a + x.result.probeErrors, 0),
-    latency: summarize(all),
-    perRoundP99: list.map((x) => summarize(x.result.probeLatenciesMs).ms.p99),
   };
 }
 
@@ -352,8 +308,7 @@ function pool({ def, rate }: Cell, list: readonly Round[]): ScenarioResult {
       return { p50: s.ms.p50, p99: s.ms.p99, sentRate: x.result.sentRate };
     }),
     resources,
-    cpu: { seconds: cpuSeconds, requests: list.map((x) => x.result.requests), probes: list.map((x) => x.result.probeLatenciesMs.length) },
-    ...(list.some((x) => x.result.probeLatenciesMs.length > 0) ? { probe: probeOf(list) } : {}),
+    cpu: { seconds: cpuSeconds, requests: list.map((x) => x.result.requests) },
     ...(churns.length ? { newConnectionsPerSecond: churns.reduce((a, b) => a + b, 0) / churns.length } : {}),
     commands: list.map((x) => x.result.command),
     curve: percentileCurve(all),

@@ -12,9 +12,9 @@ import {
   type Goal,
   type Section,
 } from './goals.ts';
-import { compareKnees, KNEE_FACTOR, knees, type Knee } from './knee.ts';
+import { judgeKnees, KNEE_FACTOR, knees, sweepRounds, type KneeComparison } from './knee.ts';
 import type { PluginAccounting } from './plugin-accounting.ts';
-import { BODY_MIX, PROBE_SHARE, type ScenarioResult } from './latency.ts';
+import { BODY_MIX, type ScenarioResult } from './latency.ts';
 import type { Machine, Versions } from './machine.ts';
 import type { Plan } from './plan.ts';
 import { LABELS } from './stats.ts';
@@ -207,51 +207,42 @@ function sweepSection(run: Run, plotted: boolean): string {
       }),
     ]),
   );
-  const kneeTable = (ks: readonly Knee[], base: string) =>
-    table(
-      ['Scenario', ...rates.map((r) => `p99 / ${base} p99 at ${r}`), `Knee (p99 first > ${KNEE_FACTOR} × ${base}'s)`],
-      ks.map((k) => [k.id, ...rates.map((r) => f2(k.ratios.find((x) => x.rate === r)?.ratio)), `**${k.label}**`]),
-    );
-  const probeKnees = knees(cells, 'probe');
-  const cellKnees = knees(cells, 'cell');
-  const vs = (ks: readonly Knee[]) => {
-    const s1 = ks.find((k) => k.id === 'S1');
-    return s1 ? ks.filter((k) => k.id !== 'S1').map((k) => `- ${compareKnees(k, s1, KNEE_SHARE_OF_S1).text}`) : [];
-  };
-  const probeTable = table(
-    ['Scenario', ...rates.map((r) => `${r} req/s: S0 probes p99 ms (rounds)`)],
-    ids
-      .filter((id) => id !== 'S0')
-      .map((id) => [
-        id,
-        ...rates.map((r) => {
-          const p = cell(id, r)?.probe;
-          return p ? `${f3(p.latency.ms.p99)} (${f2(Math.min(...p.perRoundP99))}–${f2(Math.max(...p.perRoundP99))}, n=${p.requests}${p.errors ? `, ${p.errors} errors` : ''})` : '–';
-        }),
-      ]),
+  const pooled = knees(cells);
+  const rounds = sweepRounds(cells);
+  const perRound = Array.from({ length: rounds }, (_, r) => knees(cells, r));
+  const kneeTable = table(
+    ['Scenario', ...rates.map((r) => `p99 / S0 p99 at ${r}`), `Knee (p99 first > ${KNEE_FACTOR} × S0's)`, 'Knee of each round alone'],
+    pooled.map((k) => [
+      k.id,
+      ...rates.map((r) => f2(k.ratios.find((x) => x.rate === r)?.ratio)),
+      `**${k.label}**`,
+      perRound.map((ks) => ks.find((x) => x.id === k.id)?.label ?? '–').join('; '),
+    ]),
   );
+  const vsS1 = pooled
+    .filter((k) => k.id !== 'S1')
+    .map((k) => judgeKnees(cells, k.id, 'S1', KNEE_SHARE_OF_S1))
+    .filter((c): c is KneeComparison => c !== null)
+    .map((c) => `- ${c.text}`);
   return [
     '## Latency versus offered rate',
     '',
     `${ids.join(', ')} at ${rates.join(', ')} req/s (vegeta, open model). Every (scenario, rate) pair is a cell of its own in the rotation described above: ${run.plan.rounds} round(s) of ${run.plan.roundS} s per cell, the order shifted each round, interleaved with the single-rate scenarios; the rounds are pooled per cell.`,
-    `The knee of a scenario is the offered rate at which its p99 first exceeds ${KNEE_FACTOR} × S0's p99 at the same rate (two ways to measure S0 follow). Between the two grid rates around the crossing, the ratio is taken as linear in log(rate) and the knee is where it reaches ${KNEE_FACTOR}; "> R" means the ratio never exceeded ${KNEE_FACTOR} up to the highest rate R, "≤ R" that it already did at the lowest rate R. Comparisons between knees carry those bounds: a comparison the grid cannot settle says "undecided".`,
+    `The knee of a scenario is the offered rate at which its p99 first exceeds ${KNEE_FACTOR} × S0's p99 at the same rate (S0's cell at that rate, in the same rounds), from the p99 pooled over the rounds and from each round's p99 alone. Between the two grid rates around the crossing, the ratio is taken as linear in log(rate) and the knee is where it reaches ${KNEE_FACTOR}; "> R" means the ratio never exceeded ${KNEE_FACTOR} up to the highest rate R, "≤ R" that it already did at the lowest rate R. Comparisons between knees carry those bounds: a comparison the grid cannot settle says "undecided".`,
     '',
     ...(plotted ? ['![p99 versus offered rate](benchmarks/latency-sweep.svg)', ''] : []),
     p99Table,
     '',
-    `**Knees against S0 requests in the same seconds** (what the goals judge). Each cell but S0's mixes S0 requests into its targets (${PROBE_SHARE * 100} % of what vegeta sends, so the scenario still gets the offered rate): the same Traefik, the same seconds, the same load from everything else on the machine. Their p99:`,
+    kneeTable,
     '',
-    probeTable,
-    '',
-    kneeTable(probeKnees, 'S0 probe'),
-    '',
-    ...(vs(probeKnees).length ? ['Against S1 (forwardAuth to a minimal Go responder, the floor of any forwardAuth attachment):', '', ...vs(probeKnees), ''] : []),
-    "**Knees against S0's own cell** at the same rate (same round, other seconds): on a shared machine these move with whatever else ran at the time; shown for comparison, not judged.",
-    '',
-    kneeTable(cellKnees, 'S0 cell'),
-    '',
-    ...vs(cellKnees),
-    '',
+    ...(vsS1.length
+      ? [
+          `Against S1 (forwardAuth to a minimal Go responder, the floor of any forwardAuth attachment), pooled and round by round; a goal is decided only when they all agree:`,
+          '',
+          ...vsS1,
+          '',
+        ]
+      : []),
     '### CPU time per request across the sweep (µs; mean over the rounds, range of the rounds in brackets)',
     '',
     `Per process, from /proc/PID/stat utime+stime read before each round and after its ${run.plan.pauseMs} ms settling pause (the tap, NATS and the dispatcher finish the round's events in it), divided by the round's requests of the scenario; Traefik's share of the S0 probes is taken out at S0's CPU per request in the same round; 10 ms tick resolution. Idle CPU over the round counts too, so low rates read high. "Whole-system added" = Traefik's µs per request minus S0's in the same round, plus the tap, NATS, the dispatcher and the server forwardAuth calls (S1: the Go responder); the webhook receiver is the user's and is shown apart. The ratio divides the added figure by S0's Traefik µs per request: the mean of the added µs over the mean of S0's, and the range of the per-round ratios.`,

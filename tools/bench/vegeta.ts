@@ -25,11 +25,6 @@ export interface AttackOptions {
   readonly maxConnections?: number;
   readonly timeoutS?: number;
   readonly outDir: string;
-  /**
-   * Requests whose URL contains this are probes mixed into the targets (the latency sweep's S0 requests): their
-   * latencies come back apart, and every other figure counts the other requests only.
-   */
-  readonly probePath?: string;
 }
 
 export interface AttackResult {
@@ -46,9 +41,6 @@ export interface AttackResult {
   readonly errorSamples: readonly string[];
   readonly statusCodes: Readonly<Record<string, number>>;
   readonly latenciesMs: Float64Array;
-  /** Latencies of the probe requests (empty without `probePath`), and how many of them failed. */
-  readonly probeLatenciesMs: Float64Array;
-  readonly probeErrors: number;
 }
 
 function run(args: readonly string[], onLine?: (line: string) => void): Promise<string> {
@@ -72,7 +64,6 @@ interface EncodedResult {
   code: number;
   latency: number;
   error: string;
-  url?: string;
 }
 
 interface VegetaReport {
@@ -101,20 +92,12 @@ export async function attack(options: AttackOptions): Promise<AttackResult> {
   const code = await attacker.exit;
   if (code !== 0) throw new Error(`vegeta ${args.join(' ')} exited ${code}: ${attacker.output().slice(-2000)}`);
   const latencies: number[] = [];
-  const probes: number[] = [];
-  let probeErrors = 0;
   const statusCodes: Record<string, number> = {};
   const errorSamples = new Set<string>();
   let errors = 0;
-  const probePath = options.probePath;
   await run(['encode', '-to=json', bin], (line) => {
     if (!line) return;
     const r = JSON.parse(line) as EncodedResult;
-    if (probePath && r.url?.includes(probePath)) {
-      probes.push(r.latency / 1e6);
-      if (r.error || r.code < 200 || r.code > 299) probeErrors++;
-      return;
-    }
     latencies.push(r.latency / 1e6);
     statusCodes[String(r.code)] = (statusCodes[String(r.code)] ?? 0) + 1;
     if (r.error || r.code < 200 || r.code > 299) {
@@ -123,21 +106,17 @@ export async function attack(options: AttackOptions): Promise<AttackResult> {
     }
   });
   const report = JSON.parse(await run(['report', '-type=json', bin])) as VegetaReport;
-  // vegeta's rates cover every request; the probes' share is taken out.
-  const share = latencies.length + probes.length > 0 ? latencies.length / (latencies.length + probes.length) : 1;
   return {
     name: options.name,
     command: `vegeta ${args.join(' ')}`,
-    offeredRate: options.rate * share,
-    sentRate: report.rate * share,
-    throughput: report.throughput * share,
+    offeredRate: options.rate,
+    sentRate: report.rate,
+    throughput: report.throughput,
     requests: latencies.length,
     errors,
     errorSamples: [...errorSamples],
     statusCodes,
     latenciesMs: Float64Array.from(latencies),
-    probeLatenciesMs: Float64Array.from(probes),
-    probeErrors,
   };
 }
 
