@@ -176,14 +176,15 @@ describe('delivery failures', () => {
 
   it('goes by the status of an answer whose body does not finish within the timeout', async () => {
     const r = await receiver((req, res) => {
-      // Headers now, the rest of the body never.
+      // Headers now, the rest of the body never. The 2 s timeout leaves room for the headers on a loaded machine (with
+      // 200 ms, a dry run of make mutate at load 20 saw the 200 miss it).
       res.writeHead(req.url === '/ok' ? 200 : 503, { 'content-length': '100' });
       res.write('partial');
     });
     const d = await dispatcher({
       targets: [
-        target('ok', `${r.url}/ok`, { timeoutMs: 200, retry: { maxAttempts: 1 } }),
-        target('busy', `${r.url}/busy`, { timeoutMs: 200, retry: { maxAttempts: 1 } }),
+        target('ok', `${r.url}/ok`, { timeoutMs: 2000, retry: { maxAttempts: 1 } }),
+        target('busy', `${r.url}/busy`, { timeoutMs: 2000, retry: { maxAttempts: 1 } }),
       ],
     });
     await publish(d.nc, makeEvent());
