@@ -1,8 +1,8 @@
 import { BlockList } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { Config } from '../../contract/config.ts';
-import { createAddressPolicy, type Verdict } from '../../dispatcher/address-policy.ts';
-import { NetworkPolicyInvalidError } from '../../dispatcher/errors.ts';
+import { createAddressPolicy, guardedLookup, type Verdict } from '../../dispatcher/address-policy.ts';
+import { AddressRefusedError, NetworkPolicyInvalidError } from '../../dispatcher/errors.ts';
 import { formatIp, parseCidr, parseIp } from '../../dispatcher/ip-address.ts';
 
 type Network = Partial<Config['dispatcher']['network']>;
@@ -302,5 +302,40 @@ describe('ip address text, against the URL parser', () => {
       expect(ip && formatIp(ip), text).toBe(fromUrl);
       expect(parseIp(fromUrl), fromUrl).toEqual(ip);
     }
+  });
+});
+
+describe('guarded DNS lookup', () => {
+  // `localhost` resolves through the system resolver (/etc/hosts) to loopback addresses only.
+  type Answer = { error: NodeJS.ErrnoException | null; address: unknown; family?: number };
+  const lookup = (network: Network, hostname: string, all: boolean) =>
+    new Promise<Answer>((resolve) => {
+      guardedLookup(policy(network))(hostname, { all }, (error, address, family) => {
+        resolve({ error, address, family });
+      });
+    });
+
+  it('answers one allowed address and its family when not asked for all of them', async () => {
+    const { error, address, family } = await lookup({ allowLoopback: true }, 'localhost', false);
+    expect(error).toBeNull();
+    expect(['127.0.0.1', '::1']).toContain(address);
+    expect(family).toBe(address === '::1' ? 6 : 4);
+  });
+
+  it('answers every allowed address when asked for all', async () => {
+    const { error, address } = await lookup({ allowLoopback: true }, 'localhost', true);
+    expect(error).toBeNull();
+    expect((address as { address: string }[]).map((a) => a.address)).toContain('127.0.0.1');
+  });
+
+  it('fails with the refusal of the first refused address when none is allowed', async () => {
+    const { error } = await lookup({ allowLoopback: false }, 'localhost', false);
+    expect(error).toBeInstanceOf(AddressRefusedError);
+    expect(error?.message).toMatch(/^refusing to connect to (127\.0\.0\.1|::1) \(resolved from localhost\): .* is this host .*; dispatcher\.network\.allowLoopback allows it$/);
+  });
+
+  it('passes on the resolver error for a name that does not resolve', async () => {
+    const { error } = await lookup({}, 'no-such-host.invalid', true);
+    expect(error?.code).toBe('ENOTFOUND');
   });
 });
