@@ -203,9 +203,12 @@ function noop(): void {}
 const EMPTY_BODY = Buffer.alloc(0);
 
 // An HTTP/1.x request without Transfer-Encoding and with no or a zero Content-Length has no body (RFC 9112
-// section 6.3): its event needs no stream listeners. Not so over HTTP/2, where DATA frames may follow without a
-// content-length.
+// section 6.3): its event needs no stream listeners. Over HTTP/2 DATA frames may follow whatever content-length
+// says, unless the HEADERS frame carried END_STREAM (RFC 9113 section 8.1), as Go's client (Traefik's forwardAuth)
+// sends every request without a body. Taken through the body capture, each of those GETs waited for its stream's
+// end and put a listener on the connection's socket, which all the streams of the connection share.
 function hasNoBody(req: TapRequest): boolean {
+  if ('stream' in req) return req.stream.endAfterHeaders;
   if (req.httpVersionMajor !== 1) return false;
   const { headers } = req;
   if (headers['transfer-encoding'] !== undefined) return false;
