@@ -1,7 +1,7 @@
 import { readFileSync, realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
-import { Config } from './config.ts';
+import { Config, natsServerList, natsServerProblem } from './config.ts';
 import { describeIssues } from './config-issues.ts';
 import { ConfigInvalidError, ConfigUnreadableError } from './errors.ts';
 
@@ -26,7 +26,16 @@ export function loadConfig(path: string, env: Env = process.env): Config {
     throw new ConfigInvalidError(`config ${path} is invalid:\n${describeIssues(parsed.error, doc, lines)}`, { cause: parsed.error });
   }
   const config = parsed.data;
-  if (env.NATS_URL) config.nats.url = env.NATS_URL;
+  if (env.NATS_URL) {
+    // The override meets the same checks as nats.url in the file, or a typo in it would only show as endless reconnects.
+    const servers = natsServerList(env.NATS_URL);
+    const problems =
+      servers.length === 0 ? ['name at least one server'] : servers.flatMap((s) => natsServerProblem(s) ?? []);
+    if (problems.length > 0) {
+      throw new ConfigInvalidError(`env NATS_URL (overrides nats.url of ${path}) is invalid:\n${problems.map((p) => `  ✖ ${p}`).join('\n')}`);
+    }
+    config.nats.url = env.NATS_URL;
+  }
   return deepFreeze(config);
 }
 

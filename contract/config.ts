@@ -54,6 +54,24 @@ export function natsServerList(url: string): string[] {
     .filter((s) => s.length > 0);
 }
 
+/**
+ * Why one entry of `nats.url` names no server the NATS client can dial, or undefined when it does. The client drops
+ * any scheme, reads `host[:port]` (port 4222 by default) and ignores the rest, so `http//nats:4222` would be dialled
+ * as the host `http`, and `nats:99999` or `a b` make it throw only once the service runs.
+ */
+export function natsServerProblem(entry: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(entry.includes('://') ? entry : `nats://${entry}`);
+  } catch {
+    return `${JSON.stringify(entry)} is not a server address: write [nats://]host[:port], e.g. nats://nats:4222`;
+  }
+  if (url.hostname === '' || (url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '') {
+    return `${JSON.stringify(entry)} is not a server address: write [nats://]host[:port], e.g. nats://nats:4222`;
+  }
+  return undefined;
+}
+
 /** Headers that never leave the tap unless a target names them in `revealHeaders`. */
 export const REDACTED_BY_DEFAULT: readonly string[] = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie'];
 
@@ -155,8 +173,13 @@ export const Config = z
           .min(1)
           .default('nats://127.0.0.1:4222')
           .check((ctx) => {
-            if (natsServerList(ctx.value).length === 0) {
+            const servers = natsServerList(ctx.value);
+            if (servers.length === 0) {
               ctx.issues.push({ code: 'custom', message: 'name at least one server', input: ctx.value });
+            }
+            for (const server of servers) {
+              const problem = natsServerProblem(server);
+              if (problem !== undefined) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
             }
           })
           .describe(

@@ -151,6 +151,14 @@ targets:
     expect(error.cause).toBeInstanceOf(z.ZodError);
   });
 
+  it('refuses a NATS_URL override the client cannot dial, as it refuses the same nats.url in the file', () => {
+    const error = thrown(() => loadConfig(file(minimal), { NATS_URL: 'nats://ok:4222,http//nats:4222' }));
+    expect(error).toBeInstanceOf(ConfigInvalidError);
+    expect(error.message).toContain('env NATS_URL (overrides nats.url of ');
+    expect(error.message).toContain('✖ "http//nats:4222" is not a server address');
+    expect(thrown(() => loadConfig(file(minimal), { NATS_URL: ' , ' })).message).toContain('✖ name at least one server');
+  });
+
   it('hot-reloads a valid change and keeps the old config on an invalid one', async () => {
     const path = file(minimal);
     const changes: Config[] = [];

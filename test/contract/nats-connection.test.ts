@@ -1,6 +1,6 @@
 import { connect } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Config } from '../../contract/config.ts';
+import { Config, natsServerProblem } from '../../contract/config.ts';
 import { natsConnectionOptions } from '../../contract/nats-connection.ts';
 import { Cleanup } from '../../tools/stack/cleanup.ts';
 import { freePort } from '../../tools/stack/free-port.ts';
@@ -19,6 +19,19 @@ describe('nats connection options', () => {
     const parsed = Config.safeParse({ nats: { url: ' , ' } });
     expect(parsed.success).toBe(false);
     expect(parsed.error?.issues[0]?.path).toEqual(['nats', 'url']);
+  });
+
+  it('refuses a nats.url entry the client cannot dial as host[:port], naming the entry', () => {
+    for (const url of ['http//nats:4222', 'nats://nats:99999', 'a b', 'nats://127.0.0.1:1,nats://x:4222/path', 'nats://x?y=1']) {
+      const parsed = Config.safeParse({ nats: { url } });
+      expect(parsed.success, url).toBe(false);
+      expect(parsed.error?.issues[0]?.path).toEqual(['nats', 'url']);
+      expect(parsed.error?.issues[0]?.message).toMatch(/is not a server address: write \[nats:\/\/\]host\[:port\]/);
+    }
+    expect(natsServerProblem('http//nats:4222')).toContain('"http//nats:4222"');
+    for (const url of ['nats://nats:4222', '127.0.0.1:2', 'nats', 'tls://nats:4222/', 'nats://u:p@nats:4222', 'nats://[::1]:4222']) {
+      expect(Config.safeParse({ nats: { url } }).success, url).toBe(true);
+    }
   });
 
   it('keeps the servers a cluster announces (cluster updates on) and carries the ping and reconnect settings', () => {
