@@ -79,7 +79,7 @@ export const SecretSource = z
   .union([
     z.strictObject({ env: z.string().min(1).describe('Name of an environment variable holding the secret.') }),
     z.strictObject({ file: z.string().min(1).describe('Path of a file holding the secret (trailing newline ignored).') }),
-  ])
+  ], { error: 'a signing secret source: { env: VARIABLE } or { file: PATH }, exactly one of them' })
   .describe('Where a signing secret comes from. Standard Webhooks secrets look like `whsec_<base64>`.');
 
 export const RetryPolicy = z

@@ -26,6 +26,15 @@ describe('config issues', () => {
     expect(issues('nats: 5\n')).toBe('✖ Invalid input: expected object, received number\n  → at nats (line 1, column 7): 5');
   });
 
+  it('says which forms a signing secret takes when one matches neither, and keeps the inner issue when one does', () => {
+    const expected = '✖ a signing secret source: { env: VARIABLE } or { file: PATH }, exactly one of them\n  → at targets[0].secrets[0] (line 5, column 15)';
+    expect(issues(target('    secrets: [{ value: x }]\n'))).toBe(expected);
+    expect(issues(target('    secrets: [{ env: A, file: B }]\n'))).toBe(expected);
+    expect(issues(target('    secrets: [{ env: "" }]\n'))).toBe(
+      '✖ Too small: expected string to have >=1 characters\n  → at targets[0].secrets[0].env (line 5, column 22): ""',
+    );
+  });
+
   it('names no place for an issue with the whole file', () => {
     expect(issues('- a\n- b\n')).toBe('✖ Invalid input: expected object, received array');
   });
