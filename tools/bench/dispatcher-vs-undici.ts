@@ -243,6 +243,12 @@ targets:
       dispatcherEps: dispatcherEps.map(Math.round),
       undiciEps: undiciEps.map(Math.round),
       ratioPerRound: ratios.map((x) => Number(x.toFixed(3))),
+      // min-max of each side and of the per-round ratios: how far one run's figure can be trusted on this machine.
+      spread: {
+        dispatcherEps: [Math.round(Math.min(...dispatcherEps)), Math.round(Math.max(...dispatcherEps))],
+        undiciEps: [Math.round(Math.min(...undiciEps)), Math.round(Math.max(...undiciEps))],
+        ratio: [Number(Math.min(...ratios).toFixed(3)), Number(Math.max(...ratios).toFixed(3))],
+      },
       ratio: Number((mean(dispatcherEps) / mean(undiciEps)).toFixed(3)),
       medianRatio: Number(median(ratios).toFixed(3)),
       cpuUsPerEvent: { dispatcher: Number(median(dispatcherCpuUs).toFixed(1)), undici: Number(median(undiciCpuUs).toFixed(1)) },

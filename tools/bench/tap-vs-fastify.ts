@@ -100,6 +100,10 @@ try {
       tapRps: t.tapRps.map(r),
       fastifyRps: t.fastifyRps.map(r),
       tapErrors: t.tapErrors,
+      spread: {
+        tapRps: [r(Math.min(...t.tapRps)), r(Math.max(...t.tapRps))],
+        fastifyRps: [r(Math.min(...t.fastifyRps)), r(Math.max(...t.fastifyRps))],
+      },
       ratioPerRound: t.ratioPerRound.map(f),
       ratio: { min: f(t.ratioSpread.min), median: f(t.ratioSpread.median), max: f(t.ratioSpread.max) },
       cpuUsPerRequest: { tap: cpu(t.tapCpuUsPerRequest), fastify: cpu(t.fastifyCpuUsPerRequest) },
