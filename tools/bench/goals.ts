@@ -20,7 +20,8 @@ export interface Section<T> {
 export interface Goal {
   readonly goal: string;
   readonly measured: string;
-  readonly status: 'met' | 'not met' | 'not run';
+  /** `undecided`: the figures measured cannot settle it either way (a knee off the sweep's grid, rounds that disagree). */
+  readonly status: 'met' | 'not met' | 'undecided' | 'not run';
 }
 
 export interface Findings {
@@ -68,7 +69,7 @@ export function evaluate(f: Findings, rate: number): Goal[] {
   for (const id of KNEE_GOALS) {
     const goal = `${id} knee ≥ ${KNEE_SHARE_OF_S1} × S1's (rate where p99 first exceeds ${KNEE_FACTOR} × S0's), pooled and in every round`;
     const c = judgeKnees(f.sweep, id, 'S1', KNEE_SHARE_OF_S1);
-    goals.push(c ? { goal, measured: c.text, status: c.verdict === 'met' ? 'met' : 'not met' } : { goal, measured: `${id}, S1 or S0 not in the sweep`, status: 'not run' });
+    goals.push(c ? { goal, measured: c.text, status: c.verdict } : { goal, measured: `${id}, S1 or S0 not in the sweep`, status: 'not run' });
   }
   const costs = cpuCosts(f.sweep);
   for (const id of CPU_GOALS) {

@@ -46,6 +46,8 @@ const f3 = (v: number | null | undefined) => (v === null || v === undefined || !
 const f0 = (v: number | null | undefined) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(0));
 const f2 = (v: number | null | undefined) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(2));
 
+const STATUS_MARK: Record<Goal['status'], string> = { met: '✅ met', 'not met': '❌ not met', undecided: '❔ undecided', 'not run': '⚪ not run' };
+
 function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
   return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
@@ -268,7 +270,7 @@ function accountingSection(acc: Section<PluginAccounting>): string {
 }
 
 function goalTable(goals: readonly Goal[]): string {
-  return table(['Goal', 'Measured', 'Status'], goals.map((g) => [g.goal, g.measured, g.status === 'met' ? '✅ met' : g.status === 'not met' ? '❌ not met' : '⚪ not run']));
+  return table(['Goal', 'Measured', 'Status'], goals.map((g) => [g.goal, g.measured, STATUS_MARK[g.status]]));
 }
 
 export function writeReport(run: Run, outDir: string): { markdown: string; json: string; goals: Goal[] } {
