@@ -1,7 +1,6 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempConfigFiles } from '../support/config-dir.ts';
 import {
   commonWarnings,
   errorFinding,
@@ -21,17 +20,7 @@ import { runCommand } from '../support/process-exit.ts';
 // first, exit status 2 on any error. The commands themselves are run as child processes in
 // test/contract/command-line.test.ts and test/tools/; here the same verdicts are pinned in-process.
 
-const dir = mkdtempSync(join(tmpdir(), 'rm-config-check-'));
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
-
-let n = 0;
-function file(text: string): string {
-  const path = join(dir, `config-${n++}.yaml`);
-  writeFileSync(path, text);
-  return path;
-}
+const { dir, file } = tempConfigFiles('rm-config-check-');
 
 const target = (name: string) => `  - name: ${name}\n    watchURL: http://${name}.internal/events\n    methods: [POST]\n`;
 const oneTarget = file(`targets:\n${target('audit')}`);

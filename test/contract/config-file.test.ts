@@ -1,24 +1,13 @@
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { loadConfig, RELOAD_BOUND_MS, watchConfig } from '../../contract/config-file.ts';
 import type { Config } from '../../contract/config.ts';
 import { ConfigInvalidError, ConfigUnreadableError } from '../../contract/errors.ts';
-import { busyNeighbour, configMapDir } from '../support/config-dir.ts';
+import { busyNeighbour, configMapDir, tempConfigFiles } from '../support/config-dir.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'rm-config-'));
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
-
-let n = 0;
-function file(text: string): string {
-  const path = join(dir, `config-${n++}.yaml`);
-  writeFileSync(path, text);
-  return path;
-}
+const { dir, file } = tempConfigFiles('rm-config-');
 
 /**
  * Lets `ms` pass, for the claims that nothing happens within a bound (RELOAD_BOUND_MS): the only wait that is not on

@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
 
 /**
  * A directory laid out as Kubernetes mounts a ConfigMap: `<name> -> ..data/<name>`, `..data -> ..<stamp>`. `swap`
@@ -50,6 +52,27 @@ export function busyNeighbour(file: string, everyMs: number): { readonly appends
     },
     stop: () => {
       child.kill('SIGKILL');
+    },
+  };
+}
+
+/**
+ * A temporary directory, removed after the calling test file's tests, and a writer of numbered config files in it:
+ * `file(text)` writes `config-<n>.yaml` and returns its path. Call at a test file's top level (it registers the
+ * afterAll hook).
+ */
+export function tempConfigFiles(prefix: string): { readonly dir: string; readonly file: (text: string) => string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  let n = 0;
+  return {
+    dir,
+    file: (text) => {
+      const path = join(dir, `config-${String(n++)}.yaml`);
+      writeFileSync(path, text);
+      return path;
     },
   };
 }

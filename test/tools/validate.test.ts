@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { tempConfigFiles } from '../support/config-dir.ts';
 import { makeCertificate } from '../support/tls.ts';
 
 // `make validate CONFIG=FILE` checks what the services check at start-up, and the services refuse a bad file with
@@ -11,17 +12,7 @@ import { makeCertificate } from '../support/tls.ts';
 // clone (system Node 20, no node_modules) and checked the schema alone.
 
 const ROOT = join(import.meta.dirname, '../..');
-const dir = mkdtempSync(join(tmpdir(), 'rm-validate-'));
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
-
-let n = 0;
-function configFile(text: string): string {
-  const path = join(dir, `config-${n++}.yaml`);
-  writeFileSync(path, text);
-  return path;
-}
+const { file: configFile } = tempConfigFiles('rm-validate-');
 
 interface Result {
   readonly code: number;
