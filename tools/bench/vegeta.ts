@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { startProcess } from '../stack/process.ts';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -25,6 +26,11 @@ export interface AttackOptions {
   readonly maxConnections?: number;
   readonly timeoutS?: number;
   readonly outDir: string;
+  /**
+   * Delete vegeta's per-request result file (`<outDir>/<name>.bin`, ~100 bytes per request) once read: long runs
+   * (make soak: 60-75 MB per 10 minutes) keep only the figures. The benchmark keeps it for a second look.
+   */
+  readonly discardResults?: boolean;
 }
 
 export interface AttackResult {
@@ -106,6 +112,7 @@ export async function attack(options: AttackOptions): Promise<AttackResult> {
     }
   });
   const report = JSON.parse(await run(['report', '-type=json', bin])) as VegetaReport;
+  if (options.discardResults) rmSync(bin, { force: true });
   return {
     name: options.name,
     command: `vegeta ${args.join(' ')}`,

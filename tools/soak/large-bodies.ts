@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startPipeline } from '../bench/pipeline.ts';
 import { nodeScript, requireBin, startPeer, type Peer } from '../bench/processes.ts';
@@ -107,9 +107,7 @@ export async function startLargeBodies(ctx: SoakContext, rate: number): Promise<
         },
       ],
       async drive(durationS) {
-        const res = await attack({ name: 'bodies', targetsFile, rate, durationS, maxWorkers: MAX_IN_FLIGHT, outDir: ctx.dir, timeoutS: 30 });
-        // vegeta's per-request results (~100 bytes each, 60 MB over ten minutes) are read by attack(); only the figures stay.
-        rmSync(join(ctx.dir, 'bodies.bin'), { force: true });
+        const res = await attack({ name: 'bodies', targetsFile, rate, durationS, maxWorkers: MAX_IN_FLIGHT, outDir: ctx.dir, timeoutS: 30, discardResults: true });
         return {
           offered: `${rate} uploads/s of ${fmt(BODY_BYTES)} through Traefik`,
           sent: res.requests,

@@ -1,4 +1,4 @@
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startPipeline } from '../bench/pipeline.ts';
 import { attack, targetsText } from '../bench/vegeta.ts';
@@ -72,9 +72,7 @@ export async function startTapNatsDown(ctx: SoakContext, rate: number): Promise<
         },
       ],
       async drive(durationS) {
-        const res = await attack({ name: 'nats-down', targetsFile, rate, durationS, maxWorkers: MAX_IN_FLIGHT, outDir: ctx.dir, timeoutS: 10 });
-        // vegeta's per-request results (~100 bytes each, 60 MB over ten minutes) are read by attack(); only the figures stay.
-        rmSync(join(ctx.dir, 'nats-down.bin'), { force: true });
+        const res = await attack({ name: 'nats-down', targetsFile, rate, durationS, maxWorkers: MAX_IN_FLIGHT, outDir: ctx.dir, timeoutS: 10, discardResults: true });
         return {
           offered: `${rate} requests/s to the forwardAuth listener`,
           sent: res.requests,
