@@ -1,7 +1,7 @@
 import { readFileSync, realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
-import { Config, natsServerList, natsServerProblem } from './config.ts';
+import { Config, natsUrlProblems } from './config.ts';
 import { describeIssues } from './config-issues.ts';
 import { ConfigInvalidError, ConfigUnreadableError } from './errors.ts';
 
@@ -28,9 +28,7 @@ export function loadConfig(path: string, env: Env = process.env): Config {
   const config = parsed.data;
   if (env.NATS_URL) {
     // The override meets the same checks as nats.url in the file, or a typo in it would only show as endless reconnects.
-    const servers = natsServerList(env.NATS_URL);
-    const problems =
-      servers.length === 0 ? ['name at least one server'] : servers.flatMap((s) => natsServerProblem(s) ?? []);
+    const problems = natsUrlProblems(env.NATS_URL);
     if (problems.length > 0) {
       throw new ConfigInvalidError(`env NATS_URL (overrides nats.url of ${path}) is invalid:\n${problems.map((p) => `  ✖ ${p}`).join('\n')}`);
     }

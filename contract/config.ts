@@ -55,21 +55,24 @@ export function natsServerList(url: string): string[] {
 }
 
 /**
- * Why one entry of `nats.url` names no server the NATS client can dial, or undefined when it does. The client drops
- * any scheme, reads `host[:port]` (port 4222 by default) and ignores the rest, so `http//nats:4222` would be dialled
- * as the host `http`, and `nats:99999` or `a b` make it throw only once the service runs.
+ * Why a `nats.url` value (or `NATS_URL`) names no server the NATS client can dial: one message per bad entry, or
+ * `name at least one server`; empty when every entry is good. The client drops any scheme, reads `host[:port]`
+ * (port 4222 by default) and ignores the rest, so `http//nats:4222` would be dialled as the host `http`, and
+ * `nats:99999` or `a b` make it throw only once the service runs.
  */
-export function natsServerProblem(entry: string): string | undefined {
-  let url: URL;
+export function natsUrlProblems(url: string): string[] {
+  const servers = natsServerList(url);
+  if (servers.length === 0) return ['name at least one server'];
+  return servers.filter((entry) => !isServerAddress(entry)).map((entry) => `${JSON.stringify(entry)} is not a server address: write [nats://]host[:port], e.g. nats://nats:4222`);
+}
+
+function isServerAddress(entry: string): boolean {
   try {
-    url = new URL(entry.includes('://') ? entry : `nats://${entry}`);
+    const url = new URL(entry.includes('://') ? entry : `nats://${entry}`);
+    return url.hostname !== '' && (url.pathname === '' || url.pathname === '/') && url.search === '' && url.hash === '';
   } catch {
-    return `${JSON.stringify(entry)} is not a server address: write [nats://]host[:port], e.g. nats://nats:4222`;
+    return false;
   }
-  if (url.hostname === '' || (url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '') {
-    return `${JSON.stringify(entry)} is not a server address: write [nats://]host[:port], e.g. nats://nats:4222`;
-  }
-  return undefined;
 }
 
 /** Headers that never leave the tap unless a target names them in `revealHeaders`. */
@@ -173,14 +176,7 @@ export const Config = z
           .min(1)
           .default('nats://127.0.0.1:4222')
           .check((ctx) => {
-            const servers = natsServerList(ctx.value);
-            if (servers.length === 0) {
-              ctx.issues.push({ code: 'custom', message: 'name at least one server', input: ctx.value });
-            }
-            for (const server of servers) {
-              const problem = natsServerProblem(server);
-              if (problem !== undefined) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
-            }
+            for (const message of natsUrlProblems(ctx.value)) ctx.issues.push({ code: 'custom', message, input: ctx.value });
           })
           .describe(
             'NATS server URL(s), comma-separated (`nats://a:4222,nats://b:4222`): the seeds of a cluster. Once connected, the ' +

@@ -1,6 +1,6 @@
 import { connect } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Config, natsServerProblem } from '../../contract/config.ts';
+import { Config, natsUrlProblems } from '../../contract/config.ts';
 import { natsConnectionOptions } from '../../contract/nats-connection.ts';
 import { Cleanup } from '../../tools/stack/cleanup.ts';
 import { freePort } from '../../tools/stack/free-port.ts';
@@ -28,7 +28,7 @@ describe('nats connection options', () => {
       expect(parsed.error?.issues[0]?.path).toEqual(['nats', 'url']);
       expect(parsed.error?.issues[0]?.message).toMatch(/is not a server address: write \[nats:\/\/\]host\[:port\]/);
     }
-    expect(natsServerProblem('http//nats:4222')).toContain('"http//nats:4222"');
+    expect(natsUrlProblems('http//nats:4222')[0]).toContain('"http//nats:4222"');
     for (const url of ['nats://nats:4222', '127.0.0.1:2', 'nats', 'tls://nats:4222/', 'nats://u:p@nats:4222', 'nats://[::1]:4222']) {
       expect(Config.safeParse({ nats: { url } }).success, url).toBe(true);
     }
