@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Publisher } from '../../ingress-tap/publisher.ts';
-import { send, target, useTap } from './tap-harness.ts';
+import { observePublishes, send, target, useTap } from './tap-harness.ts';
 
 // The user's request never waits for the event: the tap writes its 200 first and builds and publishes the event
 // afterwards. Observed from inside the tap's process: a publisher wrapped around the real one notes, at the moment
@@ -15,16 +15,9 @@ const answeredInCall = new Map<string, boolean>();
 const answeredAtPublish = new Map<string, boolean>();
 
 function observing(publisher: Publisher): Publisher {
-  return {
-    isConnected: () => publisher.isConnected(),
-    maxPayload: () => publisher.maxPayload(),
-    close: () => publisher.close(),
-    publish(subject, payload) {
-      const { data } = JSON.parse(Buffer.from(payload).toString('utf8')) as { data: { path: string } };
-      answeredAtPublish.set(data.path, responses.get(data.path)?.writableEnded === true);
-      return publisher.publish(subject, payload);
-    },
-  };
+  return observePublishes(publisher, (path) => {
+    answeredAtPublish.set(path, responses.get(path)?.writableEnded === true);
+  });
 }
 
 const { tap } = useTap({

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_UNBUILT_BYTES, MAX_UNBUILT_EVENTS } from '../../ingress-tap/request-handler.ts';
 import type { Publisher } from '../../ingress-tap/publisher.ts';
 import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
-import { eventually, startTap, statusCodes, target, type TapHarness } from './tap-harness.ts';
+import { eventually, observePublishes, startTap, statusCodes, target, type TapHarness } from './tap-harness.ts';
 
 // The tap answers each request at once and builds its event in one pass per event-loop turn. The events waiting for
 // that pass are bounded (MAX_UNBUILT_EVENTS events, MAX_UNBUILT_BYTES captured body bytes): past the bound an event
@@ -17,27 +17,20 @@ const passes: string[][] = [];
 let current: string[] | undefined;
 
 function observing(publisher: Publisher): Publisher {
-  return {
-    isConnected: () => publisher.isConnected(),
-    maxPayload: () => publisher.maxPayload(),
-    close: () => publisher.close(),
-    publish(subject, payload) {
-      if (!current) {
-        const pass: string[] = [];
-        current = pass;
-        passes.push(pass);
-        // A pass publishes synchronously; the first microtask checkpoint after it ends the pass.
-        queueMicrotask(() => {
-          current = undefined;
-        });
-      }
-      const { data } = JSON.parse(Buffer.from(payload).toString('utf8')) as { data: { path: string } };
-      current.push(data.path);
-      // A fault no real input is known to cause, injected to pin what a failing event does to its pass.
-      if (data.path === '/throws') throw new Error('injected publish failure');
-      return publisher.publish(subject, payload);
-    },
-  };
+  return observePublishes(publisher, (path) => {
+    if (!current) {
+      const pass: string[] = [];
+      current = pass;
+      passes.push(pass);
+      // A pass publishes synchronously; the first microtask checkpoint after it ends the pass.
+      queueMicrotask(() => {
+        current = undefined;
+      });
+    }
+    current.push(path);
+    // A fault no real input is known to cause, injected to pin what a failing event does to its pass.
+    if (path === '/throws') throw new Error('injected publish failure');
+  });
 }
 
 /** The tap's log lines at warn and above. */

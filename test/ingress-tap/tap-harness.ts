@@ -316,3 +316,20 @@ export async function eventually(what: string, probe: () => boolean | Promise<bo
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/**
+ * The real publisher, with `onPublish` called with each event's request path as the tap hands it over, before the
+ * event goes on to NATS (an exception from `onPublish` is the publish's own).
+ */
+export function observePublishes(publisher: Publisher, onPublish: (path: string) => void): Publisher {
+  return {
+    isConnected: () => publisher.isConnected(),
+    maxPayload: () => publisher.maxPayload(),
+    close: () => publisher.close(),
+    publish(subject, payload) {
+      const { data } = JSON.parse(Buffer.from(payload).toString('utf8')) as { data: { path: string } };
+      onPublish(data.path);
+      return publisher.publish(subject, payload);
+    },
+  };
+}
