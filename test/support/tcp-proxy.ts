@@ -5,6 +5,9 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 
 export interface TcpProxy {
   readonly port: number;
+  /** Client connections relayed so far, and how many of them are still open. */
+  readonly accepted: number;
+  readonly open: number;
   /** Closes every relayed connection and refuses new ones until `restore()`. */
   cut(): Promise<void>;
   restore(): Promise<void>;
@@ -13,6 +16,8 @@ export interface TcpProxy {
 
 export async function startTcpProxy(targetPort: number, host = '127.0.0.1'): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
+  const clients = new Set<Socket>();
+  let accepted = 0;
   let server: Server | undefined;
   let port = 0;
   const listen = () =>
@@ -20,7 +25,10 @@ export async function startTcpProxy(targetPort: number, host = '127.0.0.1'): Pro
       const s = createServer((client) => {
         const upstream = connect(targetPort, host);
         sockets.add(client).add(upstream);
+        clients.add(client);
+        accepted++;
         const drop = () => {
+          clients.delete(client);
           client.destroy();
           upstream.destroy();
           sockets.delete(client);
@@ -42,8 +50,16 @@ export async function startTcpProxy(targetPort: number, host = '127.0.0.1'): Pro
     server = undefined;
     for (const socket of sockets) socket.destroy();
     sockets.clear();
+    clients.clear();
     if (s) await new Promise<void>((resolve) => s.close(() => { resolve(); }));
   };
   await listen();
-  return { get port() { return port; }, cut: stop, restore: listen, close: stop };
+  return {
+    get port() { return port; },
+    get accepted() { return accepted; },
+    get open() { return clients.size; },
+    cut: stop,
+    restore: listen,
+    close: stop,
+  };
 }

@@ -1,0 +1,293 @@
+import { connect } from '@nats-io/transport-node';
+import { pino, type Logger } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Config } from '../../contract/config.ts';
+import { createMetrics, type TapMetrics } from '../../ingress-tap/metrics.ts';
+import { startPublisher, type Publisher } from '../../ingress-tap/publisher.ts';
+import { freePort } from '../../tools/stack/free-port.ts';
+import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
+import { eventually } from './tap-harness.ts';
+
+// The publisher alone against a real nats-server, reached through a loopback relay the test can cut. Freezing the
+// server (SIGSTOP) holds back its PONGs, so events stay handed to NATS but unconfirmed for as long as the test wants.
+
+const SUBJECT = 'request-mirror.requests.GET';
+
+interface LogLine {
+  readonly level: number;
+  readonly msg: string;
+  readonly inDoubt?: number;
+  readonly err?: { readonly code?: string; readonly message?: string };
+}
+
+interface Running {
+  readonly nats: NatsServer;
+  readonly proxy: TcpProxy;
+  /** The `n` of each payload the server delivered to a subscriber, in order. */
+  readonly received: number[];
+  readonly publisher: Publisher;
+  readonly metrics: TapMetrics;
+  readonly logs: LogLine[];
+  /** When the publisher had its connection. */
+  readonly connectedAt: number;
+  freeze(): void;
+  thaw(): void;
+}
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+function logCapture(): { logs: LogLine[]; logger: Logger } {
+  const logs: LogLine[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
+  return { logs, logger };
+}
+
+/** The `n` of every payload published on SUBJECT, in the order the server delivers them; ready once subscribed. */
+async function subscribe(url: string): Promise<number[]> {
+  const nc = await connect({ servers: url });
+  cleanups.push(() => nc.close());
+  const received: number[] = [];
+  nc.subscribe(SUBJECT, { callback: (_error, m) => void received.push(m.json<{ n: number }>().n) });
+  await nc.flush();
+  return received;
+}
+
+interface StartOptions {
+  readonly maxPendingBytes?: number;
+  readonly maxPayloadBytes?: number;
+  /** nats.reconnectTimeWaitMs; nats.js adds up to 100 ms of jitter. */
+  readonly reconnectTimeWaitMs?: number;
+}
+
+async function start(options: StartOptions = {}): Promise<Running> {
+  const nats = await startNatsServer({ maxPayloadBytes: options.maxPayloadBytes });
+  let frozen = false;
+  const thaw = () => {
+    if (frozen) process.kill(nats.pid, 'SIGCONT');
+    frozen = false;
+  };
+  cleanups.push(() => nats.stop());
+  cleanups.push(() => {
+    thaw();
+    return Promise.resolve();
+  });
+  const proxy = await startTcpProxy(nats.port);
+  cleanups.push(() => proxy.close());
+  const received = await subscribe(nats.url);
+  const metrics = createMetrics();
+  const { logs, logger } = logCapture();
+  const { nats: natsConfig } = Config.parse({ nats: { url: `nats://127.0.0.1:${proxy.port}`, reconnectTimeWaitMs: options.reconnectTimeWaitMs ?? 0 } });
+  const publisher = startPublisher({ nats: natsConfig, maxPendingBytes: options.maxPendingBytes ?? 1024 * 1024, metrics, logger });
+  cleanups.push(() => publisher.close());
+  await eventually('the publisher to connect', () => publisher.isConnected());
+  const connectedAt = Date.now();
+  return {
+    connectedAt,
+    nats,
+    proxy,
+    received,
+    publisher,
+    metrics,
+    logs,
+    freeze() {
+      process.kill(nats.pid, 'SIGSTOP');
+      frozen = true;
+    },
+    thaw,
+  };
+}
+
+async function count(metrics: TapMetrics, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = metrics.registry.getSingleMetric(name);
+  if (!metric) throw new Error(`no metric ${name}`);
+  const { values } = await metric.get();
+  return values.filter((v) => Object.entries(labels).every(([k, val]) => (v.labels as Record<string, unknown>)[k] === val)).reduce((sum, v) => sum + v.value, 0);
+}
+
+const published = (r: Running) => count(r.metrics, 'request_mirror_tap_events_published_total');
+const inDoubt = (r: Running) => count(r.metrics, 'request_mirror_tap_events_in_doubt_total');
+const publishErrors = (r: Running) => count(r.metrics, 'request_mirror_tap_publish_errors_total');
+const dropped = (r: Running, reason: string) => count(r.metrics, 'request_mirror_tap_events_dropped_total', { reason });
+
+const payload = (n: number, size = 100) => Buffer.from(JSON.stringify({ n }).padEnd(size, ' '));
+
+const warnings = (r: Running, msg: string) => r.logs.filter((l) => l.level === 40 && l.msg === msg);
+
+/** Freezes the server, hands `ns` to NATS (published, not confirmed), then cuts the connection. */
+async function dropWithUnconfirmed(r: Running, ns: readonly number[]): Promise<void> {
+  r.freeze();
+  for (const n of ns) expect(r.publisher.publish(SUBJECT, payload(n))).toBe('queued');
+  await eventually(`${ns.length} events handed to NATS`, async () => (await published(r)) === ns.length);
+  await r.proxy.cut();
+  await eventually('the publisher to see the drop', () => !r.publisher.isConnected());
+}
+
+async function reconnect(r: Running): Promise<void> {
+  r.thaw();
+  await r.proxy.restore();
+  await eventually('the publisher to reconnect', () => r.publisher.isConnected());
+}
+
+describe('publisher', () => {
+  it("reports the server's max_payload while connected, and 0 once closed", async () => {
+    const r = await start({ maxPayloadBytes: 5000 });
+    expect(r.publisher.maxPayload()).toBe(5000);
+    await r.publisher.close();
+    expect(r.publisher.maxPayload()).toBe(0);
+    expect(r.publisher.isConnected()).toBe(false);
+  });
+
+  it('publishes the events of a batch in order and counts them', async () => {
+    const r = await start();
+    expect([1, 2, 3].map((n) => r.publisher.publish(SUBJECT, payload(n)))).toEqual(['queued', 'queued', 'queued']);
+    await eventually('3 events received', () => r.received.length === 3);
+    expect(r.received).toEqual([1, 2, 3]);
+    expect(await published(r)).toBe(3);
+  });
+
+  it('counts an event NATS refuses (over max_payload) as a publish error, logs it, and publishes the rest of its batch', async () => {
+    const r = await start({ maxPayloadBytes: 1024 });
+    for (const [n, size] of [[1, 100], [2, 2000], [3, 100]] as const) expect(r.publisher.publish(SUBJECT, payload(n, size))).toBe('queued');
+    await eventually('2 events received', () => r.received.length === 2);
+    expect(r.received).toEqual([1, 3]);
+    expect(await published(r)).toBe(2);
+    expect(await publishErrors(r)).toBe(1);
+    expect(await dropped(r, 'publish_error')).toBe(1);
+    expect(warnings(r, 'publish failed')).toEqual([
+      expect.objectContaining({ err: expect.objectContaining({ code: 'RM_TAP_PUBLISH_FAILED', message: expect.stringMatching(/^NATS publish refused: /) as unknown }) as unknown }),
+    ]);
+  });
+
+  it('takes events up to exactly maxPendingBytes waiting for their batch, and drops the next one with a debug line', async () => {
+    const r = await start({ maxPendingBytes: 300 });
+    expect([1, 2, 3, 4].map((n) => r.publisher.publish(SUBJECT, payload(n)))).toEqual(['queued', 'queued', 'queued', 'pending_bytes_exceeded']);
+    expect(r.logs.filter((l) => l.msg === 'event dropped')).toEqual([
+      expect.objectContaining({ level: 20, err: expect.objectContaining({ code: 'RM_TAP_PENDING_BYTES_EXCEEDED', message: '300 bytes already pending' }) as unknown }),
+    ]);
+    await eventually('3 events received', () => r.received.length === 3);
+    expect(r.received).toEqual([1, 2, 3]);
+  });
+
+  it('counts events handed to NATS as pending until the server confirms them, and takes new ones once it has', async () => {
+    const r = await start({ maxPendingBytes: 300 });
+    r.freeze();
+    for (const n of [1, 2]) expect(r.publisher.publish(SUBJECT, payload(n))).toBe('queued');
+    await eventually('2 events handed to NATS', async () => (await published(r)) === 2);
+    expect(r.publisher.publish(SUBJECT, payload(3))).toBe('queued');
+    await eventually('3 events handed to NATS', async () => (await published(r)) === 3);
+    // A batch handed over while the first one waits for its PONG is confirmed by the next flush.
+    expect(r.publisher.publish(SUBJECT, payload(4))).toBe('pending_bytes_exceeded');
+    r.thaw();
+    await eventually('3 events received', () => r.received.length === 3);
+    await eventually('room for a new event', () => r.publisher.publish(SUBJECT, payload(5)) === 'queued');
+    await eventually('4 events received', () => r.received.length === 4);
+    expect(r.received).toEqual([1, 2, 3, 5]);
+  });
+
+  it('counts events handed to NATS but unconfirmed when the connection drops as in doubt, once, and starts afresh on reconnect', async () => {
+    // The reconnect waits at least 2 s, so nats.js reports the drop before it gives up on the pending PONG.
+    const r = await start({ maxPendingBytes: 400, reconnectTimeWaitMs: 2000 });
+    await dropWithUnconfirmed(r, [1, 2, 3, 4]);
+    await eventually('4 events in doubt', async () => (await inDoubt(r)) === 4);
+    expect(warnings(r, 'events handed to NATS but not confirmed when the connection dropped')).toEqual([expect.objectContaining({ inDoubt: 4 })]);
+    expect(warnings(r, 'disconnected from NATS; dropping events until reconnected')).toHaveLength(1);
+    await reconnect(r);
+    expect(await inDoubt(r)).toBe(4);
+    expect(await publishErrors(r)).toBe(0);
+    // The 400 bytes in doubt no longer count as pending.
+    for (const n of [5, 6, 7, 8]) expect(r.publisher.publish(SUBJECT, payload(n))).toBe('queued');
+    await eventually('4 events after the reconnect', () => r.received.filter((n) => n > 4).length === 4);
+  });
+
+  it('counts the events of a flush that fails when the connection drops as in doubt and the flush as a publish error', async () => {
+    const r = await start({ maxPendingBytes: 400 });
+    // A connection older than nats.js's longest reconnect wait (0 ms + 100 ms of jitter) is redialled at once, and
+    // the redial fails the pending PONG before the drop is reported.
+    await eventually('the connection to outlive the reconnect wait', () => Date.now() - r.connectedAt > 150);
+    await dropWithUnconfirmed(r, [1, 2, 3, 4]);
+    await eventually('a publish error', async () => (await publishErrors(r)) === 1);
+    expect(await inDoubt(r)).toBe(4);
+    expect(warnings(r, 'NATS flush failed')).toEqual([
+      expect.objectContaining({ inDoubt: 4, err: expect.objectContaining({ code: 'RM_TAP_PUBLISH_FAILED', message: expect.stringMatching(/^NATS flush failed: /) as unknown }) as unknown }),
+    ]);
+    await reconnect(r);
+    expect(await inDoubt(r)).toBe(4);
+    expect(await publishErrors(r)).toBe(1);
+    for (const n of [5, 6, 7, 8]) expect(r.publisher.publish(SUBJECT, payload(n))).toBe('queued');
+    await eventually('4 events after the reconnect', () => r.received.filter((n) => n > 4).length === 4);
+    expect(await published(r)).toBe(8);
+  });
+
+  it('drops and counts the events of a batch whose connection dropped before it went out, with one warning per outage', async () => {
+    const r = await start({ reconnectTimeWaitMs: 2000 });
+    for (const n of [1, 2, 3]) expect(r.publisher.publish(SUBJECT, payload(n))).toBe('queued');
+    await r.proxy.cut();
+    await eventually('3 drops', async () => (await dropped(r, 'nats_disconnected')) === 3);
+    expect(r.publisher.publish(SUBJECT, payload(4))).toBe('nats_disconnected');
+    expect(await published(r)).toBe(0);
+    const dropping = () => r.logs.filter((l) => l.msg === 'dropping events');
+    expect(dropping()).toEqual([expect.objectContaining({ level: 40, err: expect.objectContaining({ code: 'RM_TAP_NATS_DISCONNECTED' }) as unknown })]);
+    await reconnect(r);
+    await r.proxy.cut();
+    await eventually('the publisher to see the second drop', () => !r.publisher.isConnected());
+    expect(r.publisher.publish(SUBJECT, payload(5))).toBe('nats_disconnected');
+    expect(dropping()).toHaveLength(2);
+  });
+
+  it('drops while NATS is down at start, with one warning, and publishes once it is up', async () => {
+    const port = await freePort();
+    const { logs, logger } = logCapture();
+    const metrics = createMetrics();
+    const { nats: natsConfig } = Config.parse({ nats: { url: `nats://127.0.0.1:${port}`, reconnectTimeWaitMs: 0 } });
+    const publisher = startPublisher({ nats: natsConfig, maxPendingBytes: 1024, metrics, logger });
+    cleanups.push(() => publisher.close());
+    expect([1, 2].map((n) => publisher.publish(SUBJECT, payload(n)))).toEqual(['nats_disconnected', 'nats_disconnected']);
+    expect(publisher.maxPayload()).toBe(0);
+    expect(logs.filter((l) => l.msg === 'dropping events')).toHaveLength(1);
+    const nats = await startNatsServer({ port });
+    cleanups.push(() => nats.stop());
+    const received = await subscribe(nats.url);
+    await eventually('the publisher to connect', () => publisher.isConnected());
+    expect(logs.filter((l) => l.msg === 'connected to NATS')).toHaveLength(1);
+    expect(publisher.publish(SUBJECT, payload(3))).toBe('queued');
+    await eventually('1 event received', () => received.length === 1);
+    expect(received).toEqual([3]);
+  });
+
+  it('publishes what was queued when it is closed before the batch went out', async () => {
+    const r = await start();
+    for (const n of [1, 2, 3]) expect(r.publisher.publish(SUBJECT, payload(n))).toBe('queued');
+    await r.publisher.close();
+    expect(r.publisher.publish(SUBJECT, payload(4))).toBe('nats_disconnected');
+    await eventually('3 events received', () => r.received.length === 3);
+    expect(r.received).toEqual([1, 2, 3]);
+    expect(await dropped(r, 'nats_disconnected')).toBe(0);
+  });
+
+  it('closes the connection it makes after being closed while still connecting', async () => {
+    const nats = await startNatsServer();
+    cleanups.push(() => nats.stop());
+    const proxy = await startTcpProxy(nats.port);
+    cleanups.push(() => proxy.close());
+    await proxy.cut();
+    const { nats: natsConfig } = Config.parse({ nats: { url: `nats://127.0.0.1:${proxy.port}`, reconnectTimeWaitMs: 0 } });
+    const publisher = startPublisher({ nats: natsConfig, maxPendingBytes: 1024, metrics: createMetrics(), logger: logCapture().logger });
+    cleanups.push(() => publisher.close());
+    await publisher.close();
+    await proxy.restore();
+    await eventually('the late connection to be made and closed', () => proxy.accepted >= 1 && proxy.open === 0);
+    expect(publisher.isConnected()).toBe(false);
+  });
+
+  it('closes while NATS is unreachable, without waiting for it to come back', async () => {
+    const r = await start({ reconnectTimeWaitMs: 0 });
+    await r.proxy.cut();
+    await eventually('the publisher to see the drop', () => !r.publisher.isConnected());
+    await r.publisher.close();
+    expect(r.publisher.publish(SUBJECT, payload(1))).toBe('nats_disconnected');
+  });
+});
