@@ -1,12 +1,13 @@
-import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
 import { PLUGIN_BATCH_CONTENT_TYPE, PLUGIN_BATCH_PATH, type BatchHeader, type PluginSnapshot } from '../../contract/plugin-batch.ts';
-import { send, target, useTap } from './tap-harness.ts';
+import { observePublishes, send, startTap, target, useTap, type TapHarness, type TapHarnessOptions } from './tap-harness.ts';
 
 // The tap's side of the Traefik plugin: batches in, the same events out. The real plugin's batches are exercised
 // end to end in test/e2e/traefik-plugin.test.ts; here frames are built by hand to reach what the plugin never
 // sends (broken batches) and to pin the tap's arithmetic on reported counters.
 
-const { tap } = useTap({
+const { tap, nats } = useTap({
   config: { targets: [target('all', { cookieNames: ['session'] }), target('small', { methods: ['PATCH'], maxBodyBytes: 4 })] },
 });
 
@@ -42,8 +43,21 @@ function snapshot(over: Partial<PluginSnapshot> = {}): PluginSnapshot {
   };
 }
 
-async function post(body: Buffer, contentType = PLUGIN_BATCH_CONTENT_TYPE) {
-  return send(`${tap.pluginUrl}${PLUGIN_BATCH_PATH}`, { method: 'POST', headers: { 'content-type': contentType }, body });
+async function post(body: Buffer, contentType = PLUGIN_BATCH_CONTENT_TYPE, to: TapHarness = tap) {
+  return send(`${to.pluginUrl}${PLUGIN_BATCH_PATH}`, { method: 'POST', headers: { 'content-type': contentType }, body });
+}
+
+const header = (reporter: string, c: BatchHeader['counters'] = counters(0)) => frame({ version: 1, reporter, counters: c });
+
+// A tap of its own, for a test that needs other targets or counts every reporter the tap has heard from.
+let own: TapHarness | undefined;
+afterEach(async () => {
+  await own?.close();
+  own = undefined;
+});
+async function ownTap(options: Omit<TapHarnessOptions, 'natsUrl'>): Promise<TapHarness> {
+  own = await startTap({ ...options, natsUrl: nats.url });
+  return own;
 }
 
 describe('plugin ingest', () => {
@@ -137,5 +151,110 @@ describe('plugin ingest', () => {
     expect(Object.hasOwn(data?.headers ?? {}, '__proto__')).toBe(true);
     expect(data?.headers['__proto__']).toEqual(['p']);
     expect(data?.headers['constructor']).toEqual(['c']);
+  });
+
+  it('adds the body bytes sent and budget cuts each reporter reports, by what they grew', async () => {
+    const t = await ownTap({ config: { targets: [target('all')] } });
+    const report = (reporter: string, sentBodyBytes: number, budgetCuts: number) => post(header(reporter, { ...counters(0), sentBodyBytes, budgetCuts }), undefined, t);
+    expect((await report('r-1', 1000, 2)).status).toBe(204);
+    expect((await report('r-1', 1500, 3)).status).toBe(204);
+    expect((await report('r-2', 40, 1)).status).toBe(204);
+    expect(await t.metric('request_mirror_plugin_body_bytes_sent_total')).toBe(1540);
+    expect(await t.metric('request_mirror_plugin_bodies_cut_total')).toBe(4);
+    expect(await t.metric('request_mirror_plugin_reporters')).toBe(2);
+  });
+
+  it('remembers the 1024 reporters heard from most recently, and takes a forgotten one as new', async () => {
+    const t = await ownTap({ config: { targets: [target('all')] } });
+    const report = (reporter: string, sent: number) => post(header(reporter, counters(sent)), undefined, t);
+    const sent = () => t.metric('request_mirror_plugin_snapshots_total', { outcome: 'sent' });
+    await report('first', 10);
+    await report('second', 20);
+    // Heard again: 'first' is now more recent than 'second'.
+    await report('first', 10);
+    for (let i = 0; i < 1023; i += 50) {
+      const codes = await Promise.all(Array.from({ length: Math.min(50, 1023 - i) }, (_, k) => report(`filler-${i + k}`, 0)));
+      expect(codes.every((c) => c.status === 204)).toBe(true);
+    }
+    expect(await t.metric('request_mirror_plugin_reporters')).toBe(1024);
+    expect(await sent()).toBe(30);
+    // 'first' is still remembered (nothing grew); 'second' was forgotten and its 20 count again.
+    await report('first', 10);
+    await report('second', 20);
+    expect(await sent()).toBe(50);
+    expect(await t.metric('request_mirror_plugin_reporters')).toBe(1024);
+  });
+
+  it('counts a snapshot no target wants as received and skipped, and publishes none', async () => {
+    const t = await ownTap({ config: { targets: [target('gets', { methods: ['GET'] })] } });
+    const batch = Buffer.concat([header('r-skip'), frame(snapshot({ uri: '/skipped' }), Buffer.from('hello')), frame(snapshot({ method: 'GET', uri: '/wanted', declaredLength: 0, receivedBytes: 0 }))]);
+    expect((await post(batch, undefined, t)).status).toBe(204);
+    const [first] = await t.waitForEvents(1);
+    expect(first?.event.data.path).toBe('/wanted');
+    expect(await t.metric('request_mirror_tap_requests_received_total', { attachment: 'plugin' })).toBe(2);
+    expect(await t.metric('request_mirror_tap_requests_skipped_total', { attachment: 'plugin' })).toBe(1);
+  });
+
+  it('leaves the body out when no wanting target takes bodies, and cuts one to the largest limit among them', async () => {
+    const t = await ownTap({ config: { targets: [target('no-bodies', { methods: ['GET'], maxBodyBytes: 0 }), target('small', { methods: ['PUT'], maxBodyBytes: 4 })] } });
+    const batch = Buffer.concat([
+      header('r-limits'),
+      frame(snapshot({ method: 'GET', uri: '/bodiless' }), Buffer.from('hello')),
+      // The plugin says more arrived than it kept, and declares no length (-1).
+      frame(snapshot({ method: 'PUT', uri: '/cut', declaredLength: -1, receivedBytes: 9 }), Buffer.from('0123456')),
+      frame(snapshot({ method: 'PUT', uri: '/within', declaredLength: 3, receivedBytes: 0 }), Buffer.from('abc')),
+    ]);
+    expect((await post(batch, undefined, t)).status).toBe(204);
+    const events = await t.waitForEvents(3);
+    const body = (path: string) => events.find((e) => e.event.data.path === path)?.event.data.body;
+    expect(body('/bodiless')).toBeNull();
+    expect(body('/cut')).toMatchObject({ data: '0123', capturedBytes: 4, receivedBytes: 9, declaredLength: null, truncated: true, interrupted: false });
+    // Never fewer bytes received than the snapshot carries.
+    expect(body('/within')).toMatchObject({ data: 'abc', capturedBytes: 3, receivedBytes: 3, declaredLength: 3, truncated: false });
+    expect(await t.metric('request_mirror_tap_bodies_truncated_total', { reason: 'limit' })).toBe(1);
+    expect(await t.metric('request_mirror_tap_bodies_truncated_total', { reason: 'unread' })).toBe(0);
+  });
+
+  it('counts a body the upstream never read to its end as unread, and a malformed cookie', async () => {
+    const t = await ownTap({ config: { targets: [target('all', { cookieNames: ['session'] })] } });
+    const unread = snapshot({ uri: '/unread', declaredLength: 100, receivedBytes: 3, complete: false, headers: ['Host', 'h.example', 'Cookie', 'session=abc; oops'] });
+    expect((await post(Buffer.concat([header('r-unread'), frame(unread, Buffer.from('abc'))]), undefined, t)).status).toBe(204);
+    const [received] = await t.waitForEvents(1);
+    expect(received?.event.data.body).toMatchObject({ interrupted: true, truncated: true });
+    expect(received?.event.data.cookies).toEqual({ session: 'abc' });
+    expect(await t.metric('request_mirror_tap_bodies_truncated_total', { reason: 'unread' })).toBe(1);
+    expect(await t.metric('request_mirror_tap_rejected_input_total', { reason: 'malformed_cookie' })).toBe(1);
+  });
+
+  it('counts a snapshot whose event fails to publish as publish_error, logs it, and takes the rest of the batch', async () => {
+    const logLines: { level: number; msg: string; err?: { message?: string } }[] = [];
+    const t = await ownTap({
+      config: { targets: [target('all')] },
+      logger: pino({ level: 'info' }, { write: (line: string) => void logLines.push(JSON.parse(line) as (typeof logLines)[number]) }),
+      wrapPublisher: (p) =>
+        observePublishes(p, (path) => {
+          if (path === '/throws') throw new Error('injected publish failure');
+        }),
+    });
+    const get = (uri: string) => frame(snapshot({ method: 'GET', uri, declaredLength: 0, receivedBytes: 0 }));
+    expect((await post(Buffer.concat([header('r-throws'), get('/before'), get('/throws'), get('/after')]), undefined, t)).status).toBe(204);
+    await t.waitForEvents(2);
+    expect(t.received.map((r) => r.event.data.path)).toEqual(['/before', '/after']);
+    expect(await t.metric('request_mirror_tap_publish_errors_total')).toBe(1);
+    expect(await t.metric('request_mirror_tap_events_dropped_total', { reason: 'publish_error' })).toBe(1);
+    expect(logLines.filter((l) => l.msg === 'building or publishing a plugin event failed')).toEqual([
+      expect.objectContaining({ level: 50, err: expect.objectContaining({ message: 'injected publish failure' }) as unknown }),
+    ]);
+  });
+
+  it('refuses a batch over tap.plugin.maxBatchBytes with 413 and publishes none of it', async () => {
+    const t = await ownTap({ config: { tap: { plugin: { maxBatchBytes: 400 } }, targets: [target('all')] } });
+    const big = Buffer.concat([header('r-big'), frame(snapshot({ uri: '/big' }), Buffer.alloc(500, 'x'))]);
+    expect((await post(big, undefined, t)).status).toBe(413);
+    const small = Buffer.concat([header('r-small'), frame(snapshot({ method: 'GET', uri: '/small', declaredLength: 0, receivedBytes: 0, headers: [] }))]);
+    expect(small.length).toBeLessThanOrEqual(400);
+    expect((await post(small, undefined, t)).status).toBe(204);
+    const [first] = await t.waitForEvents(1);
+    expect(first?.event.data.path).toBe('/small');
   });
 });

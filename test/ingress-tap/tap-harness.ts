@@ -74,8 +74,8 @@ export interface TapHarness {
  * exists as 0.
  */
 export interface TapMetricLabels {
-  request_mirror_tap_requests_received_total: { attachment: Attachment };
-  request_mirror_tap_requests_skipped_total: { attachment: Attachment };
+  request_mirror_tap_requests_received_total: { attachment: MirrorEvent['data']['attachment'] };
+  request_mirror_tap_requests_skipped_total: { attachment: MirrorEvent['data']['attachment'] };
   request_mirror_tap_events_published_total: Record<string, never>;
   request_mirror_tap_publish_errors_total: Record<string, never>;
   request_mirror_tap_events_dropped_total: { reason: DropReason };
@@ -84,6 +84,10 @@ export interface TapMetricLabels {
   request_mirror_tap_connections_total: { listener: Attachment; protocol: ConnectionProtocol };
   request_mirror_plugin_snapshots_total: { outcome: 'queued' | 'sent' };
   request_mirror_plugin_snapshots_dropped_total: { reason: (typeof PLUGIN_DROP_REASONS)[number] };
+  request_mirror_plugin_body_bytes_sent_total: Record<string, never>;
+  request_mirror_plugin_bodies_cut_total: Record<string, never>;
+  request_mirror_plugin_reporters: Record<string, never>;
+  request_mirror_tap_events_in_doubt_total: Record<string, never>;
 }
 
 export interface TapHarnessOptions {
