@@ -84,7 +84,7 @@ export function buildTap(deps: TapDeps): Tap {
     },
     async close() {
       await Promise.all([forwardAuth.close(), mirror.close(), plugin.close()]);
-      handler.flush();
+      await handler.flush();
       await admin.close();
     },
   };

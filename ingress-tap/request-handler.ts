@@ -40,8 +40,12 @@ export interface RequestHandler {
   setPolicy(policy: CapturePolicy): void;
   /** True while a request on this socket has been answered and its body is still arriving. */
   answeredMidBody(socket: Socket): boolean;
-  /** Builds and publishes the events still waiting for their pass; called on shutdown before the publisher closes. */
-  flush(): void;
+  /**
+   * On shutdown, once the listeners have closed and before the publisher closes: waits for the body captures still
+   * in progress (their connections are gone, so each ends as soon as Node reports it), then builds and publishes
+   * every event waiting for its pass.
+   */
+  flush(): Promise<void>;
 }
 
 const EMPTY_OK = { 'content-length': '0' };
@@ -102,6 +106,9 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
   let unbuiltBytes = 0;
   let buildScheduled = false;
   let queueFullLogged = false;
+  // Body captures not yet complete, and who waits for them to be none (flush).
+  let capturing = 0;
+  const onNoCapture: (() => void)[] = [];
 
   function enqueue(item: Unbuilt): void {
     const bytes = item.body === null ? 0 : item.body.bytes.length;
@@ -144,7 +151,12 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
       policy = next;
     },
     answeredMidBody: (socket) => draining.get(socket)?.complete === false,
-    flush: buildAll,
+    async flush() {
+      // A server's close callback may come before the 'close' listeners of its last sockets, which end their
+      // captures: without this wait, a body breaking off at shutdown had its event built after the publisher closed.
+      if (capturing > 0) await new Promise<void>((resolve) => onNoCapture.push(resolve));
+      buildAll();
+    },
     handle(req, res, attachment) {
       const started = performance.now();
       const time = now();
@@ -177,9 +189,11 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
       // Answered only once the capture is complete (see body-capture.ts): Traefik stops sending the body once it
       // has its answer. What Traefik sends here it already holds in memory (forwardBody buffers the whole body;
       // Mirroring calls after the user's response), so the wait is the transfer of at most the capture limit.
+      capturing++;
       captureBody(req, decision.bodyLimit, (body) => {
         if (body.interrupted) metrics.truncated.inc({ reason: 'interrupted' });
         enqueue({ attachment, id, time, subject, original, decision, rawHeaders, body });
+        if (--capturing === 0) for (const resolve of onNoCapture.splice(0)) resolve();
         if (res.destroyed || res.writableEnded) return;
         if (!req.complete) drain(req);
         answer(res, { 'content-length': '0', 'x-request-mirror-id': id });

@@ -1,0 +1,62 @@
+import { connect as netConnect } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
+import { collectEvents, eventually, startTap, target, type TapHarness } from './tap-harness.ts';
+
+// The tap's close, as main.ts runs it on SIGTERM: the listeners stop, what is in flight is answered, and every
+// answered request's event is handed to the publisher before the publisher itself closes.
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+async function started(): Promise<{ nats: NatsServer; tap: TapHarness }> {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.stop());
+  const tap = await startTap({ natsUrl: nats.url, subscribe: false, config: { targets: [target('all')] } });
+  cleanups.push(() => tap.close());
+  return { nats, tap };
+}
+
+describe('tap shutdown', () => {
+  it('publishes the event of a request whose body ends while the tap is closing, before the publisher closes', async () => {
+    const { nats, tap } = await started();
+    const events = await collectEvents(nats.url, 'request-mirror');
+    cleanups.push(() => events.close());
+    const socket = netConnect(tap.mirrorPort, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    let replies = '';
+    socket.on('data', (c: Buffer) => (replies += c.toString('latin1')));
+    socket.write('POST /last HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n01234');
+    await eventually('the tap to count the request', async () => (await tap.metric('request_mirror_tap_requests_received_total', { attachment: 'mirror' })) === 1);
+    const closing = tap.tap.close();
+    socket.end('56789');
+    await closing;
+    await tap.publisher.close();
+    await eventually('the answer', () => replies.length > 0);
+    expect(replies).toMatch(/^HTTP\/1\.1 200 /);
+    const [received] = await events.waitForEvents(1);
+    expect(received?.event.data.body?.data).toBe('0123456789');
+    expect(await tap.metric('request_mirror_tap_events_dropped_total')).toBe(0);
+  });
+
+  it('publishes the event of a request whose body breaks off while the tap is closing, before the publisher closes', async () => {
+    const { nats, tap } = await started();
+    const events = await collectEvents(nats.url, 'request-mirror');
+    cleanups.push(() => events.close());
+    const socket = netConnect(tap.mirrorPort, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write('POST /cut HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n01234');
+    await eventually('the tap to count the request', async () => (await tap.metric('request_mirror_tap_requests_received_total', { attachment: 'mirror' })) === 1);
+    const closing = tap.tap.close();
+    socket.destroy();
+    await closing;
+    await tap.publisher.close();
+    const [received] = await events.waitForEvents(1);
+    expect(received?.event.data.body).toMatchObject({ data: '01234', interrupted: true });
+    expect(await tap.metric('request_mirror_tap_events_dropped_total')).toBe(0);
+  });
+});
