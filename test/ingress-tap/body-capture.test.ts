@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { Body } from '../../contract/event.ts';
 import { eventually, rawExchange, send, statusCodes, target, useTap } from './tap-harness.ts';
@@ -153,6 +153,51 @@ describe('body capture', () => {
     // Nobody was left to answer: no handling time is recorded for it.
     expect(await handledCount()).toBe(answeredBefore);
   });
+
+  it('waits for more when exactly the limit has arrived, and marks the body truncated once more does', async () => {
+    const { client, server } = await connection();
+    try {
+      const head = `POST /exact HTTP/1.1\r\nHost: s.example\r\nContent-Length: ${LIMIT + 500}\r\n\r\n`;
+      client.write(head + 'e'.repeat(LIMIT));
+      // Read apart from what follows, so the capture sees exactly the limit before the rest.
+      await eventually('the tap to read the first limit bytes', () => Promise.resolve(server.bytesRead === head.length + LIMIT));
+      client.write('f'.repeat(500));
+      const [received] = await tap.waitForEvents(1);
+      expect(received?.event.data.body).toMatchObject({ capturedBytes: LIMIT, declaredLength: LIMIT + 500, truncated: true, interrupted: false });
+      expect(received?.event.data.body?.receivedBytes).toBeGreaterThan(LIMIT);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('records a Content-Length past 2^53 as no declared length', async () => {
+    const { client } = await connection();
+    const receivedBefore = await tap.metric('request_mirror_tap_requests_received_total', { attachment: 'mirror' });
+    client.write('POST /huge-length HTTP/1.1\r\nHost: s.example\r\nContent-Length: 9007199254740993\r\n\r\nhello');
+    await eventually('the tap has read the part', async () => (await tap.metric('request_mirror_tap_requests_received_total', { attachment: 'mirror' })) > receivedBefore);
+    client.destroy();
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.body).toMatchObject({ data: 'hello', declaredLength: null, interrupted: true });
+  });
+
+  it('leaves no listener on a keep-alive connection once each capture is complete', async () => {
+    const { client, server } = await connection();
+    try {
+      let replies = '';
+      client.on('data', (c: Buffer) => (replies += c.toString('latin1')));
+      const exchange = async (n: number) => {
+        client.write(`POST /keep-${n} HTTP/1.1\r\nHost: s.example\r\nContent-Length: 5\r\n\r\nbody${n % 10}`);
+        await eventually(`answer ${n}`, () => Promise.resolve(statusCodes(replies).length === n));
+      };
+      await exchange(1);
+      const listeners = server.listenerCount('close');
+      for (let n = 2; n <= 12; n++) await exchange(n);
+      expect(server.listenerCount('close')).toBe(listeners);
+      await tap.waitForEvents(12);
+    } finally {
+      client.destroy();
+    }
+  });
 });
 
 /** Requests the mirror listener has answered, as its handling-time histogram counts them. */
@@ -161,4 +206,12 @@ async function handledCount(): Promise<number> {
   const count = values.find((v) => v.metricName === 'request_mirror_tap_handling_seconds_count' && v.labels.attachment === 'mirror');
   if (!count) throw new Error('no handling-time count for the mirror listener');
   return count.value;
+}
+
+/** A raw client connection to the mirror listener, with the tap's end of it. */
+async function connection(): Promise<{ client: Socket; server: Socket }> {
+  const accepted = new Promise<Socket>((resolve) => tap.tap.mirror.server.once('connection', resolve));
+  const client = netConnect(tap.mirrorPort, '127.0.0.1');
+  client.on('error', () => undefined);
+  return { client, server: await accepted };
 }

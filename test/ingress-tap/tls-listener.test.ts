@@ -138,6 +138,13 @@ describe('TLS listeners', () => {
     expect(data(received)?.body).toMatchObject({ data: 'framed by DATA alone', declaredLength: null, receivedBytes: 20, truncated: false });
   });
 
+  it('records content-length: 0 over HTTP/2, where DATA frames may still follow, as a declared length of 0', async () => {
+    const res = await sendH2(tls.mirrorUrl, { ':method': 'POST', ':path': '/zero', ':authority': 'shop.example', 'content-length': '0' }, '');
+    expect(res.status).toBe(200);
+    const [received] = await tls.waitForEvents(1);
+    expect(data(received)?.body).toMatchObject({ data: '', declaredLength: 0, receivedBytes: 0, truncated: false });
+  });
+
   it("takes 1 MiB of headers over HTTP/1.1, and up to the 64 KiB it advertises over HTTP/2", async () => {
     const big: Record<string, string> = {};
     for (let i = 0; i < 16; i++) big[`x-big-${i}`] = 'v'.repeat(64 * 1024 - 16);
