@@ -112,3 +112,63 @@ describe('header and cookie names', () => {
     expect(Object.keys(event.data.cookies)).toEqual(['other']);
   });
 });
+
+describe('headers left out, joined and checked', () => {
+  it('leaves out every hop-by-hop header and the headers each Connection header names', async () => {
+    const event = await eventFor([
+      ['Proxy-Connection', bytes('keep-alive')],
+      ['TE', bytes('trailers')],
+      ['Trailer', bytes('X-Checksum')],
+      ['Upgrade', bytes('h2c')],
+      ['Keep-Alive', bytes('timeout=5')],
+      ['Connection', bytes('X-Drop-One')],
+      ['Connection', bytes('x-drop-two, , X-Drop-Three')],
+      ['X-Drop-One', bytes('1')],
+      ['X-Drop-Two', bytes('2')],
+      ['X-Drop-Three', bytes('3')],
+      ['X-Kept', bytes('k')],
+    ]);
+    expect(Object.keys(event.data.headers).sort()).toEqual(['host', 'x-kept']);
+  });
+
+  it('joins repeated Cookie headers before picking the allowed cookies, and names cookie once among the redacted', async () => {
+    const event = await eventFor([
+      ['Cookie', bytes('other=1')],
+      ['Cookie', bytes('name=2; unlisted=3')],
+    ]);
+    expect({ ...event.data.cookies }).toEqual({ other: '1', name: '2' });
+    expect(event.data.redactedHeaders).toEqual(['cookie']);
+    expect(event.data.headers.cookie).toBeUndefined();
+  });
+
+  it('decodes percent-encoded cookie values, and keeps and counts one that does not decode', async () => {
+    const before = await tap.metric('request_mirror_tap_rejected_input_total', { reason: 'malformed_cookie' });
+    const event = await eventFor([['Cookie', bytes('name=a%20b%C3%A9; other=%zz')]]);
+    expect({ ...event.data.cookies }).toEqual({ name: 'a bé', other: '%zz' });
+    expect(await tap.metric('request_mirror_tap_rejected_input_total', { reason: 'malformed_cookie' })).toBe(before + 1);
+  });
+
+  const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const PARENT = '00f067aa0ba902b7';
+  it.each([
+    ['version 00', [`00-${TRACE}-${PARENT}-01`]],
+    ['a later version with more fields', [`cc-${TRACE}-${PARENT}-01-what-comes-next`]],
+    ['the first of two', [`00-${TRACE}-${PARENT}-01`, `00-${TRACE}-${'1'.repeat(16)}-00`]],
+  ])('carries a traceparent of %s as the event attribute', async (_name, values) => {
+    const event = await eventFor(values.map((v) => ['traceparent', bytes(v)] as const));
+    expect(event.traceparent).toBe(values[0]);
+    expect(event.data.headers.traceparent).toEqual(values);
+  });
+
+  it.each([
+    ['version ff', [`ff-${TRACE}-${PARENT}-01`]],
+    ['an all-zero parent id', [`00-${TRACE}-${'0'.repeat(16)}-01`]],
+    ['version 00 with more fields', [`00-${TRACE}-${PARENT}-01-more`]],
+    ['upper-case hex', [`00-${TRACE.toUpperCase()}-${PARENT}-01`]],
+    ['an invalid first of two', [`00-${TRACE}-${'0'.repeat(16)}-01`, `00-${TRACE}-${PARENT}-01`]],
+  ])('leaves out a traceparent with %s, keeping the header', async (_name, values) => {
+    const event = await eventFor(values.map((v) => ['traceparent', bytes(v)] as const));
+    expect(event).not.toHaveProperty('traceparent');
+    expect(event.data.headers.traceparent).toEqual(values);
+  });
+});
