@@ -1,7 +1,7 @@
 import { connect as netConnect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
-import { collectEvents, eventually, startTap, target, type TapHarness } from './tap-harness.ts';
+import { collectEvents, eventually, startTap, statusCodes, target, type TapHarness } from './tap-harness.ts';
 
 // The tap's close, as main.ts runs it on SIGTERM: the listeners stop, what is in flight is answered, and every
 // answered request's event is handed to the publisher before the publisher itself closes.
@@ -58,5 +58,27 @@ describe('tap shutdown', () => {
     const [received] = await events.waitForEvents(1);
     expect(received?.event.data.body).toMatchObject({ data: '01234', interrupted: true });
     expect(await tap.metric('request_mirror_tap_events_dropped_total')).toBe(0);
+  });
+
+  it('answers 200, not 503, to a request that reaches an open connection while the tap is closing', async () => {
+    const { nats, tap } = await started();
+    const events = await collectEvents(nats.url, 'request-mirror');
+    cleanups.push(() => events.close());
+    const socket = netConnect(tap.mirrorPort, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    let replies = '';
+    socket.on('data', (c: Buffer) => (replies += c.toString('latin1')));
+    socket.write('POST /first HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nab');
+    await eventually('the tap to count the request', async () => (await tap.metric('request_mirror_tap_requests_received_total', { attachment: 'mirror' })) === 1);
+    const closing = tap.tap.close();
+    // The rest of the first body and a second request behind it, on the connection the close waits for.
+    socket.end('cdGET /second HTTP/1.1\r\nHost: a\r\n\r\n');
+    await closing;
+    await tap.publisher.close();
+    await eventually('two answers', () => statusCodes(replies).length === 2);
+    expect(statusCodes(replies)).toEqual([200, 200]);
+    const received = await events.waitForEvents(2);
+    expect(received.map((r) => r.event.data.path).sort()).toEqual(['/first', '/second']);
   });
 });
