@@ -36,6 +36,24 @@ describe('NATS limits', () => {
     expect(await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'max_payload' })).toBe(before + 1);
   });
 
+  it('cuts the body to nothing, marked truncated, when the headers leave room for less than its first bytes', async () => {
+    // The event's size with a 1-byte body and 1000 header bytes, to size the header that leaves 8 bytes of room.
+    await send(`${tap.mirrorUrl}/room`, { method: 'POST', headers: { 'x-big': 'h'.repeat(1000) }, body: 'x' });
+    const [probe] = await tap.waitForEvents(1);
+    if (!probe) throw new Error('no probe event');
+    tap.received.length = 0;
+    // With an empty body of 10,000 received bytes the event is 10 bytes longer than the probe: data "x" becomes "",
+    // truncated false becomes true, and receivedBytes, declaredLength and the Content-Length header grow from 1 to
+    // 5 digits.
+    const header = 1000 + (MAX_PAYLOAD - 8) - (probe.size + 10);
+    const before = await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'max_payload' });
+    await send(`${tap.mirrorUrl}/room`, { method: 'POST', headers: { 'x-big': 'h'.repeat(header) }, body: 'y'.repeat(10_000) });
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.size).toBe(MAX_PAYLOAD - 8);
+    expect(received?.event.data.body).toMatchObject({ data: '', capturedBytes: 0, receivedBytes: 10_000, declaredLength: 10_000, truncated: true, interrupted: false });
+    expect(await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'max_payload' })).toBe(before + 1);
+  });
+
   it('drops and counts an event whose headers alone exceed max_payload, and still answers 200', async () => {
     const before = await tap.metric('request_mirror_tap_events_dropped_total', { reason: 'event_too_large' });
     const res = await send(`${tap.mirrorUrl}/huge-headers`, { headers: { 'x-big': 'h'.repeat(MAX_PAYLOAD) } });
