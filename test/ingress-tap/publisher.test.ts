@@ -18,6 +18,7 @@ interface LogLine {
   readonly level: number;
   readonly msg: string;
   readonly inDoubt?: number;
+  readonly server?: string;
   readonly err?: { readonly code?: string; readonly message?: string };
 }
 
@@ -183,7 +184,8 @@ describe('publisher', () => {
     expect(r.publisher.publish(SUBJECT, payload(4))).toBe('pending_bytes_exceeded');
     r.thaw();
     await eventually('3 events received', () => r.received.length === 3);
-    await eventually('room for a new event', () => r.publisher.publish(SUBJECT, payload(5)) === 'queued');
+    // An event of exactly maxPendingBytes is taken only once both batches are confirmed; refused, it leaves no trace.
+    await eventually('nothing pending', () => r.publisher.publish(SUBJECT, payload(5, 300)) === 'queued');
     await eventually('4 events received', () => r.received.length === 4);
     expect(r.received).toEqual([1, 2, 3, 5]);
   });
@@ -194,8 +196,10 @@ describe('publisher', () => {
     await dropWithUnconfirmed(r, [1, 2, 3, 4]);
     await eventually('4 events in doubt', async () => (await inDoubt(r)) === 4);
     expect(warnings(r, 'events handed to NATS but not confirmed when the connection dropped')).toEqual([expect.objectContaining({ inDoubt: 4 })]);
-    expect(warnings(r, 'disconnected from NATS; dropping events until reconnected')).toHaveLength(1);
+    const server = `127.0.0.1:${r.proxy.port}`;
+    expect(warnings(r, 'disconnected from NATS; dropping events until reconnected')).toEqual([expect.objectContaining({ server })]);
     await reconnect(r);
+    expect(r.logs.filter((l) => l.msg === 'reconnected to NATS')).toEqual([expect.objectContaining({ level: 30, server })]);
     expect(await inDoubt(r)).toBe(4);
     expect(await publishErrors(r)).toBe(0);
     // The 400 bytes in doubt no longer count as pending.
@@ -252,7 +256,7 @@ describe('publisher', () => {
     cleanups.push(() => nats.stop());
     const received = await subscribe(nats.url);
     await eventually('the publisher to connect', () => publisher.isConnected());
-    expect(logs.filter((l) => l.msg === 'connected to NATS')).toHaveLength(1);
+    expect(logs.filter((l) => l.msg === 'connected to NATS')).toEqual([expect.objectContaining({ level: 30, server: `127.0.0.1:${port}` })]);
     expect(publisher.publish(SUBJECT, payload(3))).toBe('queued');
     await eventually('1 event received', () => received.length === 1);
     expect(received).toEqual([3]);
