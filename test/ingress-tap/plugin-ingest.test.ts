@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PLUGIN_BATCH_CONTENT_TYPE, PLUGIN_BATCH_PATH, type BatchHeader, type PluginSnapshot } from '../../contract/plugin-batch.ts';
+import { PLUGIN_BATCH_CONTENT_TYPE, PLUGIN_BATCH_PATH, PLUGIN_DROP_REASONS, type BatchHeader, type PluginSnapshot } from '../../contract/plugin-batch.ts';
 import { observePublishes, send, startTap, target, useTap, type TapHarness, type TapHarnessOptions } from './tap-harness.ts';
 
 // The tap's side of the Traefik plugin: batches in, the same events out. The real plugin's batches are exercised
@@ -153,15 +153,23 @@ describe('plugin ingest', () => {
     expect(data?.headers['constructor']).toEqual(['c']);
   });
 
-  it('adds the body bytes sent and budget cuts each reporter reports, by what they grew', async () => {
+  it('adds the snapshots queued, drops, body bytes sent and budget cuts each reporter reports, by what they grew', async () => {
     const t = await ownTap({ config: { targets: [target('all')] } });
-    const report = (reporter: string, sentBodyBytes: number, budgetCuts: number) => post(header(reporter, { ...counters(0), sentBodyBytes, budgetCuts }), undefined, t);
-    expect((await report('r-1', 1000, 2)).status).toBe(204);
-    expect((await report('r-1', 1500, 3)).status).toBe(204);
-    expect((await report('r-2', 40, 1)).status).toBe(204);
+    const report = (reporter: string, queued: number, sentBodyBytes: number, budgetCuts: number, full: number) =>
+      post(header(reporter, { queued, sent: 0, sentBodyBytes, budgetCuts, dropped: { queue_full: full } }), undefined, t);
+    expect((await report('r-1', 10, 1000, 2, 1)).status).toBe(204);
+    expect((await report('r-1', 12, 1500, 3, 3)).status).toBe(204);
+    expect((await report('r-2', 5, 40, 1, 0)).status).toBe(204);
+    expect(await t.metric('request_mirror_plugin_snapshots_total', { outcome: 'queued' })).toBe(17);
+    expect(await t.metric('request_mirror_plugin_snapshots_total', { outcome: 'sent' })).toBe(0);
+    expect(await t.metric('request_mirror_plugin_snapshots_dropped_total', { reason: 'queue_full' })).toBe(3);
     expect(await t.metric('request_mirror_plugin_body_bytes_sent_total')).toBe(1540);
     expect(await t.metric('request_mirror_plugin_bodies_cut_total')).toBe(4);
     expect(await t.metric('request_mirror_plugin_reporters')).toBe(2);
+    // Each drop reason a plugin reports is named in the counter's help, where an operator looks them up.
+    const exposition = (await send(`${t.adminUrl}/metrics`)).body;
+    expect(exposition).toContain(`# HELP request_mirror_plugin_snapshots_dropped_total Snapshots Traefik plugins dropped, by reason (${PLUGIN_DROP_REASONS.join(', ')}), as they reported them.`);
+    expect(exposition).toMatch(/^request_mirror_plugin_snapshots_dropped_total\{reason="queue_full"\} 3$/m);
   });
 
   it('remembers the 1024 reporters heard from most recently, and takes a forgotten one as new', async () => {

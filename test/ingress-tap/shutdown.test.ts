@@ -81,4 +81,26 @@ describe('tap shutdown', () => {
     const received = await events.waitForEvents(2);
     expect(received.map((r) => r.event.data.path).sort()).toEqual(['/first', '/second']);
   });
+
+  it('has closed every listener once close resolves', async () => {
+    const { tap } = await started();
+    const ports = [tap.forwardAuthPort, tap.mirrorPort, Number(new URL(tap.pluginUrl).port), Number(new URL(tap.adminUrl).port)];
+    await tap.tap.close();
+    const refused = await Promise.all(
+      ports.map(
+        (port) =>
+          new Promise<string>((resolve) => {
+            const socket = netConnect(port, '127.0.0.1');
+            socket.once('connect', () => {
+              socket.destroy();
+              resolve('connected');
+            });
+            socket.once('error', (error: NodeJS.ErrnoException) => {
+              resolve(error.code ?? 'error');
+            });
+          }),
+      ),
+    );
+    expect(refused).toEqual(['ECONNREFUSED', 'ECONNREFUSED', 'ECONNREFUSED', 'ECONNREFUSED']);
+  });
 });

@@ -2,7 +2,12 @@ import { connect as http2Connect, type ClientHttp2Session, type OutgoingHttpHead
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { Config } from '../../contract/config.ts';
+import { buildTap } from '../../ingress-tap/app.ts';
 import type { Attachment } from '../../ingress-tap/forwarded-request.ts';
+import { createMetrics } from '../../ingress-tap/metrics.ts';
+import { startPublisher } from '../../ingress-tap/publisher.ts';
 import type { ConnectionProtocol } from '../../ingress-tap/tap-server.ts';
 import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
 import { makeCertificate, type TestCertificate } from '../support/tls.ts';
@@ -319,6 +324,21 @@ describe('TLS listener start-up', () => {
       await expect(start).rejects.toMatchObject({ code: 'RM_TAP_TLS_UNUSABLE', message: expect.stringContaining(other.keyFile) as unknown });
     } finally {
       other.remove();
+    }
+  });
+
+  it.each([['forwardAuth'], ['mirror']] as const)('names tap.%s.tls when only that listener has an unusable certificate', async (listener) => {
+    const missing = `${cert.dir}/no-such-cert.pem`;
+    const config = Config.parse({ nats: { url: nats.url }, tap: { [listener]: { tls: { certFile: missing, keyFile: cert.keyFile } } } });
+    const metrics = createMetrics();
+    const logger = pino({ level: 'silent' });
+    const publisher = startPublisher({ nats: config.nats, maxPendingBytes: 1024, metrics, logger });
+    try {
+      expect(() => buildTap({ config, publisher, metrics, logger, source: '/test' })).toThrow(
+        expect.objectContaining({ code: 'RM_TAP_TLS_UNUSABLE', message: expect.stringMatching(new RegExp(`^tap\\.${listener}\\.tls\\.certFile ${missing}: cannot read`)) as unknown }),
+      );
+    } finally {
+      await publisher.close();
     }
   });
 
