@@ -70,6 +70,13 @@ describe('body capture', () => {
     expect(decoded(body2)).toEqual(invalid);
   });
 
+  it('keeps a whole body that ends inside a UTF-8 sequence, as base64: only a cut body is cut back to whole characters', async () => {
+    const sent = Buffer.concat([Buffer.from('price: 5'), Buffer.from('€').subarray(0, 2)]);
+    const body = await bodyOf(sent);
+    expect(body).toMatchObject({ encoding: 'base64', capturedBytes: sent.length, receivedBytes: sent.length, truncated: false });
+    expect(decoded(body)).toEqual(sent);
+  });
+
   it('keeps valid multi-byte UTF-8 as text', async () => {
     const body = await bodyOf('Grüße, 世界 🌍');
     expect(body).toMatchObject({ encoding: 'utf8', data: 'Grüße, 世界 🌍' });
