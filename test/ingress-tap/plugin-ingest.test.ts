@@ -255,13 +255,17 @@ describe('plugin ingest', () => {
     ]);
   });
 
-  it('refuses a batch over tap.plugin.maxBatchBytes with 413 and publishes none of it', async () => {
-    const t = await ownTap({ config: { tap: { plugin: { maxBatchBytes: 400 } }, targets: [target('all')] } });
+  it('refuses a batch over tap.plugin.maxBatchBytes with 413 and another content type with 415, and publishes neither', async () => {
+    const t = await ownTap({ config: { tap: { plugin: { maxBatchBytes: 400 }, keepAliveTimeoutMs: 42_000 }, targets: [target('all')] } });
     const big = Buffer.concat([header('r-big'), frame(snapshot({ uri: '/big' }), Buffer.alloc(500, 'x'))]);
     expect((await post(big, undefined, t)).status).toBe(413);
     const small = Buffer.concat([header('r-small'), frame(snapshot({ method: 'GET', uri: '/small', declaredLength: 0, receivedBytes: 0, headers: [] }))]);
     expect(small.length).toBeLessThanOrEqual(400);
-    expect((await post(small, undefined, t)).status).toBe(204);
+    expect((await post(small, 'application/json', t)).status).toBe(415);
+    const taken = await post(small, undefined, t);
+    expect(taken.status).toBe(204);
+    // Idle connections are kept as long as on the other listeners (tap.keepAliveTimeoutMs).
+    expect(taken.headers['keep-alive']).toBe('timeout=42');
     const [first] = await t.waitForEvents(1);
     expect(first?.event.data.path).toBe('/small');
   });
