@@ -127,6 +127,14 @@ async function dropWithUnconfirmed(r: Running, ns: readonly number[]): Promise<v
   await eventually('the publisher to see the drop', () => !r.publisher.isConnected());
 }
 
+/**
+ * Waits until nothing is pending (queued or unconfirmed) by offering an event of exactly `maxPendingBytes`, which is
+ * taken only then (and refused without a trace before); it is pending itself afterwards, until its own batch goes out.
+ */
+async function nothingPending(r: Running, maxPendingBytes: number, n: number): Promise<void> {
+  await eventually('nothing pending', () => r.publisher.publish(SUBJECT, payload(n, maxPendingBytes)) === 'queued');
+}
+
 async function reconnect(r: Running): Promise<void> {
   r.thaw();
   await r.proxy.restore();
@@ -182,12 +190,14 @@ describe('publisher', () => {
     await eventually('3 events handed to NATS', async () => (await published(r)) === 3);
     // A batch handed over while the first one waits for its PONG is confirmed by the next flush.
     expect(r.publisher.publish(SUBJECT, payload(4))).toBe('pending_bytes_exceeded');
+    expect(r.logs.filter((l) => l.msg === 'event dropped').map((l) => l.err?.message)).toEqual(['300 bytes already pending']);
     r.thaw();
     await eventually('3 events received', () => r.received.length === 3);
-    // An event of exactly maxPendingBytes is taken only once both batches are confirmed; refused, it leaves no trace.
-    await eventually('nothing pending', () => r.publisher.publish(SUBJECT, payload(5, 300)) === 'queued');
-    await eventually('4 events received', () => r.received.length === 4);
-    expect(r.received).toEqual([1, 2, 3, 5]);
+    await nothingPending(r, 300, 5);
+    // And the flushes go on once one came back with nothing new to confirm.
+    await nothingPending(r, 300, 6);
+    await eventually('5 events received', () => r.received.length === 5);
+    expect(r.received).toEqual([1, 2, 3, 5, 6]);
   });
 
   it('counts events handed to NATS but unconfirmed when the connection drops as in doubt, once, and starts afresh on reconnect', async () => {
@@ -202,9 +212,10 @@ describe('publisher', () => {
     expect(r.logs.filter((l) => l.msg === 'reconnected to NATS')).toEqual([expect.objectContaining({ level: 30, server })]);
     expect(await inDoubt(r)).toBe(4);
     expect(await publishErrors(r)).toBe(0);
-    // The 400 bytes in doubt no longer count as pending.
+    // The 400 bytes in doubt no longer count as pending, and what is published now is confirmed again.
     for (const n of [5, 6, 7, 8]) expect(r.publisher.publish(SUBJECT, payload(n))).toBe('queued');
-    await eventually('4 events after the reconnect', () => r.received.filter((n) => n > 4).length === 4);
+    await nothingPending(r, 400, 9);
+    await eventually('5 events after the reconnect', () => r.received.filter((n) => n > 4).length === 5);
   });
 
   it('counts the events of a flush that fails when the connection drops as in doubt and the flush as a publish error', async () => {
@@ -222,8 +233,21 @@ describe('publisher', () => {
     expect(await inDoubt(r)).toBe(4);
     expect(await publishErrors(r)).toBe(1);
     for (const n of [5, 6, 7, 8]) expect(r.publisher.publish(SUBJECT, payload(n))).toBe('queued');
-    await eventually('4 events after the reconnect', () => r.received.filter((n) => n > 4).length === 4);
-    expect(await published(r)).toBe(8);
+    await nothingPending(r, 400, 9);
+    await eventually('5 events after the reconnect', () => r.received.filter((n) => n > 4).length === 5);
+    expect(await published(r)).toBe(9);
+  });
+
+  it('counts as in doubt only the events not yet confirmed when the connection drops', async () => {
+    const r = await start({ maxPendingBytes: 400, reconnectTimeWaitMs: 2000 });
+    for (const n of [1, 2]) expect(r.publisher.publish(SUBJECT, payload(n))).toBe('queued');
+    await nothingPending(r, 400, 3);
+    // Event 3 was taken just now and goes out with the next batch, after the server is frozen: it alone is unconfirmed.
+    r.freeze();
+    await eventually('3 events handed to NATS', async () => (await published(r)) === 3);
+    await r.proxy.cut();
+    await eventually('an event in doubt', async () => (await inDoubt(r)) === 1);
+    expect(warnings(r, 'events handed to NATS but not confirmed when the connection dropped')).toEqual([expect.objectContaining({ inDoubt: 1 })]);
   });
 
   it('drops and counts the events of a batch whose connection dropped before it went out, with one warning per outage', async () => {
@@ -231,10 +255,13 @@ describe('publisher', () => {
     for (const n of [1, 2, 3]) expect(r.publisher.publish(SUBJECT, payload(n))).toBe('queued');
     await r.proxy.cut();
     await eventually('3 drops', async () => (await dropped(r, 'nats_disconnected')) === 3);
+    const dropping = () => r.logs.filter((l) => l.msg === 'dropping events');
+    expect(dropping()).toEqual([
+      expect.objectContaining({ level: 40, err: expect.objectContaining({ code: 'RM_TAP_NATS_DISCONNECTED', message: 'no NATS connection; dropping events' }) as unknown }),
+    ]);
     expect(r.publisher.publish(SUBJECT, payload(4))).toBe('nats_disconnected');
     expect(await published(r)).toBe(0);
-    const dropping = () => r.logs.filter((l) => l.msg === 'dropping events');
-    expect(dropping()).toEqual([expect.objectContaining({ level: 40, err: expect.objectContaining({ code: 'RM_TAP_NATS_DISCONNECTED' }) as unknown })]);
+    expect(dropping()).toHaveLength(1);
     await reconnect(r);
     await r.proxy.cut();
     await eventually('the publisher to see the second drop', () => !r.publisher.isConnected());
@@ -270,6 +297,8 @@ describe('publisher', () => {
     await eventually('3 events received', () => r.received.length === 3);
     expect(r.received).toEqual([1, 2, 3]);
     expect(await dropped(r, 'nats_disconnected')).toBe(0);
+    await eventually('its connection to close', () => r.proxy.open === 0);
+    expect(r.proxy.accepted).toBe(1);
   });
 
   it('closes the connection it makes after being closed while still connecting', async () => {
