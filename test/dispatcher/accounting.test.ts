@@ -26,6 +26,49 @@ describe('accounting', () => {
     expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual(events.slice(0, 4).map((e) => e.id));
   });
 
+  it('delivers a queue of thousands once each, oldest first, across the compactions of a long queue', async () => {
+    // Past 1024 taken events the fresh queue is compacted (target-queue.ts #takeFresh): none may be sent twice,
+    // skipped or reordered by it.
+    let hold: (() => void) | undefined;
+    const r = await receiver((_req, res) => {
+      if (hold === undefined && r.requests.length === 1) {
+        hold = () => res.writeHead(204).end();
+        return;
+      }
+      res.writeHead(204).end();
+    });
+    const d = await startDispatcher(
+      nats.url,
+      testConfig({
+        targets: [
+          {
+            name: 'long',
+            watchURL: r.url,
+            methods: ['*'],
+            concurrency: 1,
+            queue: { maxEvents: 5000, maxBytes: 64 * 1024 * 1024 },
+            // The held attempt must not time out (and be sent again) while the queue fills on a loaded machine.
+            timeoutMs: 120_000,
+            headersTimeoutMs: 120_000,
+          },
+        ],
+      }),
+    );
+    defer(() => d.close());
+    const events = Array.from({ length: 3000 }, () => makeEvent());
+    await publish(d.nc, ...events);
+    // All of them queued behind the one held in flight, before any is taken from the queue.
+    await eventually(
+      async () => hold !== undefined && (await metric(d.metrics, 'request_mirror_dispatcher_queue_events', { target: 'long' })) === 2999,
+      10_000,
+      'the first event held by the receiver and 2999 queued',
+    );
+    hold?.();
+    await eventually(async () => (await accounting(d.metrics, 'long')).delivered === 3000, 20_000, 'all 3000 delivered');
+    expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual(events.map((e) => e.id));
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_queue_events', { target: 'long' })).toBe(0);
+  });
+
   it('drops events beyond the global byte ceiling across targets', async () => {
     const release: (() => void)[] = [];
     const hold: Responder = (_req, res) => {
