@@ -250,6 +250,7 @@ describe('delivery failures', () => {
     await publish(d.nc, makeEvent(), makeEvent());
     await eventually(async () => (await dropped(d, 'gone', 'disabled_410')) === 3);
     expect(r.requests).toHaveLength(1);
+    expect(await failed(d, 'gone', 'http_410')).toBe(1);
     expect(await metric(d.metrics, 'request_mirror_dispatcher_target_disabled', { target: 'gone' })).toBe(1);
 
     r.respond = (_req, res) => {
@@ -438,5 +439,118 @@ describe('delivery failures', () => {
     await publish(d.nc, a, b, c, e);
     await r.waitFor(5);
     expect(r.requests.map((q) => q.headers['webhook-id'])).toEqual([a.id, b.id, a.id, c.id, e.id]);
+  });
+});
+
+describe('what counts against a target', () => {
+  /** The reason label of a target's failed attempts; fails unless there is exactly one. */
+  async function reasonOf(d: RunningDispatcher, name: string): Promise<string> {
+    const values = (await d.metrics.registry.getSingleMetric('request_mirror_dispatcher_delivery_attempts_failed_total')?.get())?.values ?? [];
+    const mine = values.filter((v) => v.labels.target === name && v.value > 0);
+    if (mine.length !== 1) throw new Error(`${name}: ${JSON.stringify(mine)}`);
+    return String(mine[0]?.labels.reason);
+  }
+
+  it('labels failed attempts 408, 410 and 429 by their status and the rest by class, 300 and 418 included', async () => {
+    const r = await receiver((req, res) => {
+      res.writeHead(Number(req.url.slice(1))).end('no');
+    });
+    const statuses = [300, 408, 410, 418, 429, 599];
+    const d = await dispatcher({
+      targets: statuses.map((s) => target(`s${s}`, `${r.url}/${s}`, { retry: { maxAttempts: 1 }, circuitBreaker: { failureThreshold: 100 } })),
+    });
+    await publish(d.nc, makeEvent());
+    for (const s of statuses) await settled(d, `s${s}`);
+    const labels = await Promise.all(statuses.map(async (s) => [s, await reasonOf(d, `s${s}`)] as const));
+    expect(Object.fromEntries(labels)).toEqual({ 300: 'http_3xx', 408: 'http_408', 410: 'http_410', 418: 'http_4xx', 429: 'http_429', 599: 'http_5xx' });
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total')).toBe(0);
+  });
+
+  it('takes a 4xx answer as a sign of life: it resets the run of failures that opens the circuit', async () => {
+    // Three 5xx in a row open the circuit; the 400 in between must break the run.
+    const answers = [500, 500, 400, 500, 500, 500];
+    const r = await receiver((_req, res) => {
+      res.writeHead(answers[r.requests.length - 1] ?? 204).end();
+    });
+    const d = await dispatcher({
+      targets: [target('alive', r.url, { concurrency: 1, retry: { maxAttempts: 1 }, circuitBreaker: { failureThreshold: 3, cooldownMs: 60_000 } })],
+    });
+    const open = () => metric(d.metrics, 'request_mirror_dispatcher_circuit_open', { target: 'alive' });
+    for (let i = 0; i < 5; i++) {
+      await publish(d.nc, makeEvent());
+      await eventually(async () => (await accounting(d.metrics, 'alive')).pending === 0 && r.requests.length === i + 1, 10_000, `answer ${i + 1}`);
+    }
+    expect(await open()).toBe(0);
+    await publish(d.nc, makeEvent());
+    await eventually(async () => (await open()) === 1, 10_000, 'the third 5xx in a row opening the circuit');
+    expect(r.requests).toHaveLength(6);
+  });
+
+  it('counts timeouts, refused connections and connect timeouts towards the circuit', async () => {
+    const hole = await startBlackhole();
+    defer(() => hole.close());
+    const full = await startFullBacklog();
+    defer(() => full.close());
+    const once = { retry: { maxAttempts: 1 }, circuitBreaker: { failureThreshold: 1, cooldownMs: 60_000 } };
+    const d = await dispatcher({
+      targets: [
+        target('slow', hole.url, { ...once, timeoutMs: 200, headersTimeoutMs: 60_000 }),
+        target('refused', `http://127.0.0.1:${await closedPort()}`, once),
+        target('unreachable', full.url, { ...once, connectTimeoutMs: 200, timeoutMs: 60_000 }),
+      ],
+    });
+    await publish(d.nc, makeEvent());
+    for (const name of ['slow', 'refused', 'unreachable']) {
+      await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_circuit_open', { target: name })) === 1, 10_000, `${name}'s circuit open`);
+    }
+    expect([await reasonOf(d, 'slow'), await reasonOf(d, 'refused'), await reasonOf(d, 'unreachable')]).toEqual(['timeout', 'connection', 'connect_timeout']);
+  });
+
+  it('does not count an address the network policy refuses towards the circuit, and never retries it', async () => {
+    const d = await dispatcher({
+      targets: [target('metadata', 'http://169.254.169.254/latest', { retry: { maxAttempts: 3 }, circuitBreaker: { failureThreshold: 1, cooldownMs: 60_000 } })],
+    });
+    await publish(d.nc, makeEvent(), makeEvent());
+    await eventually(async () => (await dropped(d, 'metadata', 'address_refused')) === 2);
+    expect(await failed(d, 'metadata', 'address_refused')).toBe(2);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_circuit_open', { target: 'metadata' })).toBe(0);
+  });
+
+  it('drops a retry that was in flight when another attempt got 410 when it wakes, without sending it again', async () => {
+    const [gone, busy] = [makeEvent(), makeEvent()];
+    const started: { d?: RunningDispatcher } = {};
+    const r = await receiver((req, res) => {
+      if (req.headers['webhook-id'] === gone.id) {
+        res.writeHead(410).end();
+        return;
+      }
+      // The 503 comes once the 410 has disabled the target: its retry is scheduled on a disabled target.
+      void eventually(async () => started.d !== undefined && (await metric(started.d.metrics, 'request_mirror_dispatcher_target_disabled', { target: 'both' })) === 1).then(() =>
+        res.writeHead(503).end(),
+      );
+    });
+    const d = await dispatcher({ targets: [target('both', r.url, { concurrency: 2, retry: { maxAttempts: 3, initialBackoffMs: 0, maxBackoffMs: 0 } })] });
+    started.d = d;
+    await publish(d.nc, busy, gone);
+    await eventually(async () => (await dropped(d, 'both', 'disabled_410')) === 2);
+    expect(r.requests).toHaveLength(2);
+    expect(await accounting(d.metrics, 'both')).toMatchObject({ received: 2, delivered: 0, pending: 0 });
+  });
+
+  it('drops a retry sleeping out its backoff at once when the target answers 410', async () => {
+    const [sleeper, gone] = [makeEvent(), makeEvent()];
+    const r = await receiver((req, res) => {
+      if (req.headers['webhook-id'] === sleeper.id) res.writeHead(503, { 'retry-after': '30' }).end();
+      else res.writeHead(410).end();
+    });
+    const d = await dispatcher({
+      targets: [target('later', r.url, { concurrency: 1, retry: { maxAttempts: 3, maxRetryAfterMs: 30_000 }, circuitBreaker: { failureThreshold: 100 } })],
+    });
+    await publish(d.nc, sleeper);
+    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_delivery_retries_total', { target: 'later' })) === 1);
+    await publish(d.nc, gone);
+    // Well before the retry's 30 s Retry-After ends.
+    await eventually(async () => (await dropped(d, 'later', 'disabled_410')) === 2, 10_000, 'both events dropped as disabled_410');
+    expect(r.requests).toHaveLength(2);
   });
 });
