@@ -141,21 +141,19 @@ export function attemptDelivery(
         else settle(errorResult(error));
       },
     };
-    try {
-      pool.dispatch(
-        {
-          path: options.path,
-          method: 'POST',
-          headers,
-          body,
-          headersTimeout: options.headersTimeoutMs,
-          bodyTimeout: options.timeoutMs,
-        },
-        handler,
-      );
-    } catch (error) {
-      settle(errorResult(error));
-    }
+    // dispatch() does not throw: undici's DispatcherBase hands every error, a closed or destroyed pool included, to
+    // the handler's onResponseError.
+    pool.dispatch(
+      {
+        path: options.path,
+        method: 'POST',
+        headers,
+        body,
+        headersTimeout: options.headersTimeoutMs,
+        bodyTimeout: options.timeoutMs,
+      },
+      handler,
+    );
   });
 }
 

@@ -1,8 +1,10 @@
+import type { ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../contract/config.ts';
-import { eventually, makeEvent, metric, publish, startDispatcher, testConfig, useDispatcherFixture, type RunningDispatcher } from './harness.ts';
+import { requestSubject } from '../../contract/subjects.ts';
+import { eventually, makeEvent, metric, PREFIX, publish, startDispatcher, testConfig, useDispatcherFixture, type RunningDispatcher } from './harness.ts';
 
 // One HTTP attempt, as a real receiver sees it and as the dispatcher's metrics and log report it: which answers
 // count as delivered, what of a refusal's answer reaches the log, and when a connection is kept for the next event.
@@ -12,9 +14,11 @@ const { nats, receiver, defer } = useDispatcherFixture();
 interface LogLine {
   readonly msg: string;
   readonly err?: { readonly message?: string; readonly reason?: string; readonly status?: number };
+  readonly [field: string]: unknown;
 }
 
-async function dispatcher(input: ConfigInput): Promise<RunningDispatcher & { readonly lines: LogLine[] }> {
+/** A dispatcher whose log lines are kept; the caller closes it. */
+async function loggedDispatcher(input: ConfigInput): Promise<RunningDispatcher & { readonly lines: LogLine[] }> {
   const lines: LogLine[] = [];
   const logger = pino(
     new Writable({
@@ -25,8 +29,13 @@ async function dispatcher(input: ConfigInput): Promise<RunningDispatcher & { rea
     }),
   );
   const d = await startDispatcher(nats.url, testConfig(input), {}, { logger });
-  defer(() => d.close());
   return { ...d, lines };
+}
+
+async function dispatcher(input: ConfigInput): Promise<RunningDispatcher & { readonly lines: LogLine[] }> {
+  const d = await loggedDispatcher(input);
+  defer(() => d.close());
+  return d;
 }
 
 const delivered = (d: RunningDispatcher, target: string) => metric(d.metrics, 'request_mirror_dispatcher_events_delivered_total', { target });
@@ -57,17 +66,81 @@ describe('delivery attempt', () => {
   });
 
   it('logs the start of a refusal, cut at responseBodyLimitBytes, however the answer is split', async () => {
+    // Three pieces 20 ms apart, so that the dispatcher most likely reads them apart: the cut falls in the third.
     const r = await receiver((_req, res) => {
       res.writeHead(400, { 'content-type': 'text/plain' });
-      res.write('bad event: ');
-      res.write('field x is missing');
-      res.end(' and more');
+      const pieces = ['ab', 'cdefgh', 'ijklmnopqrstuvwxyz'];
+      const next = () => {
+        const piece = pieces.shift();
+        if (piece === undefined) res.end();
+        else res.write(piece, () => setTimeout(next, 20));
+      };
+      next();
     });
-    const d = await dispatcher({ dispatcher: { responseBodyLimitBytes: 16 }, targets: [{ name: 'picky', watchURL: r.url, methods: ['*'] }] });
+    const d = await dispatcher({ dispatcher: { responseBodyLimitBytes: 12 }, targets: [{ name: 'picky', watchURL: r.url, methods: ['*'] }] });
     await publish(d.nc, makeEvent());
     await eventually(() => d.lines.some((l) => l.msg === 'delivery failed, not retryable'));
     const line = d.lines.find((l) => l.msg === 'delivery failed, not retryable');
-    expect(line?.err).toMatchObject({ message: 'HTTP 400: bad event: field', reason: 'http_4xx', status: 400 });
+    expect(line?.err).toMatchObject({ message: 'HTTP 400: abcdefghijkl', reason: 'http_4xx', status: 400 });
+  });
+
+  it('settles a refusal that never ends as soon as responseBodyLimitBytes of it arrived, or at its status line with 0', async () => {
+    const r = await receiver((_req, res) => {
+      res.writeHead(400, { 'content-type': 'text/plain' });
+      res.write('0123456789abcdefghij');
+    });
+    // Far longer timeouts than the wait below: only the limit can settle these attempts in time. One dispatcher at a
+    // time: they share the queue group.
+    const slow = { methods: ['*'], timeoutMs: 120_000, headersTimeoutMs: 120_000 };
+    const logged: Record<number, string | undefined> = {};
+    for (const limit of [16, 0]) {
+      const d = await loggedDispatcher({ dispatcher: { responseBodyLimitBytes: limit }, targets: [{ name: `limit${limit}`, watchURL: r.url, ...slow }] });
+      try {
+        await publish(d.nc, makeEvent());
+        await eventually(() => d.lines.some((l) => l.msg === 'delivery failed, not retryable'), 10_000, `the refusal logged with limit ${limit}`);
+        logged[limit] = d.lines.find((l) => l.msg === 'delivery failed, not retryable')?.err?.message;
+      } finally {
+        await d.close();
+      }
+    }
+    expect(logged).toEqual({ 16: 'HTTP 400: 0123456789abcdef', 0: 'HTTP 400' });
+  });
+
+  it('logs one error when two attempts in flight are both answered 410, naming the watchURL', async () => {
+    const pending: ServerResponse[] = [];
+    const r = await receiver((_req, res) => {
+      if (r.requests.length < 2) {
+        pending.push(res);
+        return;
+      }
+      for (const held of [...pending.splice(0), res]) held.writeHead(410).end('gone for good');
+    });
+    const d = await dispatcher({ targets: [{ name: 'gone', watchURL: `${r.url}/hook`, methods: ['*'], concurrency: 2 }] });
+    await publish(d.nc, makeEvent(), makeEvent());
+    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { target: 'gone', reason: 'disabled_410' })) === 2);
+    const disabled = d.lines.filter((l) => l.msg === 'target disabled until the config changes');
+    expect(disabled).toHaveLength(1);
+    expect(disabled[0]?.err?.message).toBe(`${r.url}/hook answered HTTP 410: gone for good`);
+  });
+
+  it('logs the circuit opening with the reason of the failure that opened it and the cooldown', async () => {
+    const r = await receiver((_req, res) => {
+      res.writeHead(503).end();
+    });
+    const d = await dispatcher({
+      targets: [{ name: 'down', watchURL: r.url, methods: ['*'], retry: { maxAttempts: 1 }, circuitBreaker: { failureThreshold: 1, cooldownMs: 45_000 } }],
+    });
+    await publish(d.nc, makeEvent());
+    await eventually(() => d.lines.some((l) => l.msg === 'circuit opened'));
+    expect(d.lines.find((l) => l.msg === 'circuit opened')).toMatchObject({ reason: 'http_5xx', cooldownMs: 45_000, target: 'down' });
+  });
+
+  it('logs an invalid event it skips with the error code', async () => {
+    const d = await dispatcher({ targets: [{ name: 'any', watchURL: 'http://127.0.0.1:9/', methods: ['*'] }] });
+    d.nc.publish(requestSubject(PREFIX, 'GET'), 'not json');
+    await d.nc.flush();
+    await eventually(() => d.lines.some((l) => l.msg === 'skipping an invalid event'));
+    expect(d.lines.find((l) => l.msg === 'skipping an invalid event')).toMatchObject({ code: 'RM_EVENT_INVALID', err: { message: expect.any(String) as unknown } });
   });
 
   it('logs a refusal whose answer is shorter than the limit whole, and an empty one as its status alone', async () => {
@@ -96,14 +169,16 @@ describe('delivery attempt', () => {
     expect(d.lines.find((l) => l.msg === 'delivery failed, not retryable')?.err?.message).toBe('HTTP 400');
   });
 
-  it('keeps the connection after a short 2xx answer, and closes it after 128 KiB of a long one', async () => {
+  it('keeps the connection after a short 2xx answer (even one past responseBodyLimitBytes), and closes it after 128 KiB of a long one', async () => {
     const ports: Record<string, number[]> = { short: [], long: [] };
     const r = await receiver((req, res) => {
       const which = req.url === '/long' ? 'long' : 'short';
       ports[which]?.push(res.socket?.remotePort ?? -1);
       res.writeHead(200, { 'content-type': 'text/plain' }).end(Buffer.alloc(which === 'long' ? 1024 * 1024 : 1024, 'a'));
     });
+    // The limit is for refusals: a 2xx answer longer than it is read and thrown away, and its connection kept.
     const d = await dispatcher({
+      dispatcher: { responseBodyLimitBytes: 16 },
       targets: [
         { name: 'short', watchURL: `${r.url}/short`, methods: ['*'], concurrency: 1 },
         { name: 'long', watchURL: `${r.url}/long`, methods: ['*'], concurrency: 1 },
