@@ -80,6 +80,51 @@ describe('drain', () => {
     expect(d.dispatcher.pending()).toBe(0);
   });
 
+  it('drops a retry sleeping out its Retry-After at the timeout at once, counts nothing twice, and drops what comes after', async () => {
+    // `once` fails once then is delivered after a retry; `sleeper` waits 30 s to be retried; `stuck` stays in flight.
+    const [once, sleeper, stuck] = [makeEvent(), makeEvent(), makeEvent()];
+    let failedOnce = false;
+    const gate = held();
+    const r = await receiver((req, res) => {
+      const id = req.headers['webhook-id'];
+      if (id === once.id && !failedOnce) {
+        failedOnce = true;
+        res.writeHead(503, { 'retry-after': '0' }).end();
+      } else if (id === sleeper.id) {
+        res.writeHead(503, { 'retry-after': '30' }).end();
+      } else if (id === stuck.id) {
+        void gate.respond(req, res);
+      } else {
+        res.writeHead(204).end();
+      }
+    });
+    const d = await startDispatcher(
+      nats.url,
+      testConfig({ targets: [{ name: 'mixed', watchURL: r.url, methods: ['*'], concurrency: 2, timeoutMs: 60_000, circuitBreaker: { failureThreshold: 100 } }] }),
+    );
+    defer(async () => {
+      gate.release();
+      await d.nc.close();
+    });
+    await publish(d.nc, once, sleeper, stuck);
+    await eventually(
+      async () => gate.held() === 1 && (await accounting(d.metrics, 'mixed')).delivered === 1 && r.requests.some((q) => q.headers['webhook-id'] === sleeper.id),
+      10_000,
+      'one retried and delivered, one asleep, one in flight',
+    );
+    const started = Date.now();
+    expect(await d.dispatcher.drain(300)).toEqual({ completed: false });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(await accounting(d.metrics, 'mixed')).toEqual({ received: 3, delivered: 1, dropped: 2, pending: 0 });
+    // An event handed over after shutdown gave up is dropped as such, never attempted.
+    const attempts = () => metric(d.metrics, 'request_mirror_dispatcher_delivery_attempts_failed_total', { target: 'mixed' });
+    const attemptsBefore = await attempts();
+    d.dispatcher.handle(Buffer.from(JSON.stringify(makeEvent())));
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { target: 'mixed', reason: 'shutdown' })).toBe(3);
+    expect(await attempts()).toBe(attemptsBefore);
+    expect(r.requests).toHaveLength(4);
+  });
+
   it('completes at once with nothing pending', async () => {
     const d = await startDispatcher(nats.url, testConfig({ targets: [{ name: 'idle', watchURL: 'http://127.0.0.1:9/', methods: ['*'] }] }));
     defer(() => d.nc.close());
