@@ -69,6 +69,60 @@ describe('accounting', () => {
     expect(await metric(d.metrics, 'request_mirror_dispatcher_queue_events', { target: 'long' })).toBe(0);
   });
 
+  it('queues exactly queue.maxBytes of events, refuses one byte more, and takes as much again once they are delivered', async () => {
+    const release: (() => void)[] = [];
+    const r = await receiver((_req, res) => {
+      release.push(() => res.writeHead(204).end());
+    });
+    // Same-size events (ids and times have fixed widths): one in flight, then room for exactly three waiting.
+    const events = Array.from({ length: 10 }, () => makeEvent({ body: 'q'.repeat(500) }));
+    const size = Buffer.byteLength(JSON.stringify(events[0]));
+    const d = await startDispatcher(
+      nats.url,
+      testConfig({ targets: [{ name: 'bytes', watchURL: r.url, methods: ['*'], concurrency: 1, queue: { maxEvents: 100, maxBytes: 3 * size } }] }),
+    );
+    defer(async () => {
+      for (const f of release.splice(0)) f();
+      await d.close();
+    });
+    const queued = (name: string) => metric(d.metrics, `request_mirror_dispatcher_queue_${name}`, { target: 'bytes' });
+    await publish(d.nc, ...events.slice(0, 5));
+    await eventually(async () => (await accounting(d.metrics, 'bytes')).received === 5 && release.length === 1, 10_000, 'five received, one held');
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { target: 'bytes', reason: 'queue_full' })).toBe(1);
+    expect([await queued('events'), await queued('bytes')]).toEqual([3, 3 * size]);
+    await eventually(() => {
+      release.shift()?.();
+      return r.requests.length === 4 && release.length === 0;
+    }, 10_000, 'the four kept events delivered');
+    await eventually(async () => (await accounting(d.metrics, 'bytes')).delivered === 4);
+    expect([await queued('events'), await queued('bytes')]).toEqual([0, 0]);
+    // The same again: the bytes of the delivered events were given back.
+    await publish(d.nc, ...events.slice(5));
+    await eventually(async () => (await accounting(d.metrics, 'bytes')).received === 10 && release.length === 1, 10_000, 'ten received, one held');
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { target: 'bytes', reason: 'queue_full' })).toBe(2);
+  });
+
+  it('holds exactly maxQueuedBytes across targets, in flight included, and shows it in queued_bytes', async () => {
+    const release: (() => void)[] = [];
+    const r = await receiver((_req, res) => {
+      release.push(() => res.writeHead(204).end());
+    });
+    const events = Array.from({ length: 4 }, () => makeEvent({ body: 'g'.repeat(500) }));
+    const size = Buffer.byteLength(JSON.stringify(events[0]));
+    const d = await startDispatcher(
+      nats.url,
+      testConfig({ dispatcher: { maxQueuedBytes: 3 * size }, targets: [{ name: 'global', watchURL: r.url, methods: ['*'], concurrency: 1 }] }),
+    );
+    defer(async () => {
+      for (const f of release.splice(0)) f();
+      await d.close();
+    });
+    await publish(d.nc, ...events);
+    await eventually(async () => (await accounting(d.metrics, 'global')).received === 4);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { reason: 'global_limit' })).toBe(1);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_queued_bytes')).toBe(3 * size);
+  });
+
   it('drops events beyond the global byte ceiling across targets', async () => {
     const release: (() => void)[] = [];
     const hold: Responder = (_req, res) => {
