@@ -51,4 +51,60 @@ describe('hot reload', () => {
     expect(removed.requests).toHaveLength(3);
     expect(d.dispatcher.pending()).toBe(0);
   });
+
+  it('sends to a new watchURL origin after a reload, over a new pool, and closes the old one', async () => {
+    const before = await receiver();
+    const after = await receiver();
+    const d = await startDispatcher(nats.url, testConfig({ targets: [{ name: 'moved', watchURL: before.url, methods: ['*'] }] }));
+    defer(() => d.close());
+    await publish(d.nc, makeEvent());
+    await eventually(async () => (await accounting(d.metrics, 'moved')).delivered === 1);
+    expect(before.openConnections()).toBe(1);
+    d.dispatcher.reconfigure(testConfig({ targets: [{ name: 'moved', watchURL: after.url, methods: ['*'] }] }), new Map());
+    await publish(d.nc, makeEvent());
+    await after.waitFor(1);
+    expect(before.requests).toHaveLength(1);
+    await eventually(() => before.openConnections() === 0, 10_000, 'the old pool closing its idle connection');
+  });
+
+  it('starts queued events at once when a reload raises the concurrency', async () => {
+    const release: (() => void)[] = [];
+    const r = await receiver((_req, res) => {
+      release.push(() => res.writeHead(204).end());
+    });
+    const d = await startDispatcher(nats.url, testConfig({ targets: [{ name: 'wider', watchURL: r.url, methods: ['*'], concurrency: 1 }] }));
+    defer(async () => {
+      for (const f of release.splice(0)) f();
+      await d.close();
+    });
+    await publish(d.nc, makeEvent(), makeEvent(), makeEvent());
+    await eventually(async () => release.length === 1 && (await accounting(d.metrics, 'wider')).received === 3, 10_000, 'one in flight, two queued');
+    d.dispatcher.reconfigure(testConfig({ targets: [{ name: 'wider', watchURL: r.url, methods: ['*'], concurrency: 3 }] }), new Map());
+    // Nothing finished: only the reload can have started the two queued events.
+    await r.waitFor(3);
+    expect(release).toHaveLength(3);
+  });
+
+  it('closes the connections of a removed target once it delivered what it held', async () => {
+    const release: (() => void)[] = [];
+    const r = await receiver((_req, res) => {
+      release.push(() => res.writeHead(204).end());
+    });
+    const d = await startDispatcher(nats.url, testConfig({ targets: [{ name: 'leaving', watchURL: r.url, methods: ['*'], concurrency: 1 }] }));
+    defer(async () => {
+      for (const f of release.splice(0)) f();
+      await d.close();
+    });
+    await publish(d.nc, makeEvent(), makeEvent());
+    await eventually(() => release.length === 1, 10_000, 'one in flight');
+    d.dispatcher.reconfigure(testConfig({ targets: [] }), new Map());
+    expect(d.dispatcher.pending()).toBe(2);
+    await eventually(() => {
+      release.shift()?.();
+      return r.requests.length === 2 && release.length === 0;
+    }, 10_000, 'both held events released');
+    await eventually(() => d.dispatcher.pending() === 0, 10_000, 'the removed target idle');
+    await eventually(() => r.openConnections() === 0, 10_000, 'the removed target closing its connection');
+    expect(await accounting(d.metrics, 'leaving')).toEqual({ received: 2, delivered: 2, dropped: 0, pending: 0 });
+  });
 });

@@ -22,6 +22,8 @@ export interface HttpReceiver {
   /** Resolves once `count` requests have arrived in all, or rejects after `timeoutMs`. */
   waitFor(count: number, timeoutMs?: number): Promise<ReceivedRequest[]>;
   respond: Responder;
+  /** Client connections open now (closed ones leave once the server sees them close). */
+  openConnections(): number;
   close(): Promise<void>;
 }
 
@@ -39,6 +41,7 @@ export async function startHttpReceiver(respond?: Responder, port = 0, host = '1
       ((_req, res) => {
         res.writeHead(204).end();
       }),
+    openConnections: () => sockets.size,
     waitFor(count, timeoutMs = 10_000) {
       return new Promise((resolve, reject) => {
         const check = () => {
