@@ -162,6 +162,10 @@ describe('address policy', () => {
     ['64:ff9b::169.254.169.254', 'link', 'NAT64 metadata'],
     ['64:ff9b::a9fe:a9fe', 'link', 'NAT64 metadata, hex'],
     ['64:ff9b:1:a9fe:a9:fe00:808:808', 'link', 'local-use NAT64 /48 metadata'],
+    // 169.254.169.8 where only the /64 embedding (bits 72-103, RFC 6052 §2.2) reads it; /48, /56 and /96 read
+    // public addresses (8.8.169.254, 8.169.254.169, 8.8.8.8), so no other reading hides a misplaced /64 one.
+    ['64:ff9b:1:808:a9:fea9:808:808', 'link', 'local-use NAT64 /64 metadata, no other reading special'],
+    ['64:ff9b:1:808:8:808:a9fe:a908', 'link', 'local-use NAT64 /96 metadata, no other reading special'],
     ['2002:a9fe:a9fe::', 'link', '6to4 metadata'],
     ['fe80::1', 'link', 'IPv6 link-local'],
     ['fe80::1%eth0', 'link', 'with a zone id (DNS answers and getaddrinfo carry one)'],
