@@ -486,7 +486,7 @@ describe('what counts against a target', () => {
     expect(r.requests).toHaveLength(6);
   });
 
-  it('counts timeouts, refused connections and connect timeouts towards the circuit', async () => {
+  it('counts timeouts (whole attempt or headers), refused connections and connect timeouts towards the circuit', async () => {
     const hole = await startBlackhole();
     defer(() => hole.close());
     const full = await startFullBacklog();
@@ -495,15 +495,17 @@ describe('what counts against a target', () => {
     const d = await dispatcher({
       targets: [
         target('slow', hole.url, { ...once, timeoutMs: 200, headersTimeoutMs: 60_000 }),
+        target('headless', hole.url, { ...once, timeoutMs: 60_000, headersTimeoutMs: 200 }),
         target('refused', `http://127.0.0.1:${await closedPort()}`, once),
         target('unreachable', full.url, { ...once, connectTimeoutMs: 200, timeoutMs: 60_000 }),
       ],
     });
     await publish(d.nc, makeEvent());
-    for (const name of ['slow', 'refused', 'unreachable']) {
+    for (const name of ['slow', 'headless', 'refused', 'unreachable']) {
       await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_circuit_open', { target: name })) === 1, 10_000, `${name}'s circuit open`);
     }
-    expect([await reasonOf(d, 'slow'), await reasonOf(d, 'refused'), await reasonOf(d, 'unreachable')]).toEqual(['timeout', 'connection', 'connect_timeout']);
+    const reasons = await Promise.all(['slow', 'headless', 'refused', 'unreachable'].map((name) => reasonOf(d, name)));
+    expect(reasons).toEqual(['timeout', 'timeout', 'connection', 'connect_timeout']);
   });
 
   it('does not count an address the network policy refuses towards the circuit, and never retries it', async () => {
