@@ -138,7 +138,7 @@ describe('connection watch', () => {
     const config = Config.parse({ nats: { url: node.url, pingIntervalMs: 100, maxPingsOutstanding: 2, reconnectTimeWaitMs: 50 } });
     const nc = await connect(natsConnectionOptions(config.nats, 'status-test'));
     cleanup.add(() => nc.close());
-    const lines: { level: number; msg: string; cause?: string; err?: { code?: string; message?: string } }[] = [];
+    const lines: { level: number; msg: string; cause?: string; server?: string; err?: { code?: string; message?: string } }[] = [];
     const logger = pino(
       new Writable({
         write(chunk: Buffer, _encoding, done) {
@@ -170,7 +170,7 @@ describe('connection watch', () => {
     await node.restart();
     await waitUntil('the reconnect', () => Promise.resolve(changes.length === 2));
     expect(changes).toEqual([false, true]);
-    expect(lines.some((l) => l.level === 30 && l.msg === 'NATS reconnected')).toBe(true);
+    expect(lines.find((l) => l.level === 30 && l.msg === 'NATS reconnected')?.server).toMatch(/^127\.0\.0\.1:\d+$/);
   });
 
   it('counts a server that stopped answering pings as stale', async () => {
@@ -203,6 +203,17 @@ describe('connection watch', () => {
     const stalled = /stalled for (\d+) ms/.exec(line?.msg ?? '');
     expect(Number(stalled?.[1])).toBeGreaterThanOrEqual(200);
     expect(line?.msg).toMatch(/most likely nats-server flagged it as a slow consumer; what the server held for it is lost$/);
+  });
+
+  it('remembers a stall past the watch ticks that follow it: a long-lived connection cut after one is slow_consumer', async () => {
+    const { node, changes, disconnects } = await watched(200);
+    // Up for a while first: the watch's ticks have each recorded a stall of about 0 ms by now.
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    const killing = node.kill();
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600);
+    await killing;
+    await waitUntil('the disconnect', () => Promise.resolve(changes.includes(false)));
+    expect(await disconnects()).toEqual({ slow_consumer: 1 });
   });
 
   it('counts a disconnect after a stall shorter than stallMs as closed', async () => {
