@@ -47,9 +47,22 @@ describe('delivery attempt', () => {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
     });
     const d = await dispatcher({ targets: [{ name: 'ok', watchURL: r.url, methods: ['*'] }] });
+    // A target's state gauges read 0 from the start, so that a dashboard sees the target before its first event.
+    for (const gauge of ['request_mirror_dispatcher_target_disabled', 'request_mirror_dispatcher_circuit_open']) {
+      const series = (await d.metrics.registry.getSingleMetric(gauge)?.get())?.values.filter((v) => v.labels.target === 'ok');
+      expect(series?.map((v) => v.value), gauge).toEqual([0]);
+    }
+    const started = Date.now();
     await publish(d.nc, makeEvent());
     await eventually(async () => (await delivered(d, 'ok')) === 1);
+    const elapsedSeconds = (Date.now() - started) / 1000;
     expect(await failedAttempts(d, 'ok')).toBe(0);
+    // One attempt observed under its outcome, in seconds: more than nothing, less than the whole wait.
+    const histogram = (await d.metrics.registry.getSingleMetric('request_mirror_dispatcher_delivery_duration_seconds')?.get())?.values ?? [];
+    const mine = (suffix: string) => histogram.find((v) => v.metricName === `request_mirror_dispatcher_delivery_duration_seconds_${suffix}` && v.labels.target === 'ok' && v.labels.outcome === 'delivered');
+    expect(mine('count')?.value).toBe(1);
+    expect(mine('sum')?.value).toBeGreaterThan(0);
+    expect(mine('sum')?.value).toBeLessThan(elapsedSeconds);
   });
 
   it('goes by the final status after an informational 103 Early Hints, also when no refusal is read', async () => {
