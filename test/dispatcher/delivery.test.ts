@@ -59,7 +59,8 @@ describe('delivery attempt', () => {
     expect(await failedAttempts(d, 'ok')).toBe(0);
     // One attempt observed under its outcome, in seconds: more than nothing, less than the whole wait.
     const histogram = (await d.metrics.registry.getSingleMetric('request_mirror_dispatcher_delivery_duration_seconds')?.get())?.values ?? [];
-    const mine = (suffix: string) => histogram.find((v) => v.metricName === `request_mirror_dispatcher_delivery_duration_seconds_${suffix}` && v.labels.target === 'ok' && v.labels.outcome === 'delivered');
+    const mine = (suffix: string) =>
+      histogram.find((v) => (v as { metricName?: string }).metricName === `request_mirror_dispatcher_delivery_duration_seconds_${suffix}` && v.labels.target === 'ok' && v.labels.outcome === 'delivered');
     expect(mine('count')?.value).toBe(1);
     expect(mine('sum')?.value).toBeGreaterThan(0);
     expect(mine('sum')?.value).toBeLessThan(elapsedSeconds);
