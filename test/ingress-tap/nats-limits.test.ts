@@ -54,6 +54,19 @@ describe('NATS limits', () => {
     expect(await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'max_payload' })).toBe(before + 1);
   });
 
+  it('publishes an event of exactly max_payload as it is, without cutting its body', async () => {
+    await send(`${tap.mirrorUrl}/exact`, { method: 'POST', headers: { 'x-big': 'h'.repeat(1000) }, body: 'xyz' });
+    const [probe] = await tap.waitForEvents(1);
+    if (!probe) throw new Error('no probe event');
+    tap.received.length = 0;
+    const before = await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'max_payload' });
+    await send(`${tap.mirrorUrl}/exact`, { method: 'POST', headers: { 'x-big': 'h'.repeat(1000 + MAX_PAYLOAD - probe.size) }, body: 'xyz' });
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.size).toBe(MAX_PAYLOAD);
+    expect(received?.event.data.body).toMatchObject({ data: 'xyz', capturedBytes: 3, truncated: false });
+    expect(await tap.metric('request_mirror_tap_bodies_truncated_total', { reason: 'max_payload' })).toBe(before);
+  });
+
   it('drops and counts an event whose headers alone exceed max_payload, and still answers 200', async () => {
     const before = await tap.metric('request_mirror_tap_events_dropped_total', { reason: 'event_too_large' });
     const res = await send(`${tap.mirrorUrl}/huge-headers`, { headers: { 'x-big': 'h'.repeat(MAX_PAYLOAD) } });

@@ -211,14 +211,16 @@ describe('plugin ingest', () => {
       // The plugin says more arrived than it kept, and declares no length (-1).
       frame(snapshot({ method: 'PUT', uri: '/cut', declaredLength: -1, receivedBytes: 9 }), Buffer.from('0123456')),
       frame(snapshot({ method: 'PUT', uri: '/within', declaredLength: 3, receivedBytes: 0 }), Buffer.from('abc')),
+      frame(snapshot({ method: 'PUT', uri: '/empty', declaredLength: 0, receivedBytes: 0 })),
     ]);
     expect((await post(batch, undefined, t)).status).toBe(204);
-    const events = await t.waitForEvents(3);
+    const events = await t.waitForEvents(4);
     const body = (path: string) => events.find((e) => e.event.data.path === path)?.event.data.body;
     expect(body('/bodiless')).toBeNull();
     expect(body('/cut')).toMatchObject({ data: '0123', capturedBytes: 4, receivedBytes: 9, declaredLength: null, truncated: true, interrupted: false });
     // Never fewer bytes received than the snapshot carries.
     expect(body('/within')).toMatchObject({ data: 'abc', capturedBytes: 3, receivedBytes: 3, declaredLength: 3, truncated: false });
+    expect(body('/empty')).toMatchObject({ data: '', capturedBytes: 0, declaredLength: 0, truncated: false });
     expect(await t.metric('request_mirror_tap_bodies_truncated_total', { reason: 'limit' })).toBe(1);
     expect(await t.metric('request_mirror_tap_bodies_truncated_total', { reason: 'unread' })).toBe(0);
   });
@@ -235,7 +237,7 @@ describe('plugin ingest', () => {
   });
 
   it('counts a snapshot whose event fails to publish as publish_error, logs it, and takes the rest of the batch', async () => {
-    const logLines: { level: number; msg: string; err?: { message?: string } }[] = [];
+    const logLines: { level: number; msg: string; err?: { code?: string; message?: string } }[] = [];
     const t = await ownTap({
       config: { targets: [target('all')] },
       logger: pino({ level: 'info' }, { write: (line: string) => void logLines.push(JSON.parse(line) as (typeof logLines)[number]) }),
@@ -252,6 +254,14 @@ describe('plugin ingest', () => {
     expect(await t.metric('request_mirror_tap_events_dropped_total', { reason: 'publish_error' })).toBe(1);
     expect(logLines.filter((l) => l.msg === 'building or publishing a plugin event failed')).toEqual([
       expect.objectContaining({ level: 50, err: expect.objectContaining({ message: 'injected publish failure' }) as unknown }),
+    ]);
+    // Cookies no target asked for are not parsed, so none is counted as malformed.
+    expect(await t.metric('request_mirror_tap_rejected_input_total', { reason: 'malformed_cookie' })).toBe(0);
+    const refused = await post(header('r-cut').subarray(0, 10), undefined, t);
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatch(/^frame 0: meta of .*\n$/);
+    expect(logLines.filter((l) => l.msg === 'plugin batch refused')).toEqual([
+      expect.objectContaining({ level: 40, err: expect.objectContaining({ code: 'RM_TAP_PLUGIN_BATCH_INVALID' }) as unknown }),
     ]);
   });
 

@@ -80,6 +80,7 @@ describe('tap shutdown', () => {
     expect(statusCodes(replies)).toEqual([200, 200]);
     const received = await events.waitForEvents(2);
     expect(received.map((r) => r.event.data.path).sort()).toEqual(['/first', '/second']);
+    expect(await tap.metric('request_mirror_tap_connections_total', { listener: 'mirror', protocol: 'http/1.1' })).toBe(1);
   });
 
   it('has closed every listener once close resolves', async () => {
