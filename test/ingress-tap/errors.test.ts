@@ -1,7 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { RequestMirrorError } from '../../contract/errors.ts';
+import { describe, it } from 'vitest';
 import {
   BuildQueueFullError,
   EventTooLargeError,
@@ -13,12 +10,10 @@ import {
   RejectedInputError,
   TlsUnusableError,
 } from '../../ingress-tap/errors.ts';
+import { expectDocumentedError } from '../support/error-codes.ts';
 
-// The codes are what operators grep the tap's logs for; docs/errors.md is where they look them up.
-const documented = [...readFileSync(join(import.meta.dirname, '../../docs/errors.md'), 'utf8').matchAll(/^\| `(RM_[A-Z_]+)` \|/gm)].map((m) => m[1]);
-
+// The tap's error codes: what operators grep its logs for (test/support/error-codes.ts).
 describe('tap errors', () => {
-  // Built inside the test: an error built while the file is collected escapes a mutant switched on per test.
   it.each([
     [() => new PublishFailedError('x'), 'RM_TAP_PUBLISH_FAILED'],
     [() => new NatsDisconnectedError('x'), 'RM_TAP_NATS_DISCONNECTED'],
@@ -30,10 +25,6 @@ describe('tap errors', () => {
     [() => new TlsUnusableError('x'), 'RM_TAP_TLS_UNUSABLE'],
     [() => new PluginBatchInvalidError('x'), 'RM_TAP_PLUGIN_BATCH_INVALID'],
   ])('error %# carries its documented code %s and its class name', (build, code) => {
-    const error = build();
-    expect(error).toBeInstanceOf(RequestMirrorError);
-    expect(error.code).toBe(code);
-    expect(documented).toContain(code);
-    expect(error.name).toBe(error.constructor.name);
+    expectDocumentedError(build, code);
   });
 });
