@@ -143,11 +143,7 @@ export async function startTap(options: TapHarnessOptions): Promise<TapHarness> 
       cleanups.push(() => collector.close());
       // The publisher connects in the background (the tap serves, and drops, while NATS is down): a test that reads
       // events starts once it is connected, or a loaded machine drops its first ones as nats_disconnected.
-      const deadline = Date.now() + 10_000;
-      while (!publisher.isConnected()) {
-        if (Date.now() > deadline) throw new Error(`the tap's publisher did not connect to ${config.nats.url} within 10 s`);
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+      await eventually(`the tap's publisher connected to ${config.nats.url}`, () => publisher.isConnected(), 10_000);
     }
     const port = (app: { server: { address(): unknown } }) => (app.server.address() as { port: number }).port;
     const scheme = options.tls ? 'https' : 'http';
