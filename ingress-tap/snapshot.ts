@@ -97,7 +97,7 @@ export interface EncodedEvent {
  * headers alone are too large. `event.data.body` is left as the body that went into the payload.
  */
 export function encodeEvent(event: MirrorEvent, captured: CapturedBody | null, maxPayload: number): EncodedEvent | null {
-  let payload = Buffer.from(JSON.stringify(event));
+  let payload: Buffer = Buffer.from(JSON.stringify(event));
   if (payload.length <= maxPayload) return { payload, cut: false };
   const body = event.data.body;
   if (captured === null || body === null) return null;
