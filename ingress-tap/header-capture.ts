@@ -141,22 +141,18 @@ function allowedCookies(header: string | undefined, names: ReadonlySet<string>):
   if (header === undefined || names.size === 0) return { cookies, malformed: false };
   // An object, not a let: the decode callback sets it, which control-flow analysis cannot see.
   const seen = { malformed: false };
-  let parsed: Record<string, string | undefined>;
-  try {
-    parsed = parseCookie(header, {
-      decode(value) {
-        if (!value.includes('%')) return value;
-        try {
-          return decodeURIComponent(value);
-        } catch {
-          seen.malformed = true;
-          return value;
-        }
-      },
-    });
-  } catch {
-    return { cookies, malformed: true };
-  }
+  // cookie's parseCookie throws nothing for a string: it skips what it cannot read, and decode errors are caught here.
+  const parsed = parseCookie(header, {
+    decode(value) {
+      if (!value.includes('%')) return value;
+      try {
+        return decodeURIComponent(value);
+      } catch {
+        seen.malformed = true;
+        return value;
+      }
+    },
+  });
   for (const name of names) {
     const value = parsed[name];
     if (value !== undefined) cookies[name] = value;
