@@ -29,4 +29,11 @@ describe('event ids (unit: the tap id generator)', () => {
     // Uniform over the 32 Crockford characters: none of them missing from 16,000 draws.
     expect(new Set(parts.join('')).size).toBe(32);
   });
+
+  it('draws the first id of a new generator from its pool too, not from an unfilled one', () => {
+    // ulid draws the last character first: a draw from a pool not yet filled would fix it.
+    const time = Date.UTC(2026, 0, 2);
+    const lastChars = new Set(Array.from({ length: 64 }, () => createEventIdFactory()(time).slice(-1)));
+    expect(lastChars.size).toBeGreaterThan(1);
+  });
 });
