@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Config } from '../../contract/config.ts';
+import { capturePolicy } from '../../ingress-tap/capture-policy.ts';
 import { rawExchange, send, statusCodes, target, useTap } from './tap-harness.ts';
 
 const { tap } = useTap({
@@ -133,5 +134,39 @@ describe('capture policy', () => {
     await forwardAuth('GET', 'any.example', '/skipped-again');
     await forwardAuth('POST', 'api.example.com', '/v1/wanted-again');
     expect(await eventsUpToMarker()).toEqual(['POST api.example.com/v1/wanted-again']);
+  });
+});
+
+describe('capture policy decisions (unit: the policy object)', () => {
+  // Target i wants the hosts n.example whose number n has bit i set, so each n up to 2^11 - 1 is wanted by its own set.
+  const BITS = 11;
+  const hosts = (bit: number) => Array.from({ length: 2 ** BITS - 1 }, (_, k) => k + 1).filter((n) => (n & (1 << bit)) !== 0).map((n) => `${n}.example`);
+  const policy = () =>
+    capturePolicy(
+      Config.parse({
+        nats: { url: 'nats://127.0.0.1:4222' },
+        targets: Array.from({ length: BITS }, (_, bit) => target(`bit-${bit}`, { hosts: hosts(bit), cookieNames: [`c${bit}`] })),
+      }),
+    );
+  const key = (n: number) => ({ method: 'GET', host: `${n}.example`, path: '/' });
+
+  it('merges what the wanting targets allow, and gives the same decision again for the same set of targets', () => {
+    const p = policy();
+    const three = p.decide(key(3));
+    expect(three?.cookieNames).toEqual(new Set(['c0', 'c1']));
+    p.decide(key(4));
+    expect(p.decide(key(3))).toBe(three);
+    expect(p.decide(key(2 ** BITS))).toBeNull();
+  });
+
+  it('keeps up to 1,024 decisions, and starts over with the next new set', () => {
+    const p = policy();
+    const first = p.decide(key(1));
+    for (let n = 2; n <= 1024; n++) p.decide(key(n));
+    expect(p.decide(key(1))).toBe(first);
+    p.decide(key(1025));
+    const again = p.decide(key(1));
+    expect(again).not.toBe(first);
+    expect(again).toEqual(first);
   });
 });
