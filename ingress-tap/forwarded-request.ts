@@ -51,7 +51,7 @@ function first(value: string | string[] | undefined): string | undefined {
 // Traefik reports a WebSocket upgrade as ws/wss; the snapshot's scheme is the HTTP one underneath.
 function schemeOf(proto: string | undefined): 'http' | 'https' {
   if (proto === undefined) return 'http';
-  const p = proto.trim().toLowerCase();
+  const p = proto.toLowerCase();
   return p === 'https' || p === 'wss' ? 'https' : 'http';
 }
 
