@@ -29,7 +29,7 @@ export function createMetrics(): TapMetrics {
     registry,
     received: new Counter({
       name: 'request_mirror_tap_requests_received_total',
-      help: 'Requests the tap answered, by how Traefik attached it (forwardAuth or mirror).',
+      help: 'Requests the tap answered and plugin snapshots it received, by attachment (forwardAuth, mirror or plugin).',
       labelNames: ['attachment'],
       registers,
     }),
