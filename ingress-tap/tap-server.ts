@@ -59,7 +59,6 @@ export function createTapServer(options: TapServerOptions): TapServer {
     // A connection closing during shutdown must still get 200s for what is already in flight on it.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    routerOptions: { maxParamLength: MAX_HEADER_BYTES },
     frameworkErrors(error, request, reply) {
       handler.rejected(error.code.toLowerCase(), error);
       reply.hijack();
@@ -151,11 +150,10 @@ export function createTapServer(options: TapServerOptions): TapServer {
       handler.handle(request.raw, reply.raw, attachment);
     }
   });
-  for (const method of ['MKCALENDAR', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK', 'REPORT', 'SEARCH', 'ACL', 'BIND', 'UNBIND', 'REBIND', 'LINK', 'UNLINK', 'CHECKOUT', 'MERGE', 'MKACTIVITY', 'NOTIFY', 'PURGE', 'SOURCE', 'SUBSCRIBE', 'UNSUBSCRIBE', 'M-SEARCH']) {
-    app.addHttpMethod(method, { hasBody: true });
-  }
+  // Every request reaches the onRequest hook: the methods fastify knows through this route, Node's other methods
+  // (PROPFIND, PURGE…) through fastify's not-found route, which runs the same hooks (fastify lib/four-oh-four.js);
+  // only a token Node does not know, which HTTP/2 lets through, ends in the error handler above.
   app.all('*', unreachable);
-  app.setNotFoundHandler(unreachable);
 
   // Node answers an Expect other than 100-continue with 417 unless someone listens for it (HTTP/2 too).
   app.server.on('checkExpectation', (req: TapRequest, res: TapResponse) => {
@@ -163,10 +161,11 @@ export function createTapServer(options: TapServerOptions): TapServer {
     app.server.emit('request', req, res);
   });
   // Node closes an HTTP/1.1 CONNECT without a listener, and answers an HTTP/2 one 405; there is no tunnel to give,
-  // so answer 200 and close.
+  // so answer 200 and close. Over HTTP/2 without Content-Length, which a 2xx to CONNECT must not carry (RFC 9110
+  // section 9.3.6): the end of the stream ends the tunnel.
   app.server.on('connect', (_req: TapRequest, socketOrResponse: Socket | Http2ServerResponse) => {
     handler.rejected('connect_method', undefined);
-    if ('stream' in socketOrResponse) socketOrResponse.writeHead(200, { 'content-length': '0' }).end();
+    if ('stream' in socketOrResponse) socketOrResponse.writeHead(200).end();
     else socketOrResponse.end(RAW_OK);
   });
   return app;
