@@ -280,3 +280,49 @@ describe('plugin ingest', () => {
     expect(first?.event.data.path).toBe('/small');
   });
 });
+
+describe('the request a plugin snapshot names', () => {
+  const get = (uri: string, over: Partial<PluginSnapshot>) => frame(snapshot({ method: 'GET', uri, declaredLength: 0, receivedBytes: 0, ...over }));
+
+  it('takes the first of repeated Host headers, as Node does, and filters targets by it', async () => {
+    const t = await ownTap({ config: { targets: [target('a-only', { hosts: ['a.example'] })] } });
+    const batch = Buffer.concat([
+      header('r-hosts'),
+      get('/a-first', { headers: ['Host', 'A.Example', 'Host', 'b.example'] }),
+      get('/b-first', { headers: ['Host', 'b.example', 'Host', 'a.example'] }),
+    ]);
+    expect((await post(batch, undefined, t)).status).toBe(204);
+    const [first] = await t.waitForEvents(1);
+    expect(first?.event.data).toMatchObject({ path: '/a-first', host: 'a.example' });
+    expect(await t.metric('request_mirror_tap_requests_skipped_total', { attachment: 'plugin' })).toBe(1);
+    expect(t.received).toHaveLength(1);
+  });
+
+  it('takes the client address from the first entry of repeated X-Forwarded-For headers, before the peer', async () => {
+    const batch = Buffer.concat([
+      header('r-xff'),
+      get('/xff', { remoteIp: '192.0.2.10', headers: ['Host', 'h.example', 'X-Forwarded-For', '203.0.113.7, 10.0.0.1', 'X-Forwarded-For', '10.0.0.2'] }),
+    ]);
+    expect((await post(batch)).status).toBe(204);
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.clientIp).toBe('203.0.113.7');
+  });
+
+  it('has no client address for a snapshot without remoteIp or X-Forwarded-For', async () => {
+    expect((await post(Buffer.concat([header('r-no-ip'), get('/no-ip', { remoteIp: '', headers: ['Host', 'h.example'] })]))).status).toBe(204);
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data).toMatchObject({ path: '/no-ip', clientIp: null });
+  });
+
+  it('takes the scheme from the snapshot alone: https as sent, http when empty whatever X-Forwarded-Proto it carries', async () => {
+    // The plugin already folds X-Forwarded-Proto into `scheme` (traefik-plugin/frame.go); an empty one means none.
+    const batch = Buffer.concat([
+      header('r-scheme'),
+      get('/tls', { scheme: 'https', headers: ['Host', 'h.example'] }),
+      get('/empty', { scheme: '', headers: ['Host', 'h.example', 'X-Forwarded-Proto', 'https'] }),
+    ]);
+    expect((await post(batch)).status).toBe(204);
+    const events = await tap.waitForEvents(2);
+    expect(events.map((e) => [e.event.data.path, e.event.data.scheme]).sort()).toEqual([['/empty', 'http'], ['/tls', 'https']]);
+  });
+});
