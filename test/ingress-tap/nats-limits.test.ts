@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, send, startTap, target, useTap, type TapHarness } from './tap-harness.ts';
 
@@ -81,6 +82,29 @@ describe('NATS limits', () => {
     const [received] = await tap.waitForEvents(1);
     expect(received?.event.data.path).toBe('/after');
     expect(await tap.metric('request_mirror_tap_events_dropped_total', { reason: 'event_too_large' })).toBe(before + 1);
+  });
+
+  it('logs a dropped too-large event as a warning naming its id and max_payload, with RM_TAP_EVENT_TOO_LARGE', async () => {
+    const lines: { level: number; msg: string; err?: { code?: string; message?: string } }[] = [];
+    const own = await startTap({
+      natsUrl: nats.url,
+      config: { targets: [target('all')] },
+      logger: pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) }),
+    });
+    try {
+      const res = await send(`${own.mirrorUrl}/huge-headers`, { headers: { 'x-big': 'h'.repeat(MAX_PAYLOAD) } });
+      expect(res.status).toBe(200);
+      await eventually('the drop counted', async () => (await own.metric('request_mirror_tap_events_dropped_total', { reason: 'event_too_large' })) === 1);
+      const id = String(res.headers['x-request-mirror-id']);
+      expect(lines.filter((l) => l.msg === 'event dropped')).toEqual([
+        expect.objectContaining({
+          level: 40,
+          err: expect.objectContaining({ code: 'RM_TAP_EVENT_TOO_LARGE', message: `event ${id} exceeds max_payload ${MAX_PAYLOAD} without its body` }) as unknown,
+        }),
+      ]);
+    } finally {
+      await own.close();
+    }
   });
 });
 

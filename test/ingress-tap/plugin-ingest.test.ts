@@ -260,6 +260,7 @@ describe('plugin ingest', () => {
     const refused = await post(header('r-cut').subarray(0, 10), undefined, t);
     expect(refused.status).toBe(400);
     expect(refused.body).toMatch(/^frame 0: meta of .*\n$/);
+    expect(refused.headers['content-type']).toBe('text/plain');
     expect(logLines.filter((l) => l.msg === 'plugin batch refused')).toEqual([
       expect.objectContaining({ level: 40, err: expect.objectContaining({ code: 'RM_TAP_PLUGIN_BATCH_INVALID' }) as unknown }),
     ]);
