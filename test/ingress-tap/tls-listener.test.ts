@@ -346,4 +346,40 @@ describe('TLS listener start-up', () => {
     const start = startTap({ natsUrl: nats.url, subscribe: false, tls: { certFile: cert.keyFile, keyFile: cert.keyFile } });
     await expect(start).rejects.toMatchObject({ code: 'RM_TAP_TLS_UNUSABLE', message: expect.stringContaining('certFile') as unknown });
   });
+
+  /** The error a tap given `tls` fails to start with. */
+  async function startError(tls: { certFile: string; keyFile: string }): Promise<Error & { code?: string }> {
+    const error: unknown = await startTap({ natsUrl: nats.url, subscribe: false, tls }).then(
+      async (started) => {
+        await started.close();
+        throw new Error('the tap started');
+      },
+      (e: unknown) => e,
+    );
+    return error as Error & { code?: string };
+  }
+
+  it.each([
+    ['missing', () => `${cert.dir}/no-such-key.pem`, 'cannot read', { code: 'ENOENT' }],
+    ['not PEM', () => cert.certFile, 'not a PEM private key', {}],
+  ])('names tap.forwardAuth.tls.keyFile and keeps the cause when the key file is %s', async (_name, keyFile, what, cause) => {
+    const error = await startError({ certFile: cert.certFile, keyFile: keyFile() });
+    expect(error.code).toBe('RM_TAP_TLS_UNUSABLE');
+    expect(error.message).toMatch(new RegExp(`^tap\\.forwardAuth\\.tls\\.keyFile ${keyFile()}: ${what}: .+`));
+    expect(error.cause).toBeInstanceOf(Error);
+    expect(error.cause).toMatchObject(cause);
+    // The cause's own message is quoted after the file.
+    expect(error.message.endsWith((error.cause as Error).message)).toBe(true);
+  });
+
+  it('names tap.forwardAuth.tls.certFile and keeps the cause when the certificate file is missing or not PEM', async () => {
+    const missing = `${cert.dir}/no-such-cert.pem`;
+    const unread = await startError({ certFile: missing, keyFile: cert.keyFile });
+    expect(unread.message).toMatch(new RegExp(`^tap\\.forwardAuth\\.tls\\.certFile ${missing}: cannot read: `));
+    expect(unread.cause).toMatchObject({ code: 'ENOENT' });
+    const notPem = await startError({ certFile: cert.keyFile, keyFile: cert.keyFile });
+    expect(notPem.message).toMatch(new RegExp(`^tap\\.forwardAuth\\.tls\\.certFile ${cert.keyFile}: not a PEM certificate: .+`));
+    expect(notPem.cause).toBeInstanceOf(Error);
+    expect(notPem.message.endsWith((notPem.cause as Error).message)).toBe(true);
+  });
 });
