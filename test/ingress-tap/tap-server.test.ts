@@ -46,22 +46,23 @@ async function rejectedReasons(tap: TapHarness): Promise<Record<string, number>>
   return Object.fromEntries(values.map((v) => [String(v.labels.reason), v.value]));
 }
 
-/** The status of one request on `session`, once its answer has ended. */
-function exchangeH2(session: ClientHttp2Session, headers: Record<string, string>): Promise<{ readonly status: number }> {
+/** The status and body of one request on `session`, once its answer has ended. */
+function exchangeH2(session: ClientHttp2Session, headers: Record<string, string>): Promise<{ readonly status: number; readonly body: string }> {
   return new Promise((resolve, reject) => {
     session.once('error', reject);
     const stream = session.request(headers, { endStream: true });
     stream.once('error', reject);
     stream.once('response', (h) => {
-      stream.resume();
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
       stream.once('end', () => {
-        resolve({ status: Number(h[':status']) });
+        resolve({ status: Number(h[':status']), body: Buffer.concat(chunks).toString('latin1') });
       });
     });
   });
 }
 
-async function sendH2(url: string, headers: Record<string, string>): Promise<{ readonly status: number }> {
+async function sendH2(url: string, headers: Record<string, string>): Promise<{ readonly status: number; readonly body: string }> {
   const session = http2Connect(url, { ca: cert.ca });
   try {
     return await exchangeH2(session, headers);
@@ -217,7 +218,8 @@ describe('tap listener', () => {
       });
       expect(statusCodes(h1)).toEqual([200]);
       const h2 = await sendH2(tap.forwardAuthUrl, { ':method': 'CONNECT', ':authority': 'example.com:443' });
-      expect(h2.status).toBe(200);
+      // A 200 and the end of the stream, which ends the tunnel: nothing goes through it.
+      expect(h2).toEqual({ status: 200, body: '' });
       expect(await rejectedReasons(tap)).toEqual({ connect_method: 2 });
     });
   });
