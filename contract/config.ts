@@ -78,12 +78,58 @@ function isServerAddress(entry: string): boolean {
 /** Headers that never leave the tap unless a target names them in `revealHeaders`. */
 export const REDACTED_BY_DEFAULT: readonly string[] = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie'];
 
-export const SecretSource = z
+/** `{ env }` or `{ file }`: where one secret comes from; `what` names it in the description and the error. */
+const secretSource = (what: string, note = '') =>
+  z
+    .union([
+      z.strictObject({ env: z.string().min(1).describe('Name of an environment variable holding the secret.') }),
+      z.strictObject({ file: z.string().min(1).describe('Path of a file holding the secret (trailing newline ignored).') }),
+    ], { error: `${what} source: { env: VARIABLE } or { file: PATH }, exactly one of them` })
+    .describe(`Where ${what} comes from.${note}`);
+
+export const SecretSource = secretSource('a signing secret', ' Standard Webhooks secrets look like `whsec_<base64>`.');
+
+// The names are nats-server's own (`authorization { user, password }`, `authorization { token }`), so a user can copy
+// them from the server's config; the secret itself never sits in this file.
+export const NatsAuth = z
   .union([
-    z.strictObject({ env: z.string().min(1).describe('Name of an environment variable holding the secret.') }),
-    z.strictObject({ file: z.string().min(1).describe('Path of a file holding the secret (trailing newline ignored).') }),
-  ], { error: 'a signing secret source: { env: VARIABLE } or { file: PATH }, exactly one of them' })
-  .describe('Where a signing secret comes from. Standard Webhooks secrets look like `whsec_<base64>`.');
+    z.strictObject({
+      user: z.string().min(1).describe('User name, as in the server\'s `authorization { user }` or one of its `users`.'),
+      password: secretSource('the password of `user`'),
+    }),
+    z.strictObject({ token: secretSource('the token, as in the server\'s `authorization { token }`') }),
+  ], { error: 'NATS credentials: { user: NAME, password: { env | file } } or { token: { env | file } }, exactly one of them' })
+  .describe(
+    'Credentials for a NATS server that requires them: `{ user: NAME, password: SECRET }` or `{ token: SECRET }`, where a ' +
+      'SECRET is `{ env: VARIABLE }` or `{ file: PATH }` (a trailing newline is ignored). Read once at start-up (a ' +
+      'missing variable or file stops the service with RM_SECRET_UNAVAILABLE); like every `nats` setting, a change ' +
+      'takes effect at the next restart. Credentials in `nats.url` (`nats://user:pass@host`) are not used by the client.',
+  );
+
+export const NatsTls = z
+  .strictObject({
+    caFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('PEM certificate(s) of the CA that signed the server\'s certificate (a private CA); absent: the system CAs.'),
+    certFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('PEM client certificate, for a server that verifies clients (`tls { verify: true }`, mutual TLS); needs `keyFile`.'),
+    keyFile: z.string().min(1).optional().describe('PEM private key of `certFile`.'),
+  })
+  .check((ctx) => {
+    if ((ctx.value.certFile === undefined) !== (ctx.value.keyFile === undefined)) {
+      ctx.issues.push({ code: 'custom', message: 'set certFile and keyFile together', path: [ctx.value.certFile === undefined ? 'certFile' : 'keyFile'], input: ctx.value });
+    }
+  })
+  .describe(
+    'Connect to NATS over TLS and verify the server\'s certificate against the host name in `nats.url`; a server without ' +
+      'TLS is refused. The files are read once at start-up (a missing or non-PEM file stops the service with ' +
+      'RM_NATS_TLS_UNUSABLE). Absent: TLS only if the server requires it, verified against the system CAs.',
+  );
 
 export const RetryPolicy = z
   .strictObject({
@@ -211,6 +257,8 @@ export const Config = z
           .default('request-mirror')
           .describe('Events are published to `<subjectPrefix>.requests.<METHOD>`.'),
         queueGroup: z.string().min(1).default('request-mirror-dispatchers').describe('Queue group the dispatchers share.'),
+        auth: NatsAuth.optional(),
+        tls: NatsTls.optional(),
       })
       .prefault({}),
     tap: z
@@ -313,4 +361,6 @@ export type SecretSource = z.infer<typeof SecretSource>;
 export type RetryPolicy = z.infer<typeof RetryPolicy>;
 export type NetworkPolicy = z.infer<typeof NetworkPolicy>;
 export type ListenerTls = z.infer<typeof ListenerTls>;
+export type NatsAuth = z.infer<typeof NatsAuth>;
+export type NatsTls = z.infer<typeof NatsTls>;
 export type KubernetesSource = NonNullable<Config['kubernetes']>;

@@ -17,7 +17,27 @@ export class ConfigInvalidError extends RequestMirrorError {
   readonly code = 'RM_CONFIG_INVALID';
 }
 
-/** A signing secret named in the config could not be resolved from its env variable or file. */
+/** A secret named in the config (a signing secret, the NATS password or token) could not be read from its env variable or file. */
 export class SecretUnavailableError extends RequestMirrorError {
   readonly code = 'RM_SECRET_UNAVAILABLE';
+}
+
+/** A file of `nats.tls` is missing, unreadable or not PEM, or the key does not belong to the certificate. */
+export class NatsTlsUnusableError extends RequestMirrorError {
+  readonly code = 'RM_NATS_TLS_UNUSABLE';
+}
+
+/** The NATS server refused the credentials of `nats.auth` (or asked for some and none were configured). */
+export class NatsAuthFailedError extends RequestMirrorError {
+  readonly code = 'RM_NATS_AUTH_FAILED';
+}
+
+/** A connection attempt to NATS failed for another reason (refused, timed out, TLS handshake or verification). */
+export class NatsConnectFailedError extends RequestMirrorError {
+  readonly code = 'RM_NATS_CONNECT_FAILED';
+}
+
+/** The NATS server refused a publish or a subscription: the user's permissions do not allow the subject. */
+export class NatsPermissionDeniedError extends RequestMirrorError {
+  readonly code = 'RM_NATS_PERMISSION_DENIED';
 }

@@ -1,22 +1,91 @@
-import type { ConnectionOptions } from '@nats-io/transport-node';
+import { connect, errors, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { natsServerList, type Config } from './config.ts';
+import { NatsAuthFailedError, NatsConnectFailedError, type RequestMirrorError } from './errors.ts';
+import { NO_NATS_CREDENTIALS, type NatsCredentials } from './nats-credentials.ts';
 
 // The one set of NATS client options the tap, the dispatcher and their tests use, so what the cluster tests prove is
 // what the services do. Cluster updates stay on (nats.js's default; `ignoreClusterUpdates` is never set): the
 // servers a cluster gossips in INFO join the seeds, so a client told about one node can fail over to the others.
 
-/** Client options for `connect()`: the seeds of `nats.url`, reconnect forever, and `nats.pingIntervalMs` liveness. */
-export function natsConnectionOptions(nats: Config['nats'], name: string): ConnectionOptions {
+/**
+ * Client options for `connect()`: the seeds of `nats.url`, reconnect forever, `nats.pingIntervalMs` liveness, and
+ * the credentials and TLS material of `nats.auth` / `nats.tls` (resolved by resolveNatsCredentials).
+ */
+export function natsConnectionOptions(nats: Config['nats'], name: string, credentials: NatsCredentials = NO_NATS_CREDENTIALS): ConnectionOptions {
   return {
     servers: natsServerList(nats.url),
     name,
     // NATS core keeps nothing for a client while it is away, so never give up: every second away is events lost.
     maxReconnectAttempts: -1,
     waitOnFirstConnect: true,
+    // nats.js closes the connection for good at the second authorization error in a row; credentials fixed on the
+    // server side (a user added, a password rotated back) must be picked up without a restart.
+    ignoreAuthErrorAbort: true,
     reconnectTimeWait: nats.reconnectTimeWaitMs,
     // A hung or partitioned server keeps its TCP connections open; only unanswered pings reveal it.
     pingInterval: nats.pingIntervalMs,
     maxPingOut: nats.maxPingsOutstanding,
     timeout: nats.connectTimeoutMs,
+    ...(credentials.user !== undefined && { user: credentials.user, pass: credentials.pass }),
+    ...(credentials.token !== undefined && { token: credentials.token }),
+    ...(credentials.tls && { tls: { ...credentials.tls } }),
+  };
+}
+
+/** Our typed error for what nats.js reports when a connection attempt fails: RM_NATS_AUTH_FAILED or RM_NATS_CONNECT_FAILED. */
+export function connectFailure(error: unknown): RequestMirrorError {
+  const cause = error instanceof Error ? error : new Error(String(error));
+  if (cause instanceof errors.AuthorizationError) {
+    return new NatsAuthFailedError(`the NATS server refused the credentials: ${cause.message}`, { cause });
+  }
+  return new NatsConnectFailedError(`cannot connect to NATS: ${cause.message}`, { cause });
+}
+
+export interface FirstConnection {
+  /** The connection once one attempt succeeded; undefined if stopped before. */
+  readonly connection: Promise<NatsConnection | undefined>;
+  stop(): void;
+}
+
+/**
+ * Connects, trying every seed, again `nats.reconnectTimeWaitMs` after each failed round, until one succeeds. Unlike
+ * nats.js's `waitOnFirstConnect`, which retries without a word, every round's failure is reported, so a wrong
+ * password or an untrusted certificate is visible at once. `onFailure` is called when the reason changes (the
+ * first failure included), not at every retry. From the first connection on, nats.js reconnects by itself.
+ */
+export function connectWhenUp(options: ConnectionOptions, retryMs: number, onFailure: (error: RequestMirrorError) => void): FirstConnection {
+  let stopRequested = false;
+  // A function, so the checks after an await read what stop() set meanwhile.
+  const stopped = () => stopRequested;
+  let wake: (() => void) | undefined;
+  let lastReason: string | undefined;
+  const connection = (async () => {
+    while (!stopped()) {
+      try {
+        const nc = await connect({ ...options, waitOnFirstConnect: false });
+        if (!stopped()) return nc;
+        await nc.close();
+        return undefined;
+      } catch (error) {
+        const failure = connectFailure(error);
+        if (failure.message !== lastReason) onFailure(failure);
+        lastReason = failure.message;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, retryMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    return undefined;
+  })();
+  return {
+    connection,
+    stop() {
+      stopRequested = true;
+      wake?.();
+    },
   };
 }

@@ -3,7 +3,8 @@ import { isIP } from 'node:net';
 import type { Config } from '../contract/config.ts';
 import { errorFinding, type ConfigFinding } from '../contract/config-check.ts';
 import { createAddressPolicy } from './address-policy.ts';
-import { resolveSecrets, type SecretKeys, type SecretSources } from './secrets.ts';
+import type { SecretSources } from '../contract/secret-source.ts';
+import { resolveSecrets, type SecretKeys } from './secrets.ts';
 
 // What the dispatcher checks in a config before it starts or applies a reload: every signing secret resolvable and
 // every CIDR of dispatcher.network valid (errors), and, for `validate`, the targets whose address the network policy

@@ -1,11 +1,12 @@
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { parseCommandLine, usageError } from '../contract/command-line.ts';
 import { commonWarnings, formatFindings, loadForStartup, validateFile, type ConfigFinding } from '../contract/config-check.ts';
 import { watchConfig } from '../contract/config-file.ts';
 import type { Config } from '../contract/config.ts';
 import { RequestMirrorError } from '../contract/errors.ts';
-import { natsConnectionOptions } from '../contract/nats-connection.ts';
+import { connectWhenUp, natsConnectionOptions } from '../contract/nats-connection.ts';
+import { resolveNatsCredentials, type NatsCredentials } from '../contract/nats-credentials.ts';
 import { startAdminServer } from './admin-server.ts';
 import { checkDispatcherConfig, refusedTargetWarnings } from './config-check.ts';
 import { createDispatcher } from './dispatcher.ts';
@@ -28,7 +29,7 @@ usage: node dispatcher/main.ts [--config FILE]            run the dispatcher
   --config FILE   the config file (default: $REQUEST_MIRROR_CONFIG)
   -h, --help      this text
 Environment: NATS_URL overrides nats.url; LOG_LEVEL sets the log level (default info); the variables that
-targets[].secrets name.
+targets[].secrets and nats.auth name.
 Exit status: 0 stopped cleanly (or valid), 1 failed while running, 2 bad usage or a config it cannot use.`;
 
 /** The file's signing keys plus those of the MirrorTargets, read from their Secrets. */
@@ -58,14 +59,18 @@ async function main(): Promise<void> {
   if (subcommand === 'validate') {
     await validateFile('dispatcher validate', path, 'the dispatcher', async (c) => {
       const { findings } = checkDispatcherConfig(c);
-      return findings.length > 0 ? findings : refusedTargetWarnings(c);
+      const all = [...resolveNatsCredentials(c.nats).findings, ...findings];
+      return all.length > 0 ? all : refusedTargetWarnings(c);
     });
   }
   let secrets: SecretKeys = new Map();
+  let credentials: NatsCredentials | undefined;
   const startup = await loadForStartup('dispatcher', path, (c) => {
     const checked = checkDispatcherConfig(c);
     if (checked.secrets) secrets = checked.secrets;
-    return checked.findings;
+    const nats = resolveNatsCredentials(c.nats);
+    credentials = nats.credentials;
+    return [...nats.findings, ...checked.findings];
   });
   let { config } = startup;
   const logger = pino({ name: 'dispatcher', level: process.env.LOG_LEVEL ?? 'info' });
@@ -103,24 +108,39 @@ async function main(): Promise<void> {
   let connected = false;
   let sub: Subscription | undefined;
   let stopping = false;
+  // Why the dispatcher has no usable connection or subscription, for /readyz; undefined while it is fine.
+  let natsProblem: string | undefined;
   const admin = await startAdminServer(
     config.dispatcher.admin,
     metrics.registry,
-    () => connected && sub !== undefined && !stopping,
-    () => kubernetes?.readinessDetail() ?? [],
+    () => connected && sub !== undefined && !sub.isClosed() && !stopping,
+    () => [...(natsProblem === undefined ? [] : [`nats: ${natsProblem}`]), ...(kubernetes?.readinessDetail() ?? [])],
   );
   logger.info({ port: admin.port }, 'admin listening');
 
-  const nc: NatsConnection = await connect(natsConnectionOptions(config.nats, 'request-mirror-dispatcher'));
+  const first = connectWhenUp(natsConnectionOptions(config.nats, 'request-mirror-dispatcher', credentials), config.nats.reconnectTimeWaitMs, (error) => {
+    natsProblem = error.message;
+    logger.error({ err: error }, 'cannot connect to NATS; retrying');
+  });
+  process.once('SIGTERM', () => { first.stop(); });
+  process.once('SIGINT', () => { first.stop(); });
+  const nc: NatsConnection | undefined = await first.connection;
+  if (nc === undefined) process.exit(0);
   connected = true;
+  natsProblem = undefined;
+  logger.info({ server: nc.getServer() }, 'connected to NATS');
+  const onProblem = (problem: string | undefined) => {
+    natsProblem = problem;
+  };
   const connectionWatch = watchConnection(nc, {
     logger,
     metrics,
     onChange: (up) => {
       connected = up;
     },
+    onProblem,
   });
-  sub = subscribeEvents(nc, config.nats, dispatcher, logger);
+  sub = subscribeEvents(nc, config.nats, dispatcher, logger, { metrics, onProblem });
 
   const watcher = watchConfig(
     path,
@@ -143,7 +163,7 @@ async function main(): Promise<void> {
         // The new subscription starts before the old one stops, so no event is missed in between; for a changed
         // queue group an event can arrive on both in that moment (receivers deduplicate on webhook-id).
         const old = sub;
-        sub = subscribeEvents(nc, next.nats, dispatcher, logger);
+        sub = subscribeEvents(nc, next.nats, dispatcher, logger, { metrics, onProblem });
         old?.drain().then(
           () => { logger.info({ subject: old.getSubject() }, 'previous subscription drained'); },
           (error: unknown) => { logger.warn({ err: error }, 'draining the previous subscription failed'); },

@@ -31,6 +31,7 @@ export interface DispatcherMetrics {
   readonly invalidEvents: Counter;
   readonly queuedBytes: Gauge;
   readonly natsDisconnects: Counter<'cause'>;
+  readonly natsPermissionDenied: Counter;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): DispatcherMetrics {
@@ -81,6 +82,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Dispa
         'NATS connections lost, by cause: stale (pings unanswered), slow_consumer (the server closed it after this process ' +
         'stalled), closed (anything else). Events NATS held for this dispatcher then are lost without a count.',
       labelNames: ['cause'],
+      registers,
+    }),
+    natsPermissionDenied: new Counter({
+      name: `${p}nats_permission_denied_total`,
+      help:
+        'Subscriptions the NATS server refused because the user may not subscribe to the subject (or with the queue ' +
+        'group): the dispatcher then receives nothing and stays not ready until restarted with the permission granted.',
       registers,
     }),
   };

@@ -1,5 +1,6 @@
-import type { NatsConnection } from '@nats-io/transport-node';
+import { AuthorizationError, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { connectFailure } from '../contract/nats-connection.ts';
 import { NatsConnectionLostError } from './errors.ts';
 import type { DispatcherMetrics } from './metrics.ts';
 
@@ -20,6 +21,8 @@ export interface ConnectionWatchOptions {
   readonly logger: Logger;
   readonly metrics: Pick<DispatcherMetrics, 'natsDisconnects'>;
   readonly onChange: (connected: boolean) => void;
+  /** Told why reconnecting fails (refused credentials), and undefined once reconnected. */
+  readonly onProblem?: (problem: string | undefined) => void;
   /** An event-loop stall at least this long before a disconnect marks it `slow_consumer`. Default 500 ms. */
   readonly stallMs?: number;
 }
@@ -51,6 +54,7 @@ export function watchConnection(nc: NatsConnection, options: ConnectionWatchOpti
   ticker.unref();
 
   let stale = false;
+  let authFailing = false;
   const statuses = nc.status();
   void (async () => {
     for await (const status of statuses) {
@@ -77,7 +81,18 @@ export function watchConnection(nc: NatsConnection, options: ConnectionWatchOpti
         }
         case 'reconnect':
           logger.info({ server: status.server }, 'NATS reconnected');
+          authFailing = false;
+          options.onProblem?.(undefined);
           onChange(true);
+          break;
+        case 'error':
+          // nats.js reports a refused login at every attempt of its reconnect loop: once per outage is enough.
+          if (status.error instanceof AuthorizationError && !authFailing) {
+            authFailing = true;
+            const error = connectFailure(status.error);
+            options.onProblem?.(error.message);
+            logger.error({ err: error }, 'cannot connect to NATS; retrying');
+          }
           break;
         default:
           break;

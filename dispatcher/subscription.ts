@@ -1,8 +1,16 @@
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { PermissionViolationError, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Config } from '../contract/config.ts';
+import { NatsPermissionDeniedError } from '../contract/errors.ts';
 import { allRequestsSubject } from '../contract/subjects.ts';
 import type { Dispatcher } from './dispatcher.ts';
+import type { DispatcherMetrics } from './metrics.ts';
+
+export interface SubscriptionWatch {
+  readonly metrics: Pick<DispatcherMetrics, 'natsPermissionDenied'>;
+  /** Told why the subscription is gone (a refused permission). */
+  readonly onProblem: (problem: string) => void;
+}
 
 // The queue-group subscription: replicas in one group share the events (each goes to one of them), while a plain
 // `nats sub '<prefix>.requests.>'` outside the group still sees every one.
@@ -12,6 +20,7 @@ export function subscribeEvents(
   nats: Pick<Config['nats'], 'subjectPrefix' | 'queueGroup'>,
   dispatcher: Pick<Dispatcher, 'handle'>,
   logger: Logger,
+  watch: SubscriptionWatch,
 ): Subscription {
   const subject = allRequestsSubject(nats.subjectPrefix);
   const sub = nc.subscribe(subject, {
@@ -21,6 +30,16 @@ export function subscribeEvents(
     // Memory stays within the target queues' bounds; a dispatcher that falls behind leaves its backlog in the
     // server, which cuts it off as a slow consumer past max_pending (nats-status.ts counts that).
     callback: (error, msg) => {
+      if (error instanceof PermissionViolationError) {
+        // nats.js has closed the subscription: nothing arrives any more, and the server will not say so again.
+        const denied = new NatsPermissionDeniedError(`the NATS server refused the subscription to ${subject} (queue group ${nats.queueGroup}): ${error.message}`, {
+          cause: error,
+        });
+        watch.metrics.natsPermissionDenied.inc();
+        watch.onProblem(denied.message);
+        logger.error({ err: denied, subject }, 'subscription refused; receiving nothing');
+        return;
+      }
       if (error) {
         logger.warn({ err: error, subject }, 'subscription error');
         return;

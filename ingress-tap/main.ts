@@ -5,6 +5,7 @@ import { commonWarnings, errorFinding, exitOnConfigErrors, loadForStartup, valid
 import { watchConfig } from '../contract/config-file.ts';
 import type { Config } from '../contract/config.ts';
 import { RequestMirrorError } from '../contract/errors.ts';
+import { resolveNatsCredentials, type NatsCredentials } from '../contract/nats-credentials.ts';
 import { startKubernetesTargets } from '../kubernetes/kubernetes-targets.ts';
 import { buildTap, type Tap } from './app.ts';
 import { checkTapConfig } from './config-check.ts';
@@ -23,7 +24,8 @@ usage: node ingress-tap/main.ts [--config FILE]            run the ingress-tap
        node ingress-tap/main.ts validate [--config FILE]   check FILE as the tap does at start-up, then exit
   --config FILE   the config file (default: $REQUEST_MIRROR_CONFIG)
   -h, --help      this text
-Environment: NATS_URL overrides nats.url; LOG_LEVEL sets the log level (default info).
+Environment: NATS_URL overrides nats.url; LOG_LEVEL sets the log level (default info); the variable that
+nats.auth names.
 Exit status: 0 stopped cleanly (or valid), 1 failed while running, 2 bad usage or a config it cannot use.`,
   options: { config: { type: 'string' } },
   maxPositionals: 1,
@@ -32,15 +34,22 @@ const [subcommand] = positionals;
 if (subcommand !== undefined && subcommand !== 'validate') usageError(NAME, `unknown command ${JSON.stringify(subcommand)}`);
 const configPath = values.config ?? process.env.REQUEST_MIRROR_CONFIG;
 if (!configPath) usageError(NAME, 'no config: pass --config FILE or set REQUEST_MIRROR_CONFIG');
-if (subcommand === 'validate') await validateFile('ingress-tap validate', configPath, 'the ingress-tap', checkTapConfig);
+if (subcommand === 'validate') {
+  await validateFile('ingress-tap validate', configPath, 'the ingress-tap', (c) => [...resolveNatsCredentials(c.nats).findings, ...checkTapConfig(c)]);
+}
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { service: 'ingress-tap' } });
-const startup = await loadForStartup('ingress-tap', configPath, checkTapConfig);
+let credentials: NatsCredentials | undefined;
+const startup = await loadForStartup('ingress-tap', configPath, (c) => {
+  const nats = resolveNatsCredentials(c.nats);
+  credentials = nats.credentials;
+  return [...nats.findings, ...checkTapConfig(c)];
+});
 let config: Config = startup.config;
 for (const w of startup.warnings) logger.warn({ code: w.code }, w.message);
 
 const metrics = createMetrics();
-const publisher = startPublisher({ nats: config.nats, maxPendingBytes: config.tap.maxPendingPublishBytes, metrics, logger });
+const publisher = startPublisher({ nats: config.nats, credentials, maxPendingBytes: config.tap.maxPendingPublishBytes, metrics, logger });
 let tap: Tap;
 try {
   tap = buildTap({
@@ -49,7 +58,7 @@ try {
     metrics,
     logger,
     source: `/request-mirror/ingress-tap/${hostname()}`,
-    readinessDetail: () => kubernetes?.readinessDetail() ?? [],
+    readinessDetail: () => [...publisher.problems(), ...(kubernetes?.readinessDetail() ?? [])],
   });
 } catch (error) {
   // The TLS files were checked above; this is one that changed since.

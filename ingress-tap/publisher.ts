@@ -1,7 +1,8 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { AuthorizationError, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Config } from '../contract/config.ts';
-import { natsConnectionOptions } from '../contract/nats-connection.ts';
+import { connectFailure, connectWhenUp, natsConnectionOptions } from '../contract/nats-connection.ts';
+import type { NatsCredentials } from '../contract/nats-credentials.ts';
 import { NatsDisconnectedError, PendingBytesExceededError, PublishFailedError } from './errors.ts';
 import type { DropReason, TapMetrics } from './metrics.ts';
 
@@ -12,6 +13,8 @@ import type { DropReason, TapMetrics } from './metrics.ts';
 
 export interface Publisher {
   isConnected(): boolean;
+  /** Why the publisher cannot publish, beyond being disconnected (refused credentials); empty when nothing is known. */
+  problems(): readonly string[];
   /** The server's max_payload; 0 while not connected. */
   maxPayload(): number;
   /**
@@ -26,6 +29,8 @@ export interface Publisher {
 export interface PublisherOptions {
   /** The servers to connect to and how (`nats` of the config). */
   readonly nats: Config['nats'];
+  /** `nats.auth` and `nats.tls`, resolved at start-up; none by default. */
+  readonly credentials?: NatsCredentials;
   readonly maxPendingBytes: number;
   readonly metrics: TapMetrics;
   readonly logger: Logger;
@@ -65,22 +70,29 @@ export function startPublisher(options: PublisherOptions): Publisher {
   let flushing = false;
   let generation = 0;
 
-  void connect(natsConnectionOptions(options.nats, options.name ?? 'request-mirror-ingress-tap')).then(
-    (conn) => {
-      nc = conn;
-      if (closing) {
-        void conn.close();
-        return;
-      }
-      connected = true;
-      dropLogged = false;
-      logger.info({ server: conn.getServer() }, 'connected to NATS');
-      void watchStatus(conn);
-    },
-    (error: unknown) => {
-      logger.error({ err: error }, 'NATS connection gave up');
+  // Why the last connection attempt failed, while that is the reason the tap is not connected.
+  let failure: string | undefined;
+  const first = connectWhenUp(
+    natsConnectionOptions(options.nats, options.name ?? 'request-mirror-ingress-tap', options.credentials),
+    options.nats.reconnectTimeWaitMs,
+    (error) => {
+      failure = error.message;
+      logger.error({ err: error }, 'cannot connect to NATS; retrying');
     },
   );
+  void first.connection.then((conn) => {
+    if (conn === undefined) return;
+    nc = conn;
+    if (closing) {
+      void conn.close();
+      return;
+    }
+    connected = true;
+    dropLogged = false;
+    failure = undefined;
+    logger.info({ server: conn.getServer() }, 'connected to NATS');
+    void watchStatus(conn);
+  });
 
   async function watchStatus(conn: NatsConnection): Promise<void> {
     for await (const s of conn.status()) {
@@ -95,11 +107,21 @@ export function startPublisher(options: PublisherOptions): Publisher {
         case 'reconnect':
           connected = true;
           dropLogged = false;
+          failure = undefined;
           resetUnconfirmed();
           logger.info({ server: s.server }, 'reconnected to NATS');
           break;
         case 'error':
-          logger.warn({ err: s.error }, 'NATS error');
+          if (s.error instanceof AuthorizationError) {
+            // nats.js reports it at every attempt of the reconnect loop: once per outage is enough.
+            if (failure === undefined) {
+              const error = connectFailure(s.error);
+              failure = error.message;
+              logger.error({ err: error }, 'cannot connect to NATS; retrying');
+            }
+          } else {
+            logger.warn({ err: s.error }, 'NATS error');
+          }
           break;
         case 'close':
           connected = false;
@@ -184,6 +206,7 @@ export function startPublisher(options: PublisherOptions): Publisher {
 
   return {
     isConnected: () => connected,
+    problems: () => (failure === undefined ? [] : [`nats: ${failure}`]),
     maxPayload: () => (connected ? (nc?.info?.max_payload ?? 0) : 0),
     publish(subject, payload) {
       if (!connected || nc === undefined) {
@@ -209,7 +232,7 @@ export function startPublisher(options: PublisherOptions): Publisher {
       if (scheduled) drain();
       closing = true;
       connected = false;
-      // Still waiting for a first connection: the pending connect closes itself when it succeeds.
+      first.stop();
       if (nc === undefined || nc.isClosed()) return;
       try {
         await nc.drain();

@@ -1,11 +1,12 @@
 import { parseCommandLine, usageError } from '../contract/command-line.ts';
 import type { Config } from '../contract/config.ts';
 import { validateFile } from '../contract/config-check.ts';
+import { resolveNatsCredentials } from '../contract/nats-credentials.ts';
 import { checkDispatcherConfig, refusedTargetWarnings } from '../dispatcher/config-check.ts';
 import { checkTapConfig } from '../ingress-tap/config-check.ts';
 
-// `make validate CONFIG=FILE`: checks a config file as both services check it at start-up (the schema, the tap's TLS
-// files, the dispatcher's signing secrets and network policy) and warns about what would start but not work (no
+// `make validate CONFIG=FILE`: checks a config file as both services check it at start-up (the schema, the NATS
+// credentials and TLS files, the tap's TLS files, the dispatcher's signing secrets and network policy) and warns about what would start but not work (no
 // targets, a target the network policy refuses). Inside the image each service does its own part:
 // `node dist/ingress-tap/main.js validate --config FILE`, `node dist/dispatcher/main.js validate --config FILE`.
 
@@ -27,7 +28,7 @@ if (!path) usageError(NAME, 'no config: pass CONFIG=FILE (node: --config FILE) o
 
 await validateFile(NAME, path, 'the ingress-tap and the dispatcher', async (config: Config) => {
   const dispatcher = checkDispatcherConfig(config).findings;
-  const errors = [...checkTapConfig(config), ...dispatcher];
+  const errors = [...resolveNatsCredentials(config.nats).findings, ...checkTapConfig(config), ...dispatcher];
   // Address warnings need a valid network policy; with an invalid one its error says enough.
   return dispatcher.length > 0 ? errors : [...errors, ...(await refusedTargetWarnings(config))];
 });

@@ -1,10 +1,15 @@
-import { connect } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Config, natsUrlProblems } from '../../contract/config.ts';
-import { natsConnectionOptions } from '../../contract/nats-connection.ts';
+import { Config, type ConfigInput } from '../../contract/config.ts';
+import { natsUrlProblems } from '../../contract/config.ts';
+import type { RequestMirrorError } from '../../contract/errors.ts';
+import { connectWhenUp, natsConnectionOptions } from '../../contract/nats-connection.ts';
+import { resolveNatsCredentials } from '../../contract/nats-credentials.ts';
 import { Cleanup } from '../../tools/stack/cleanup.ts';
 import { freePort } from '../../tools/stack/free-port.ts';
-import { startNatsServer } from '../../tools/stack/nats-server.ts';
+import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
+import { waitUntil } from '../../tools/stack/process.ts';
+import { makeCertificate } from '../support/tls.ts';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -51,19 +56,116 @@ describe('nats connection options', () => {
     expect(nc.getServer()).toBe(`127.0.0.1:${nats.port}`);
   });
 
-  it('waits for a server that is not up yet at start-up instead of failing the first connect', async () => {
+  it('waits for a server that is not up yet at start-up, reporting the refused connection once', async () => {
     const port = await freePort();
     const config = Config.parse({ nats: { url: `nats://127.0.0.1:${port}`, reconnectTimeWaitMs: 50 } });
-    // Settled into a value at once, so a rejection before the server starts is reported by the assertion below.
-    const connecting = connect(natsConnectionOptions(config.nats, 'late-server')).then(
-      (nc) => ({ nc, error: undefined }),
-      (error: unknown) => ({ nc: undefined, error }),
-    );
+    const failures: RequestMirrorError[] = [];
+    const first = connectWhenUp(natsConnectionOptions(config.nats, 'late-server'), config.nats.reconnectTimeWaitMs, (e) => void failures.push(e));
+    cleanup.add(() => { first.stop(); });
+    await waitUntil('a refused round', () => Promise.resolve(failures.length > 0));
     const nats = await startNatsServer({ port });
     cleanup.add(() => nats.stop());
-    const { nc, error } = await connecting;
+    const nc = await first.connection;
     if (nc) cleanup.add(() => nc.close());
-    expect(error).toBeUndefined();
     expect(nc?.getServer()).toBe(`127.0.0.1:${port}`);
+    expect(failures.map((f) => f.code)).toEqual(['RM_NATS_CONNECT_FAILED']);
+  });
+});
+
+/** A nats-server requiring `authorization`, as the line list of its block. */
+const requiring = (...lines: string[]) => ['authorization {', ...lines.map((l) => `  ${l}`), '}'];
+
+/** Connects as the services do, with `nats` (its url pointing at `server`) resolved from `env`. */
+async function connectAs(server: NatsServer, input: NonNullable<ConfigInput['nats']>, env: Record<string, string> = {}): Promise<NatsConnection> {
+  const { nats } = Config.parse({ nats: { url: server.url, ...input } });
+  const { credentials, findings } = resolveNatsCredentials(nats, { env, readFile: () => '' });
+  expect(findings).toEqual([]);
+  const nc = await connect({ ...natsConnectionOptions(nats, 'auth-test', credentials), waitOnFirstConnect: false });
+  cleanup.add(() => nc.close());
+  return nc;
+}
+
+/** A message sent through `nc` comes back to it: the server took the connection as authorised for both. */
+async function roundTrip(nc: NatsConnection): Promise<string> {
+  const sub = nc.subscribe('request-mirror.requests.GET', { max: 1 });
+  nc.publish('request-mirror.requests.GET', 'hello');
+  for await (const m of sub) return m.string();
+  return '';
+}
+
+describe('nats connection to a secured server', () => {
+  it('logs in with a user and the password from its variable', async () => {
+    const server = await startNatsServer({ extraConfig: requiring('user: tap', 'password: "s3cret"') });
+    cleanup.add(() => server.stop());
+    const nc = await connectAs(server, { auth: { user: 'tap', password: { env: 'NATS_PASSWORD' } } }, { NATS_PASSWORD: 's3cret' });
+    expect(await roundTrip(nc)).toBe('hello');
+  });
+
+  it('logs in with a token', async () => {
+    const server = await startNatsServer({ extraConfig: requiring('token: "t0ken"') });
+    cleanup.add(() => server.stop());
+    const nc = await connectAs(server, { auth: { token: { env: 'NATS_TOKEN' } } }, { NATS_TOKEN: 't0ken' });
+    expect(await roundTrip(nc)).toBe('hello');
+  });
+
+  it('connects over TLS to a server whose certificate a private CA issued, presenting its own certificate to a server that verifies clients', async () => {
+    const serverCert = makeCertificate();
+    const clientCert = makeCertificate();
+    cleanup.add(() => { serverCert.remove(); });
+    cleanup.add(() => { clientCert.remove(); });
+    const server = await startNatsServer({
+      extraConfig: ['tls {', `  cert_file: "${serverCert.certFile}"`, `  key_file: "${serverCert.keyFile}"`, `  ca_file: "${clientCert.certFile}"`, '  verify: true', '}'],
+    });
+    cleanup.add(() => server.stop());
+    const nc = await connectAs(server, { tls: { caFile: serverCert.certFile, certFile: clientCert.certFile, keyFile: clientCert.keyFile } });
+    expect(await roundTrip(nc)).toBe('hello');
+  });
+
+  it('refuses a server whose certificate the configured CA did not issue, as RM_NATS_CONNECT_FAILED', async () => {
+    const serverCert = makeCertificate();
+    const otherCa = makeCertificate();
+    cleanup.add(() => { serverCert.remove(); });
+    cleanup.add(() => { otherCa.remove(); });
+    const server = await startNatsServer({ extraConfig: ['tls {', `  cert_file: "${serverCert.certFile}"`, `  key_file: "${serverCert.keyFile}"`, '}'] });
+    cleanup.add(() => server.stop());
+    const { nats } = Config.parse({ nats: { url: server.url, tls: { caFile: otherCa.certFile }, reconnectTimeWaitMs: 50 } });
+    const failures: RequestMirrorError[] = [];
+    const first = connectWhenUp(natsConnectionOptions(nats, 'tls-test', resolveNatsCredentials(nats).credentials), 50, (e) => void failures.push(e));
+    cleanup.add(() => { first.stop(); });
+    await waitUntil('a failed round', () => Promise.resolve(failures.length > 0));
+    expect(failures[0]?.code).toBe('RM_NATS_CONNECT_FAILED');
+    expect(failures[0]?.message).toMatch(/^cannot connect to NATS: .*(self.signed|certificate)/i);
+  });
+
+  it('reports refused credentials once as RM_NATS_AUTH_FAILED while it keeps retrying, and connects once the server accepts them', async () => {
+    const port = await freePort();
+    const wrong = await startNatsServer({ port, extraConfig: requiring('user: tap', 'password: "other"') });
+    let stopWrong = () => wrong.stop();
+    cleanup.add(() => stopWrong());
+    const { nats } = Config.parse({ nats: { url: wrong.url, auth: { user: 'tap', password: { env: 'P' } }, reconnectTimeWaitMs: 50 } });
+    const { credentials } = resolveNatsCredentials(nats, { env: { P: 's3cret' }, readFile: () => '' });
+    const failures: RequestMirrorError[] = [];
+    const first = connectWhenUp(natsConnectionOptions(nats, 'auth-test', credentials), 50, (e) => void failures.push(e));
+    cleanup.add(() => { first.stop(); });
+    // nats-server logs each refused login: three of them are three rounds.
+    await waitUntil('three refused logins', () => Promise.resolve(wrong.output().split('authentication error').length > 3), { timeoutMs: 20_000 });
+    expect(failures.map((f) => [f.code, f.message])).toEqual([['RM_NATS_AUTH_FAILED', 'the NATS server refused the credentials: Authorization Violation']]);
+    await wrong.stop();
+    const right = await startNatsServer({ port, extraConfig: requiring('user: tap', 'password: "s3cret"') });
+    stopWrong = () => right.stop();
+    const nc = await first.connection;
+    if (nc) cleanup.add(() => nc.close());
+    expect(nc && (await roundTrip(nc))).toBe('hello');
+  });
+
+  it('does not take credentials from nats.url: the client never sends them', async () => {
+    const server = await startNatsServer({ extraConfig: requiring('user: tap', 'password: "s3cret"') });
+    cleanup.add(() => server.stop());
+    const { nats } = Config.parse({ nats: { url: `nats://tap:s3cret@127.0.0.1:${server.port}` } });
+    const failures: RequestMirrorError[] = [];
+    const first = connectWhenUp(natsConnectionOptions(nats, 'url-test'), 50, (e) => void failures.push(e));
+    cleanup.add(() => { first.stop(); });
+    await waitUntil('a refused login', () => Promise.resolve(failures.length > 0));
+    expect(failures[0]?.code).toBe('RM_NATS_AUTH_FAILED');
   });
 });

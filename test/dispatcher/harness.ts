@@ -133,7 +133,7 @@ export async function startDispatcher(
     logger,
   });
   const nc = await connect(natsConnectionOptions({ ...config.nats, url: natsUrl }, name));
-  const sub = subscribeEvents(nc, config.nats, dispatcher, logger);
+  const sub = subscribeEvents(nc, config.nats, dispatcher, logger, { metrics, onProblem: () => undefined });
   const watch = watchConnection(nc, { logger, metrics, onChange: () => undefined });
   await nc.flush();
   return {

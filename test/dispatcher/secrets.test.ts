@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Config } from '../../contract/config.ts';
 import { SecretUnavailableError } from '../../contract/errors.ts';
-import { resolveSecrets, type SecretSources } from '../../dispatcher/secrets.ts';
+import type { SecretSources } from '../../contract/secret-source.ts';
+import { resolveSecrets } from '../../dispatcher/secrets.ts';
 
 // Signing secrets are read once per config load from env variables or files (mounted Kubernetes secrets), so a
 // missing one fails the load with every problem named, never a delivery.

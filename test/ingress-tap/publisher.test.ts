@@ -301,19 +301,25 @@ describe('publisher', () => {
     expect(r.proxy.accepted).toBe(1);
   });
 
-  it('closes the connection it makes after being closed while still connecting', async () => {
+  it('stops connecting once closed while still connecting, so it never holds a connection', async () => {
     const nats = await startNatsServer();
     cleanups.push(() => nats.stop());
     const proxy = await startTcpProxy(nats.port);
     cleanups.push(() => proxy.close());
     await proxy.cut();
-    const { nats: natsConfig } = Config.parse({ nats: { url: `nats://127.0.0.1:${proxy.port}`, reconnectTimeWaitMs: 0 } });
-    const publisher = startPublisher({ nats: natsConfig, maxPendingBytes: 1024, metrics: createMetrics(), logger: logCapture().logger });
-    cleanups.push(() => publisher.close());
-    await publisher.close();
+    const { nats: natsConfig } = Config.parse({ nats: { url: `nats://127.0.0.1:${proxy.port}`, reconnectTimeWaitMs: 20 } });
+    const closed = startPublisher({ nats: natsConfig, maxPendingBytes: 1024, metrics: createMetrics(), logger: logCapture().logger });
+    cleanups.push(() => closed.close());
+    // Retrying on the same schedule, it shows when the closed one would have connected had it kept trying.
+    const control = startPublisher({ nats: natsConfig, maxPendingBytes: 1024, metrics: createMetrics(), logger: logCapture().logger });
+    cleanups.push(() => control.close());
+    await closed.close();
     await proxy.restore();
-    await eventually('the late connection to be made and closed', () => proxy.accepted >= 1 && proxy.open === 0);
-    expect(publisher.isConnected()).toBe(false);
+    await eventually('the other publisher to connect', () => control.isConnected());
+    await control.close();
+    await eventually('its connection to close', () => proxy.open === 0);
+    expect(proxy.accepted).toBe(1);
+    expect(closed.isConnected()).toBe(false);
   });
 
   it('closes while NATS is unreachable, without waiting for it to come back', async () => {

@@ -333,6 +333,7 @@ export async function eventually(what: string, probe: () => boolean | Promise<bo
 export function observePublishes(publisher: Publisher, onPublish: (path: string) => void): Publisher {
   return {
     isConnected: () => publisher.isConnected(),
+    problems: () => publisher.problems(),
     maxPayload: () => publisher.maxPayload(),
     close: () => publisher.close(),
     publish(subject, payload) {

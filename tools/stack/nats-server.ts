@@ -11,6 +11,8 @@ export interface NatsServerOptions {
   /** Reuse a port, e.g. to restart the server where clients expect it. Default: a free one. */
   port?: number;
   maxPayloadBytes?: number;
+  /** Extra lines of nats-server configuration, e.g. an `authorization { ... }` or a `tls { ... }` block. */
+  extraConfig?: readonly string[];
 }
 
 export interface NatsServer {
@@ -18,6 +20,8 @@ export interface NatsServer {
   readonly port: number;
   /** The server's process id (the benchmark reads its CPU time from /proc). */
   readonly pid: number;
+  /** The server's combined output so far (its log: connections, authentication errors). */
+  output(): string;
   stop(): Promise<void>;
 }
 
@@ -34,7 +38,12 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const conf = join(dir, 'nats.conf');
   writeFileSync(
     conf,
-    [`host: 127.0.0.1`, `port: ${options.port ?? -1}`, `max_payload: ${options.maxPayloadBytes ?? 8 * 1024 * 1024}`].join('\n'),
+    [
+      `host: 127.0.0.1`,
+      `port: ${options.port ?? -1}`,
+      `max_payload: ${options.maxPayloadBytes ?? 8 * 1024 * 1024}`,
+      ...(options.extraConfig ?? []),
+    ].join('\n'),
   );
   // Started through startProcess so that a crashed or interrupted test run never leaves a server behind.
   const child = startProcess({ name: 'nats-server', command: natsServerBin(), args: ['-c', conf] });
@@ -52,6 +61,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     url: `nats://127.0.0.1:${port}`,
     port,
     pid: child.pid,
+    output: () => child.output(),
     // Its config directory goes with it: every test file and demo run starts servers, and /tmp kept them all.
     stop: async () => {
       await child.stop();

@@ -1,0 +1,93 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Config, type ConfigInput } from '../../contract/config.ts';
+import { NatsAuthFailedError, NatsConnectFailedError, NatsPermissionDeniedError, NatsTlsUnusableError, SecretUnavailableError } from '../../contract/errors.ts';
+import { resolveNatsCredentials } from '../../contract/nats-credentials.ts';
+import type { SecretSources } from '../../contract/secret-source.ts';
+import { expectDocumentedError } from '../support/error-codes.ts';
+import { makeCertificate, type TestCertificate } from '../support/tls.ts';
+
+// `nats.auth` and `nats.tls` as the services read them at start-up: the secret from its variable or file, the PEM
+// files checked, every problem a finding naming the field. Connecting with them is test/contract/nats-connection.
+
+let cert: TestCertificate;
+let other: TestCertificate;
+beforeAll(() => {
+  cert = makeCertificate();
+  other = makeCertificate();
+});
+afterAll(() => {
+  cert.remove();
+  other.remove();
+});
+
+const sources = (env: Record<string, string> = {}): SecretSources => ({ env, readFile: (path) => readFileSync(path, 'utf8') });
+const nats = (input: NonNullable<ConfigInput['nats']>) => Config.parse({ nats: input }).nats;
+
+describe('nats credentials', () => {
+  it('reads the password of a user from its environment variable', () => {
+    const resolved = resolveNatsCredentials(nats({ auth: { user: 'tap', password: { env: 'NATS_PASSWORD' } } }), sources({ NATS_PASSWORD: 's3cret' }));
+    expect(resolved).toEqual({ findings: [], credentials: { user: 'tap', pass: 's3cret' } });
+  });
+
+  it('reads a token from a file, without its trailing newline', () => {
+    const file = join(cert.dir, 'token');
+    writeFileSync(file, 'tok-123\n');
+    expect(resolveNatsCredentials(nats({ auth: { token: { file } } }), sources()).credentials).toEqual({ token: 'tok-123' });
+  });
+
+  it('gives no credentials when nats.auth and nats.tls are absent', () => {
+    expect(resolveNatsCredentials(nats({}), sources())).toEqual({ findings: [], credentials: {} });
+  });
+
+  it('reads the CA, client certificate and key of nats.tls as PEM text', () => {
+    const resolved = resolveNatsCredentials(nats({ tls: { caFile: other.certFile, certFile: cert.certFile, keyFile: cert.keyFile } }), sources());
+    expect(resolved.credentials?.tls).toEqual({ ca: other.ca, cert: cert.ca, key: readFileSync(cert.keyFile, 'utf8') });
+  });
+
+  it('fails with RM_SECRET_UNAVAILABLE naming the field and the variable when the password variable is not set', () => {
+    const resolved = resolveNatsCredentials(nats({ auth: { user: 'tap', password: { env: 'NATS_PASSWORD' } } }), sources({ NATS_PASSWORD: '' }));
+    expect(resolved).toEqual({
+      findings: [{ severity: 'error', code: 'RM_SECRET_UNAVAILABLE', message: 'nats.auth.password: environment variable NATS_PASSWORD is not set or empty' }],
+    });
+  });
+
+  it('fails with one finding per unusable part: a missing token file, a CA that is not PEM, a key of another certificate', () => {
+    const notPem = join(cert.dir, 'not.pem');
+    writeFileSync(notPem, 'hello');
+    const missing = join(cert.dir, 'missing-token');
+    const token = resolveNatsCredentials(nats({ auth: { token: { file: missing } }, tls: { caFile: notPem } }), sources());
+    expect(token.credentials).toBeUndefined();
+    expect(token.findings.map((f) => [f.code, f.message.split(':').slice(0, 2).join(':')])).toEqual([
+      ['RM_SECRET_UNAVAILABLE', `nats.auth.token: cannot read file ${missing}`],
+      ['RM_NATS_TLS_UNUSABLE', `nats.tls.caFile ${notPem}: not a PEM certificate`],
+    ]);
+    const pair = resolveNatsCredentials(nats({ tls: { certFile: cert.certFile, keyFile: other.keyFile } }), sources());
+    expect(pair.findings).toEqual([
+      { severity: 'error', code: 'RM_NATS_TLS_UNUSABLE', message: `nats.tls.keyFile ${other.keyFile} is not the private key of nats.tls.certFile ${cert.certFile}` },
+    ]);
+  });
+
+  it('refuses an inline password, both a password and a token, and a client certificate without its key', () => {
+    const refused = (input: unknown) => {
+      const parsed = Config.safeParse({ nats: input });
+      return parsed.success ? undefined : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    };
+    const shape = 'nats.auth: NATS credentials: { user: NAME, password: { env | file } } or { token: { env | file } }, exactly one of them';
+    expect(refused({ auth: { user: 'tap', password: 'inline' } })).toEqual([shape]);
+    expect(refused({ auth: { user: 'tap', password: { env: 'P' }, token: { env: 'T' } } })).toEqual([shape]);
+    expect(refused({ tls: { certFile: 'client.pem' } })).toEqual(['nats.tls.keyFile: set certFile and keyFile together']);
+    expect(refused({ auth: { token: { env: 'T' } }, tls: {} })).toBeUndefined();
+  });
+
+  it.each([
+    [() => new SecretUnavailableError('x'), 'RM_SECRET_UNAVAILABLE'],
+    [() => new NatsTlsUnusableError('x'), 'RM_NATS_TLS_UNUSABLE'],
+    [() => new NatsAuthFailedError('x'), 'RM_NATS_AUTH_FAILED'],
+    [() => new NatsConnectFailedError('x'), 'RM_NATS_CONNECT_FAILED'],
+    [() => new NatsPermissionDeniedError('x'), 'RM_NATS_PERMISSION_DENIED'],
+  ])('has a documented code for each way a NATS connection can be unusable (%#)', (build, code) => {
+    expectDocumentedError(build, code);
+  });
+});
