@@ -4,7 +4,7 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 // other way. An own Registry (not prom-client's global one) so two taps in one process, as in the tests, never
 // share or clash over metrics.
 
-export type DropReason = 'nats_disconnected' | 'pending_bytes_exceeded' | 'event_too_large' | 'publish_error' | 'build_queue_full';
+export type DropReason = 'nats_disconnected' | 'pending_bytes_exceeded' | 'event_too_large' | 'publish_error' | 'build_queue_full' | 'permission_denied';
 export type TruncationReason = 'limit' | 'max_payload' | 'interrupted' | 'unread';
 
 export interface TapMetrics {
@@ -35,7 +35,9 @@ export function createMetrics(): TapMetrics {
     }),
     published: new Counter({
       name: 'request_mirror_tap_events_published_total',
-      help: 'Events handed to the NATS client.',
+      help:
+        'Events the NATS server took: counted once the server has answered the PING sent after them, or when the ' +
+        'connection dropped before it could (those are in events_in_doubt_total too). Events it refused are dropped instead.',
       registers,
     }),
     skipped: new Counter({

@@ -1,6 +1,7 @@
-import { AuthorizationError, type NatsConnection } from '@nats-io/transport-node';
+import { AuthorizationError, PermissionViolationError, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Config } from '../contract/config.ts';
+import { NatsPermissionDeniedError } from '../contract/errors.ts';
 import { connectFailure, connectWhenUp, natsConnectionOptions } from '../contract/nats-connection.ts';
 import type { NatsCredentials } from '../contract/nats-credentials.ts';
 import { NatsDisconnectedError, PendingBytesExceededError, PublishFailedError } from './errors.ts';
@@ -10,10 +11,13 @@ import type { DropReason, TapMetrics } from './metrics.ts';
 // memory while disconnected and flushes them on reconnect; with Traefik calling on every request that buffer
 // would grow without bound during an outage, so the tap drops (and counts) instead. While connected, bytes handed
 // to the client but not yet confirmed by a PING/PONG round trip are bounded by `maxPendingBytes` for the same reason.
+// An event is counted as published only once its fate is known: the server answered the PING after it (it took the
+// event), or the connection dropped first (in doubt). A server that refuses a publish for lack of permission says so
+// with -ERR and nothing else, so those events are counted as dropped (permission_denied) and never as published.
 
 export interface Publisher {
   isConnected(): boolean;
-  /** Why the publisher cannot publish, beyond being disconnected (refused credentials); empty when nothing is known. */
+  /** Why the publisher cannot publish, beyond being disconnected: refused credentials, subjects refused since it connected. */
   problems(): readonly string[];
   /** The server's max_payload; 0 while not connected. */
   maxPayload(): number;
@@ -69,6 +73,10 @@ export function startPublisher(options: PublisherOptions): Publisher {
   let batchEvents = 0;
   let flushing = false;
   let generation = 0;
+  // Refused publishes (-ERR Permissions Violation) not yet set against the events of a settled batch.
+  let refusedUnsettled = 0;
+  // Subjects the server has refused publishes to on this connection (logged once each).
+  const refusedSubjects = new Set<string>();
 
   // Why the last connection attempt failed, while that is the reason the tap is not connected.
   let failure: string | undefined;
@@ -97,22 +105,27 @@ export function startPublisher(options: PublisherOptions): Publisher {
   async function watchStatus(conn: NatsConnection): Promise<void> {
     for await (const s of conn.status()) {
       switch (s.type) {
-        case 'disconnect':
+        case 'disconnect': {
           connected = false;
-          metrics.inDoubt.inc(unconfirmedEvents);
-          logger.warn({ server: s.server, inDoubt: unconfirmedEvents }, 'events handed to NATS but not confirmed when the connection dropped');
+          const inDoubt = settle(unconfirmedEvents);
+          metrics.inDoubt.inc(inDoubt);
+          logger.warn({ server: s.server, inDoubt }, 'events handed to NATS but not confirmed when the connection dropped');
           resetUnconfirmed();
           logger.warn({ server: s.server }, 'disconnected from NATS; dropping events until reconnected');
           break;
+        }
         case 'reconnect':
           connected = true;
           dropLogged = false;
           failure = undefined;
+          refusedSubjects.clear();
           resetUnconfirmed();
           logger.info({ server: s.server }, 'reconnected to NATS');
           break;
         case 'error':
-          if (s.error instanceof AuthorizationError) {
+          if (s.error instanceof PermissionViolationError && s.error.operation === 'publish') {
+            refused(s.error);
+          } else if (s.error instanceof AuthorizationError) {
             // nats.js reports it at every attempt of the reconnect loop: once per outage is enough.
             if (failure === undefined) {
               const error = connectFailure(s.error);
@@ -130,6 +143,27 @@ export function startPublisher(options: PublisherOptions): Publisher {
           break;
       }
     }
+  }
+
+  function refused(error: PermissionViolationError): void {
+    refusedUnsettled++;
+    metrics.dropped.inc({ reason: 'permission_denied' });
+    if (refusedSubjects.has(error.subject)) return;
+    refusedSubjects.add(error.subject);
+    const denied = new NatsPermissionDeniedError(`the NATS server refused a publish to ${error.subject}: ${error.message}`, { cause: error });
+    logger.error({ err: denied, subject: error.subject }, 'NATS refused a publish; its events are dropped (permission_denied)');
+  }
+
+  /**
+   * Counts `events` handed to NATS whose fate is now known as published, less the refusals received for them;
+   * returns how many that is.
+   */
+  function settle(events: number): number {
+    const refusedNow = Math.min(events, refusedUnsettled);
+    refusedUnsettled -= refusedNow;
+    const taken = events - refusedNow;
+    if (taken > 0) metrics.published.inc(taken);
+    return taken;
   }
 
   function resetUnconfirmed(): void {
@@ -159,11 +193,9 @@ export function startPublisher(options: PublisherOptions): Publisher {
       metrics.dropped.inc({ reason: 'nats_disconnected' }, items.length);
       return;
     }
-    let published = 0;
     for (const item of items) {
       try {
         conn.publish(item.subject, item.payload);
-        published++;
         unconfirmed += item.payload.length;
         batch += item.payload.length;
         unconfirmedEvents++;
@@ -174,7 +206,6 @@ export function startPublisher(options: PublisherOptions): Publisher {
         logger.warn({ err: new PublishFailedError('NATS publish refused', { cause: error }) }, 'publish failed');
       }
     }
-    if (published > 0) metrics.published.inc(published);
     if (!flushing && batch > 0) flushBatch(conn);
   }
 
@@ -190,6 +221,9 @@ export function startPublisher(options: PublisherOptions): Publisher {
         if (gen !== generation) return;
         unconfirmed -= confirming;
         unconfirmedEvents -= confirmingEvents;
+        // The server's refusals of this batch came before its PONG, but reach the status loop a few promise turns
+        // after this callback: settle once those have run.
+        setImmediate(() => settle(confirmingEvents));
         if (batch > 0) flushBatch(conn);
         else flushing = false;
       },
@@ -197,8 +231,9 @@ export function startPublisher(options: PublisherOptions): Publisher {
         if (gen !== generation) return;
         // nats.js rejects the flush when the connection drops, possibly before the 'disconnect' status arrives.
         metrics.publishErrors.inc();
-        metrics.inDoubt.inc(unconfirmedEvents);
-        logger.warn({ err: new PublishFailedError('NATS flush failed', { cause: error }), inDoubt: unconfirmedEvents }, 'NATS flush failed');
+        const inDoubt = settle(unconfirmedEvents);
+        metrics.inDoubt.inc(inDoubt);
+        logger.warn({ err: new PublishFailedError('NATS flush failed', { cause: error }), inDoubt }, 'NATS flush failed');
         resetUnconfirmed();
       },
     );
@@ -206,7 +241,10 @@ export function startPublisher(options: PublisherOptions): Publisher {
 
   return {
     isConnected: () => connected,
-    problems: () => (failure === undefined ? [] : [`nats: ${failure}`]),
+    problems: () => [
+      ...(failure === undefined ? [] : [`nats: ${failure}`]),
+      ...[...refusedSubjects].map((subject) => `nats: the server refuses publishes to ${subject}; their events are dropped (permission_denied)`),
+    ],
     maxPayload: () => (connected ? (nc?.info?.max_payload ?? 0) : 0),
     publish(subject, payload) {
       if (!connected || nc === undefined) {

@@ -177,6 +177,30 @@ describe('services on a secured NATS', () => {
     expect(r.requests).toHaveLength(0);
   });
 
+  it('with a NATS user that may neither publish nor subscribe on the events subjects: the tap counts every event as dropped (permission_denied), none as published; the dispatcher stays not ready', async () => {
+    const server = await natsServer([
+      'authorization {',
+      '  users: [ { user: request-mirror, password: "pw", permissions: { publish: { deny: "request-mirror.>" }, subscribe: { deny: "request-mirror.>" } } } ]',
+      '}',
+    ]);
+    const r = await receiver();
+    const s = await startServices(server, { auth: { user: 'request-mirror', password: { env: 'NATS_PASSWORD' } } }, r, { NATS_PASSWORD: 'pw' });
+    await waitUntil('the tap to be ready', async () => (await get(`${s.tapAdmin}/readyz`))?.status === 200, { process: s.tap, timeoutMs: 30_000 });
+    const paths = ['/a', '/b', '/c', '/d', '/e'];
+    for (const path of paths) expect((await forwardAuth(s, path)).status).toBe(200);
+    await waitUntil('5 refused events counted', async () => (await metric(s.tapAdmin, 'request_mirror_tap_events_dropped_total{reason="permission_denied"}')) === paths.length);
+    expect(await metric(s.tapAdmin, 'request_mirror_tap_events_published_total')).toBe(0);
+    expect(logLines(s.tap, 'NATS refused a publish; its events are dropped (permission_denied)').map((l) => l.err?.code)).toEqual(['RM_NATS_PERMISSION_DENIED']);
+    expect((await get(`${s.tapAdmin}/readyz`))?.body).toContain('nats: the server refuses publishes to request-mirror.requests.GET');
+
+    await waitUntil('the refused subscription counted', async () => (await metric(s.dispatcherAdmin, 'request_mirror_dispatcher_nats_permission_denied_total')) === 1, { timeoutMs: 30_000 });
+    const readyz = await get(`${s.dispatcherAdmin}/readyz`);
+    expect(readyz?.status).toBe(503);
+    expect(readyz?.body).toMatch(/^nats: the NATS server refused the subscription to request-mirror\.requests\.> \(queue group request-mirror-dispatchers\)/m);
+    expect(logLines(s.dispatcher, 'subscription refused; receiving nothing').map((l) => l.err?.code)).toEqual(['RM_NATS_PERMISSION_DENIED']);
+    expect(r.requests).toHaveLength(0);
+  });
+
   it('fail to start, exit status 2 with RM_SECRET_UNAVAILABLE, when the password variable is not set', async () => {
     const server = await natsServer(['authorization {', '  user: request-mirror', '  password: "right"', '}']);
     const r = await receiver();

@@ -75,6 +75,8 @@ describe('tap metrics', () => {
       for (let i = 0; i < 2; i++) await send(`${harness.mirrorUrl}/dropped`, { method: 'POST', headers: { 'x-big': 'h'.repeat(3000) }, body: 'x' });
       await harness.waitForEvents(5);
       await eventually('the two drops counted', async () => (await harness.metric('request_mirror_tap_events_dropped_total')) === 2);
+      // Published once the server has confirmed them, a round trip after they were handed over.
+      await eventually('the five events counted as published', async () => (await harness.metric('request_mirror_tap_events_published_total')) === 5);
       const received = await harness.metric('request_mirror_tap_requests_received_total');
       const skipped = await harness.metric('request_mirror_tap_requests_skipped_total');
       const published = await harness.metric('request_mirror_tap_events_published_total');

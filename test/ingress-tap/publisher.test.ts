@@ -2,6 +2,7 @@ import { connect } from '@nats-io/transport-node';
 import { pino, type Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Config } from '../../contract/config.ts';
+import { resolveNatsCredentials } from '../../contract/nats-credentials.ts';
 import { createMetrics, type TapMetrics } from '../../ingress-tap/metrics.ts';
 import { startPublisher, type Publisher } from '../../ingress-tap/publisher.ts';
 import { freePort } from '../../tools/stack/free-port.ts';
@@ -19,6 +20,7 @@ interface LogLine {
   readonly msg: string;
   readonly inDoubt?: number;
   readonly server?: string;
+  readonly subject?: string;
   readonly err?: { readonly code?: string; readonly message?: string };
 }
 
@@ -48,8 +50,8 @@ function logCapture(): { logs: LogLine[]; logger: Logger } {
 }
 
 /** The `n` of every payload published on SUBJECT, in the order the server delivers them; ready once subscribed. */
-async function subscribe(url: string): Promise<number[]> {
-  const nc = await connect({ servers: url });
+async function subscribe(url: string, login: { user?: string; pass?: string } = {}): Promise<number[]> {
+  const nc = await connect({ servers: url, ...login });
   cleanups.push(() => nc.close());
   const received: number[] = [];
   nc.subscribe(SUBJECT, { callback: (_error, m) => void received.push(m.json<{ n: number }>().n) });
@@ -118,11 +120,22 @@ const payload = (n: number, size = 100) => Buffer.from(JSON.stringify({ n }).pad
 
 const warnings = (r: Running, msg: string) => r.logs.filter((l) => l.level === 40 && l.msg === msg);
 
-/** Freezes the server, hands `ns` to NATS (published, not confirmed), then cuts the connection. */
+/** Bytes nats.js writes to publish `payloads` on SUBJECT: the PUB line and the payload of each. */
+const pubBytes = (payloads: readonly Uint8Array[]) => payloads.reduce((sum, p) => sum + `PUB ${SUBJECT} ${p.length}\r\n`.length + p.length + 2, 0);
+
+/** Publishes `ns` and waits until the publisher has written them to its connection (handed to NATS, not confirmed). */
+async function handOver(r: Running, ns: readonly number[]): Promise<void> {
+  const before = r.proxy.bytesToServer;
+  const payloads = ns.map((n) => payload(n));
+  for (const p of payloads) expect(r.publisher.publish(SUBJECT, p)).toBe('queued');
+  await eventually(`${ns.length} events handed to NATS`, () => r.proxy.bytesToServer - before >= pubBytes(payloads));
+}
+
+/** Freezes the server, hands `ns` to NATS (not confirmed), then cuts the connection. */
 async function dropWithUnconfirmed(r: Running, ns: readonly number[]): Promise<void> {
   r.freeze();
-  for (const n of ns) expect(r.publisher.publish(SUBJECT, payload(n))).toBe('queued');
-  await eventually(`${ns.length} events handed to NATS`, async () => (await published(r)) === ns.length);
+  await handOver(r, ns);
+  expect(await published(r)).toBe(0);
   await r.proxy.cut();
   await eventually('the publisher to see the drop', () => !r.publisher.isConnected());
 }
@@ -150,12 +163,21 @@ describe('publisher', () => {
     expect(r.publisher.isConnected()).toBe(false);
   });
 
-  it('publishes the events of a batch in order and counts them', async () => {
+  it('publishes the events of a batch in order and counts them once the server has confirmed them', async () => {
     const r = await start();
     expect([1, 2, 3].map((n) => r.publisher.publish(SUBJECT, payload(n)))).toEqual(['queued', 'queued', 'queued']);
     await eventually('3 events received', () => r.received.length === 3);
     expect(r.received).toEqual([1, 2, 3]);
-    expect(await published(r)).toBe(3);
+    await eventually('3 events counted as published', async () => (await published(r)) === 3);
+  });
+
+  it('counts events handed to a frozen server as published only once it answers', async () => {
+    const r = await start();
+    r.freeze();
+    await handOver(r, [1, 2]);
+    expect(await published(r)).toBe(0);
+    r.thaw();
+    await eventually('2 events counted as published', async () => (await published(r)) === 2);
   });
 
   it('counts an event NATS refuses (over max_payload) as a publish error, logs it, and publishes the rest of its batch', async () => {
@@ -163,7 +185,7 @@ describe('publisher', () => {
     for (const [n, size] of [[1, 100], [2, 2000], [3, 100]] as const) expect(r.publisher.publish(SUBJECT, payload(n, size))).toBe('queued');
     await eventually('2 events received', () => r.received.length === 2);
     expect(r.received).toEqual([1, 3]);
-    expect(await published(r)).toBe(2);
+    await eventually('2 events counted as published', async () => (await published(r)) === 2);
     expect(await publishErrors(r)).toBe(1);
     expect(await dropped(r, 'publish_error')).toBe(1);
     expect(warnings(r, 'publish failed')).toEqual([
@@ -184,10 +206,8 @@ describe('publisher', () => {
   it('counts events handed to NATS as pending until the server confirms them, and takes new ones once it has', async () => {
     const r = await start({ maxPendingBytes: 300 });
     r.freeze();
-    for (const n of [1, 2]) expect(r.publisher.publish(SUBJECT, payload(n))).toBe('queued');
-    await eventually('2 events handed to NATS', async () => (await published(r)) === 2);
-    expect(r.publisher.publish(SUBJECT, payload(3))).toBe('queued');
-    await eventually('3 events handed to NATS', async () => (await published(r)) === 3);
+    await handOver(r, [1, 2]);
+    await handOver(r, [3]);
     // A batch handed over while the first one waits for its PONG is confirmed by the next flush.
     expect(r.publisher.publish(SUBJECT, payload(4))).toBe('pending_bytes_exceeded');
     expect(r.logs.filter((l) => l.msg === 'event dropped').map((l) => l.err?.message)).toEqual(['300 bytes already pending']);
@@ -235,7 +255,8 @@ describe('publisher', () => {
     for (const n of [5, 6, 7, 8]) expect(r.publisher.publish(SUBJECT, payload(n))).toBe('queued');
     await nothingPending(r, 400, 9);
     await eventually('5 events after the reconnect', () => r.received.filter((n) => n > 4).length === 5);
-    expect(await published(r)).toBe(9);
+    // The 4 in doubt count as published (the server may have taken them), and so do the 5 it confirmed.
+    await eventually('9 events counted as published', async () => (await published(r)) === 9);
   });
 
   it('counts as in doubt only the events not yet confirmed when the connection drops', async () => {
@@ -243,8 +264,9 @@ describe('publisher', () => {
     for (const n of [1, 2]) expect(r.publisher.publish(SUBJECT, payload(n))).toBe('queued');
     await nothingPending(r, 400, 3);
     // Event 3 was taken just now and goes out with the next batch, after the server is frozen: it alone is unconfirmed.
+    const before = r.proxy.bytesToServer;
     r.freeze();
-    await eventually('3 events handed to NATS', async () => (await published(r)) === 3);
+    await eventually('event 3 handed to NATS', () => r.proxy.bytesToServer - before >= pubBytes([payload(3, 400)]));
     await r.proxy.cut();
     await eventually('an event in doubt', async () => (await inDoubt(r)) === 1);
     expect(warnings(r, 'events handed to NATS but not confirmed when the connection dropped')).toEqual([expect.objectContaining({ inDoubt: 1 })]);
@@ -320,6 +342,46 @@ describe('publisher', () => {
     await eventually('its connection to close', () => proxy.open === 0);
     expect(proxy.accepted).toBe(1);
     expect(closed.isConnected()).toBe(false);
+  });
+
+  it('counts events the server refuses for lack of permission as dropped (permission_denied), never as published, and logs each subject once', async () => {
+    const POST = 'request-mirror.requests.POST';
+    const nats = await startNatsServer({
+      extraConfig: [
+        'authorization {',
+        '  users: [',
+        `    { user: tap, password: pw, permissions: { publish: { deny: "${POST}" } } }`,
+        '    { user: watcher, password: pw }',
+        '  ]',
+        '}',
+      ],
+    });
+    cleanups.push(() => nats.stop());
+    const received = await subscribe(nats.url, { user: 'watcher', pass: 'pw' });
+    const { nats: natsConfig } = Config.parse({ nats: { url: nats.url, auth: { user: 'tap', password: { env: 'P' } } } });
+    const { credentials } = resolveNatsCredentials(natsConfig, { env: { P: 'pw' }, readFile: () => '' });
+    const metrics = createMetrics();
+    const { logs, logger } = logCapture();
+    const publisher = startPublisher({ nats: natsConfig, credentials, maxPendingBytes: 1024 * 1024, metrics, logger });
+    cleanups.push(() => publisher.close());
+    await eventually('the publisher to connect', () => publisher.isConnected());
+    const r = { metrics } as Running;
+    for (const [subject, n] of [[SUBJECT, 1], [POST, 2], [SUBJECT, 3], [POST, 4], [POST, 5]] as const) expect(publisher.publish(subject, payload(n))).toBe('queued');
+    await eventually('3 refused, 2 published', async () => (await dropped(r, 'permission_denied')) === 3 && (await published(r)) === 2);
+    expect(received).toEqual([1, 3]);
+    expect(publisher.publish(POST, payload(6))).toBe('queued');
+    await eventually('the next one refused too', async () => (await dropped(r, 'permission_denied')) === 4);
+    expect(await published(r)).toBe(2);
+    expect(await inDoubt(r)).toBe(0);
+    expect(logs.filter((l) => l.msg === 'NATS refused a publish; its events are dropped (permission_denied)')).toEqual([
+      expect.objectContaining({
+        level: 50,
+        subject: POST,
+        err: expect.objectContaining({ code: 'RM_NATS_PERMISSION_DENIED', message: expect.stringMatching(/^the NATS server refused a publish to request-mirror\.requests\.POST: Permissions Violation/) as unknown }) as unknown,
+      }),
+    ]);
+    // Still connected: a refused publish does not cost the connection.
+    expect(publisher.isConnected()).toBe(true);
   });
 
   it('closes while NATS is unreachable, without waiting for it to come back', async () => {

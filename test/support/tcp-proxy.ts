@@ -8,6 +8,8 @@ export interface TcpProxy {
   /** Client connections relayed so far, and how many of them are still open. */
   readonly accepted: number;
   readonly open: number;
+  /** Bytes relayed from clients to the server so far: what a client has written, even to a frozen server. */
+  readonly bytesToServer: number;
   /** Closes every relayed connection and refuses new ones until `restore()`. */
   cut(): Promise<void>;
   restore(): Promise<void>;
@@ -18,6 +20,7 @@ export async function startTcpProxy(targetPort: number, host = '127.0.0.1'): Pro
   const sockets = new Set<Socket>();
   const clients = new Set<Socket>();
   let accepted = 0;
+  let bytesToServer = 0;
   let server: Server | undefined;
   let port = 0;
   const listen = () =>
@@ -36,6 +39,9 @@ export async function startTcpProxy(targetPort: number, host = '127.0.0.1'): Pro
         };
         client.on('error', drop).on('close', drop);
         upstream.on('error', drop).on('close', drop);
+        client.on('data', (chunk: Buffer) => {
+          bytesToServer += chunk.length;
+        });
         client.pipe(upstream).pipe(client);
       });
       s.once('error', reject);
@@ -58,6 +64,7 @@ export async function startTcpProxy(targetPort: number, host = '127.0.0.1'): Pro
     get port() { return port; },
     get accepted() { return accepted; },
     get open() { return clients.size; },
+    get bytesToServer() { return bytesToServer; },
     cut: stop,
     restore: listen,
     close: stop,
