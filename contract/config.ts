@@ -128,7 +128,7 @@ export const NatsTls = z
   .describe(
     'Connect to NATS over TLS and verify the server\'s certificate against the host name in `nats.url`; a server without ' +
       'TLS is refused. The files are read once at start-up (a missing or non-PEM file stops the service with ' +
-      'RM_NATS_TLS_UNUSABLE). Absent: TLS only if the server requires it, verified against the system CAs.',
+      'RM_NATS_TLS_UNUSABLE). Absent: TLS only when the server offers or requires it, verified against the system CAs.',
   );
 
 export const RetryPolicy = z

@@ -137,6 +137,26 @@ describe('nats connection to a secured server', () => {
     expect(failures[0]?.message).toMatch(/^cannot connect to NATS: .*(self.signed|certificate)/i);
   });
 
+  it('uses TLS without nats.tls when the server offers it, and with nats.tls refuses a server that does not', async () => {
+    const serverCert = makeCertificate();
+    cleanup.add(() => { serverCert.remove(); });
+    const tlsServer = await startNatsServer({ extraConfig: ['tls {', `  cert_file: "${serverCert.certFile}"`, `  key_file: "${serverCert.keyFile}"`, '}'] });
+    cleanup.add(() => tlsServer.stop());
+    const plainServer = await startNatsServer();
+    cleanup.add(() => plainServer.stop());
+    const firstFailure = async (url: string, tls: NonNullable<ConfigInput['nats']>['tls']) => {
+      const { nats } = Config.parse({ nats: { url, tls } });
+      const failures: RequestMirrorError[] = [];
+      const first = connectWhenUp(natsConnectionOptions(nats, 'tls-test', resolveNatsCredentials(nats).credentials), 50, (e) => void failures.push(e));
+      cleanup.add(() => { first.stop(); });
+      await waitUntil('a failed round', () => Promise.resolve(failures.length > 0));
+      return failures[0]?.message;
+    };
+    // Verified against the system CAs, which did not issue the test certificate: so TLS was used.
+    expect(await firstFailure(tlsServer.url, undefined)).toMatch(/^cannot connect to NATS: .*self.signed/i);
+    expect(await firstFailure(plainServer.url, {})).toBe("cannot connect to NATS: server does not support 'tls'");
+  });
+
   it('reports refused credentials once as RM_NATS_AUTH_FAILED while it keeps retrying, and connects once the server accepts them', async () => {
     const port = await freePort();
     const wrong = await startNatsServer({ port, extraConfig: requiring('user: tap', 'password: "other"') });

@@ -1,10 +1,12 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import type { ConfigInput } from '../../contract/config.ts';
 import { Cleanup } from '../../tools/stack/cleanup.ts';
 import { freePort } from '../../tools/stack/free-port.ts';
+import { readExample } from '../../tools/stack/examples.ts';
 import { startHttpReceiver, type HttpReceiver } from '../../tools/stack/http-receiver.ts';
 import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
 import { startProcess, waitUntil, type ManagedProcess } from '../../tools/stack/process.ts';
@@ -121,8 +123,8 @@ async function receiver(): Promise<HttpReceiver> {
   return r;
 }
 
-async function natsServer(extraConfig: string[]): Promise<NatsServer> {
-  const server = await startNatsServer({ extraConfig });
+async function natsServer(extraConfig: string[], env: Record<string, string> = {}): Promise<NatsServer> {
+  const server = await startNatsServer({ extraConfig, env });
   cleanup.add(() => server.stop());
   return server;
 }
@@ -209,5 +211,34 @@ describe('services on a secured NATS', () => {
       expect(await child.exit).toBe(2);
       expect(child.output()).toContain('error RM_SECRET_UNAVAILABLE: nats.auth.password: environment variable RM_TEST_UNSET_NATS_PASSWORD is not set or empty');
     }
+  });
+});
+
+describe('docs/scaling.md, "Connecting to a secured NATS"', () => {
+  const section = readFileSync(join(ROOT, 'docs/scaling.md'), 'utf8').split('## Connecting to a secured NATS')[1] ?? '';
+
+  it('embeds each example file verbatim', () => {
+    const blocks = [...section.matchAll(/<!-- embed: (\S+) -->\n```[a-z]*\n([\s\S]*?)```/g)];
+    expect(blocks.map((b) => b[1])).toEqual(['docs/examples/request-mirror-secured-nats.yaml', 'docs/examples/nats-secured.conf']);
+    for (const [, path, body] of blocks) expect(body, path).toBe(readFileSync(join(ROOT, path ?? ''), 'utf8'));
+  });
+
+  it('delivers with the example config against the example nats-server config, only file paths and the address changed', async () => {
+    const cert = makeCertificate();
+    cleanup.add(() => { cert.remove(); });
+    const serverConf = readExample('nats-secured.conf')
+      .replaceAll('/etc/nats/tls/tls.crt', cert.certFile)
+      .replaceAll('/etc/nats/tls/tls.key', cert.keyFile)
+      .split('\n')
+      // startNatsServer picks the port; max_payload is its own default already.
+      .filter((line) => !/^(port|max_payload):/.test(line));
+    const server = await natsServer(serverConf, { NATS_PASSWORD: 'example-pw' });
+    const { nats } = parse(readExample('request-mirror-secured-nats.yaml').replaceAll('/etc/request-mirror/nats-tls/ca.crt', cert.certFile)) as {
+      nats: NonNullable<ConfigInput['nats']>;
+    };
+    expect(nats.url).toBe('nats://nats:4222');
+    const r = await receiver();
+    const s = await startServices(server, { ...nats, url: server.url }, r, { NATS_PASSWORD: 'example-pw' });
+    await deliversThrough(s, r);
   });
 });

@@ -13,6 +13,8 @@ export interface NatsServerOptions {
   maxPayloadBytes?: number;
   /** Extra lines of nats-server configuration, e.g. an `authorization { ... }` or a `tls { ... }` block. */
   extraConfig?: readonly string[];
+  /** Variables for the server's environment, which its config reads as `$NAME`. */
+  env?: Record<string, string>;
 }
 
 export interface NatsServer {
@@ -46,7 +48,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     ].join('\n'),
   );
   // Started through startProcess so that a crashed or interrupted test run never leaves a server behind.
-  const child = startProcess({ name: 'nats-server', command: natsServerBin(), args: ['-c', conf] });
+  const child = startProcess({ name: 'nats-server', command: natsServerBin(), args: ['-c', conf], env: { ...process.env, ...options.env } });
   let port = 0;
   await waitUntil(
     'nats-server to listen',
