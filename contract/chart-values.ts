@@ -16,6 +16,15 @@ const resources = (requests: { cpu: string; memory: string }, limits: { memory: 
     .describe('Requests and limits. No CPU limit by default: throttling a process in the request path adds latency.');
 
 const labels = z.record(z.string(), z.string());
+/** A key of an existing Secret in the release namespace; `name` empty: not used. */
+const secretKey = (key: string, what: string) =>
+  z
+    .strictObject({
+      name: z.string().default('').describe('Name of an existing Secret in the release namespace; empty: none.'),
+      key: z.string().min(1).default(key).describe('Key of the Secret holding it.'),
+    })
+    .prefault({})
+    .describe(what);
 const namespaceName = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a namespace name');
 
 export const ChartValues = z
@@ -35,6 +44,24 @@ export const ChartValues = z
           .regex(/^(nats|tls):\/\/[^,\s]+(,\s*(nats|tls):\/\/[^,\s]+)*$/, 'nats://host:port, comma-separated for several')
           .default('nats://nats:4222')
           .describe('An existing NATS (e.g. the official NATS chart\'s `nats` Service); several URLs comma-separated.'),
+        auth: z
+          .strictObject({
+            user: z.string().default('').describe('NATS user name (config `nats.auth.user`); its password comes from `passwordSecret`.'),
+            passwordSecret: secretKey('password', 'The password of `user`, given to both services as env `NATS_PASSWORD`.'),
+            tokenSecret: secretKey('token', 'A NATS token instead of a user, given to both services as env `NATS_TOKEN`.'),
+          })
+          .prefault({})
+          .describe('Credentials for a NATS server that requires them (docs/scaling.md, "Connecting to a secured NATS"): `user` with `passwordSecret`, or `tokenSecret`.'),
+        tls: z
+          .strictObject({
+            enabled: z.boolean().default(false).describe('Connect to NATS over TLS (config `nats.tls`); without `secretName`, verified against the system CAs.'),
+            secretName: z
+              .string()
+              .default('')
+              .describe('A Secret mounted at /etc/request-mirror/nats-tls in both services: `ca.crt`, the CA that issued the server\'s certificate, and with `clientCertificate` also `tls.crt` and `tls.key`.'),
+            clientCertificate: z.boolean().default(false).describe('Present `tls.crt` and `tls.key` of `secretName` to a server that verifies clients (mutual TLS).'),
+          })
+          .prefault({}),
       })
       .prefault({}),
     tap: z

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ChartValues } from '../../contract/chart-values.ts';
 import { Config } from '../../contract/config.ts';
+import { resolveNatsCredentials } from '../../contract/nats-credentials.ts';
 import { parseManifests, waitForCrds, type Manifest } from '../../tools/stack/kube-apply.ts';
 import { ROOT } from '../../tools/stack/stack.ts';
 import { useKube } from '../support/kube.ts';
@@ -75,6 +76,9 @@ describe('request-mirror chart', () => {
     ['no tap replica', ['--set', 'tap.replicas=0'], "at '/tap/replicas': minimum: got 0, want 1"],
     ['a NATS URL that is not one', ['--set', 'nats.url=localhost:4222'], "at '/nats/url'"],
     ['a file target without methods', ['--set', 'targets[0].name=x', '--set', 'targets[0].watchURL=https://x.example.com/'], "at '/targets/0': missing property 'methods'"],
+    ['a NATS user without its password Secret', ['--set', 'nats.auth.user=x'], 'nats.auth: user and passwordSecret.name go together'],
+    ['a NATS token beside a user', ['--set', 'nats.auth.tokenSecret.name=t', '--set', 'nats.auth.user=x', '--set', 'nats.auth.passwordSecret.name=p'], 'nats.auth: set user with passwordSecret, or tokenSecret, not both'],
+    ['a NATS client certificate without its Secret', ['--set', 'nats.tls.enabled=true', '--set', 'nats.tls.clientCertificate=true'], 'nats.tls.clientCertificate: the certificate comes from nats.tls.secretName, which is empty'],
   ])('refuses %s at install time, naming the value', async (_what, args, message) => {
     await expect(helm('template', 'x', CHART, ...args)).rejects.toThrow(message);
   });
@@ -119,6 +123,50 @@ describe('request-mirror chart', () => {
     expect(config.nats.url).toBe('nats://nats:4222');
   });
 
+  it('gives both services the NATS password or token from an existing Secret as env, and mounts the NATS TLS Secret the config names', async () => {
+    type Container = { env: { name: string; valueFrom?: { secretKeyRef: { name: string; key: string } } }[]; volumeMounts: { name: string; mountPath: string }[] };
+    type Deployment = Manifest & { spec: { template: { spec: { containers: Container[]; volumes: { name: string; secret?: { secretName: string } }[] } } } };
+    const deployments = (objects: readonly Manifest[]) => objects.filter((o): o is Deployment => o.kind === 'Deployment');
+    const configOf = (objects: readonly Manifest[]) =>
+      Config.parse(parse((objects.find((o) => o.kind === 'ConfigMap') as Manifest & { data: Record<string, string> }).data['request-mirror.yaml'] ?? ''));
+
+    const withPassword = await render(
+      ...['--set', 'nats.auth.user=request-mirror', '--set', 'nats.auth.passwordSecret.name=nats-credentials'],
+      ...['--set', 'nats.tls.enabled=true', '--set', 'nats.tls.secretName=nats-client-tls', '--set', 'nats.tls.clientCertificate=true'],
+    );
+    const config = configOf(withPassword);
+    expect(config.nats.auth).toEqual({ user: 'request-mirror', password: { env: 'NATS_PASSWORD' } });
+    expect(config.nats.tls).toEqual({ caFile: '/etc/request-mirror/nats-tls/ca.crt', certFile: '/etc/request-mirror/nats-tls/tls.crt', keyFile: '/etc/request-mirror/nats-tls/tls.key' });
+    expect(deployments(withPassword)).toHaveLength(2);
+    for (const d of deployments(withPassword)) {
+      const [container] = d.spec.template.spec.containers;
+      expect(container?.env).toContainEqual({ name: 'NATS_PASSWORD', valueFrom: { secretKeyRef: { name: 'nats-credentials', key: 'password' } } });
+      expect(container?.volumeMounts).toContainEqual({ name: 'nats-tls', mountPath: '/etc/request-mirror/nats-tls', readOnly: true });
+      expect(d.spec.template.spec.volumes).toContainEqual({ name: 'nats-tls', secret: { secretName: 'nats-client-tls' } });
+    }
+    // What the services do with it at start-up: the password from the variable the Deployments set (the TLS files
+    // exist only in the pod).
+    expect(resolveNatsCredentials({ ...config.nats, tls: undefined }, { env: { NATS_PASSWORD: 'from-secret' }, readFile: () => '' }).credentials).toEqual({
+      user: 'request-mirror',
+      pass: 'from-secret',
+    });
+
+    const withToken = await render('--set', 'nats.auth.tokenSecret.name=nats-token', '--set', 'nats.auth.tokenSecret.key=t', '--set', 'nats.tls.enabled=true');
+    expect(configOf(withToken).nats).toMatchObject({ auth: { token: { env: 'NATS_TOKEN' } }, tls: {} });
+    for (const d of deployments(withToken)) {
+      const [container] = d.spec.template.spec.containers;
+      expect(container?.env).toContainEqual({ name: 'NATS_TOKEN', valueFrom: { secretKeyRef: { name: 'nats-token', key: 't' } } });
+      expect(container?.env.map((e) => e.name)).not.toContain('NATS_PASSWORD');
+      expect(d.spec.template.spec.volumes.map((v) => v.name)).not.toContain('nats-tls');
+    }
+
+    // And nothing of it by default.
+    const defaults = await render();
+    expect(configOf(defaults).nats.auth).toBeUndefined();
+    expect(configOf(defaults).nats.tls).toBeUndefined();
+    for (const d of deployments(defaults)) expect(d.spec.template.spec.containers[0]?.env.map((e) => e.name)).toEqual(['LOG_LEVEL']);
+  });
+
   it('renders every option in a form the API server accepts (server-side dry run)', async () => {
     const objects = await render('-f', ALL_OPTIONS);
     expect(kinds(objects)).toEqual(expect.arrayContaining([
@@ -139,6 +187,8 @@ describe('request-mirror chart', () => {
     expect(config.kubernetes).toEqual({ namespaceSelector: 'request-mirror=enabled', namespaces: [], statusIntervalMs: 2000 });
     expect(config.targets.map((t) => t.name)).toEqual(['siem']);
     expect(config.dispatcher.network.allowCIDRs).toEqual(['10.20.0.0/16']);
+    expect(config.nats.auth).toEqual({ user: 'request-mirror', password: { env: 'NATS_PASSWORD' } });
+    expect(config.nats.tls?.certFile).toBe('/etc/request-mirror/nats-tls/tls.crt');
   });
 
   it('installs, upgrades keeping its certificate, and uninstalls against the real API server', async () => {
