@@ -43,7 +43,7 @@ function withKubernetesSecrets(file: SecretKeys, snapshot: TargetSnapshot | unde
 
 /** The settings of `nats` that only a new connection applies. */
 function connectionKey(nats: Config['nats']): string {
-  return JSON.stringify([nats.url, nats.pingIntervalMs, nats.maxPingsOutstanding, nats.connectTimeoutMs, nats.reconnectTimeWaitMs]);
+  return JSON.stringify([nats.url, nats.pingIntervalMs, nats.maxPingsOutstanding, nats.connectTimeoutMs, nats.reconnectTimeWaitMs, nats.auth, nats.tls]);
 }
 
 function describe(error: unknown): string {

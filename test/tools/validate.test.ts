@@ -90,6 +90,12 @@ targets: [{ name: a, watchURL: "http://x.example/", methods: ["*"] }]`,
 targets: [{ name: a, watchURL: "http://x.example/", methods: ["*"] }]`,
       ['RM_TAP_TLS_UNUSABLE', 'tap.mirror.tls.keyFile'],
     ],
+    [
+      'the NATS password variable that is not set and a NATS CA file that is missing, once each',
+      `nats: { auth: { user: tap, password: { env: RM_TEST_NO_NATS_PASSWORD } }, tls: { caFile: /nonexistent/nats-ca.pem } }
+targets: [{ name: a, watchURL: "http://x.example/", methods: ["*"] }]`,
+      ['(2 errors, 0 warnings)', 'RM_SECRET_UNAVAILABLE: nats.auth.password: environment variable RM_TEST_NO_NATS_PASSWORD', 'RM_NATS_TLS_UNUSABLE: nats.tls.caFile /nonexistent/nats-ca.pem'],
+    ],
   ])('exits 2 listing %s', async (_what, yaml, expected) => {
     const path = configFile(yaml);
     const r = await validate(path);
