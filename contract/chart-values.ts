@@ -49,9 +49,15 @@ export const ChartValues = z
             user: z.string().default('').describe('NATS user name (config `nats.auth.user`); its password comes from `passwordSecret`.'),
             passwordSecret: secretKey('password', 'The password of `user`, given to both services as env `NATS_PASSWORD`.'),
             tokenSecret: secretKey('token', 'A NATS token instead of a user, given to both services as env `NATS_TOKEN`.'),
+            credsSecret: secretKey(
+              'user.creds',
+              'A user\'s `.creds` file (decentralized JWT auth) instead, mounted in both services at /etc/request-mirror/nats-creds/user.creds.',
+            ),
           })
           .prefault({})
-          .describe('Credentials for a NATS server that requires them (docs/scaling.md, "Connecting to a secured NATS"): `user` with `passwordSecret`, or `tokenSecret`.'),
+          .describe(
+            'Credentials for a NATS server that requires them (docs/scaling.md, "Connecting to a secured NATS"): `user` with `passwordSecret`, `tokenSecret`, or `credsSecret`.',
+          ),
         tls: z
           .strictObject({
             enabled: z.boolean().default(false).describe('Connect to NATS over TLS (config `nats.tls`); without `secretName`, verified against the system CAs.'),

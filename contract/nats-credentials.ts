@@ -1,8 +1,9 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { credsAuthenticator } from '@nats-io/transport-node';
 import type { Config, NatsTls } from './config.ts';
 import { errorFinding, type ConfigFinding } from './config-check.ts';
-import { NatsTlsUnusableError } from './errors.ts';
+import { NatsTlsUnusableError, SecretUnavailableError } from './errors.ts';
 import { processSecretSources, readSecret, type SecretSources } from './secret-source.ts';
 
 // `nats.auth` and `nats.tls` read once at start-up, so a missing secret or certificate stops the service with a
@@ -13,6 +14,8 @@ export interface NatsCredentials {
   readonly user?: string;
   readonly pass?: string;
   readonly token?: string;
+  /** The text of a `.creds` file: a user JWT and its nkey seed. */
+  readonly creds?: string;
   readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
 }
 
@@ -33,8 +36,11 @@ export function resolveNatsCredentials(
     }
   };
   const { auth } = nats;
-  let secrets: Pick<NatsCredentials, 'user' | 'pass' | 'token'> = {};
-  if (auth && 'token' in auth) {
+  let secrets: Pick<NatsCredentials, 'user' | 'pass' | 'token' | 'creds'> = {};
+  if (auth && 'credsFile' in auth) {
+    const creds = attempt(() => readCreds(auth.credsFile, sources));
+    secrets = { creds };
+  } else if (auth && 'token' in auth) {
     const token = attempt(() => readSecret(auth.token, sources, 'nats.auth.token'));
     secrets = { token };
   } else if (auth) {
@@ -44,6 +50,18 @@ export function resolveNatsCredentials(
   const tls = nats.tls && attempt(() => readTls(nats.tls as NatsTls));
   if (findings.length > 0) return { findings };
   return { findings, credentials: Object.freeze({ ...secrets, ...(tls && { tls }) }) };
+}
+
+function readCreds(path: string, sources: SecretSources): string {
+  // readSecret drops the file's last newline, which nats.js's parser needs after the seed's END line.
+  const creds = `${readSecret({ file: path }, sources, 'nats.auth.credsFile')}\n`;
+  try {
+    // What the client does at each connection: parse the JWT and the seed, and sign the server's nonce.
+    credsAuthenticator(new TextEncoder().encode(creds))('request-mirror-start-up-check');
+  } catch (cause) {
+    throw new SecretUnavailableError(`nats.auth.credsFile: ${path} is not a NATS credentials file (a user JWT and an nkey seed): ${(cause as Error).message}`, { cause });
+  }
+  return creds;
 }
 
 function readTls(tls: NatsTls): NonNullable<NatsCredentials['tls']> {

@@ -77,7 +77,7 @@ describe('request-mirror chart', () => {
     ['a NATS URL that is not one', ['--set', 'nats.url=localhost:4222'], "at '/nats/url'"],
     ['a file target without methods', ['--set', 'targets[0].name=x', '--set', 'targets[0].watchURL=https://x.example.com/'], "at '/targets/0': missing property 'methods'"],
     ['a NATS user without its password Secret', ['--set', 'nats.auth.user=x'], 'nats.auth: user and passwordSecret.name go together'],
-    ['a NATS token beside a user', ['--set', 'nats.auth.tokenSecret.name=t', '--set', 'nats.auth.user=x', '--set', 'nats.auth.passwordSecret.name=p'], 'nats.auth: set user with passwordSecret, or tokenSecret, not both'],
+    ['a NATS token beside a user', ['--set', 'nats.auth.tokenSecret.name=t', '--set', 'nats.auth.user=x', '--set', 'nats.auth.passwordSecret.name=p'], 'nats.auth: set one of user with passwordSecret, tokenSecret or credsSecret'],
     ['a NATS client certificate without its Secret', ['--set', 'nats.tls.enabled=true', '--set', 'nats.tls.clientCertificate=true'], 'nats.tls.clientCertificate: the certificate comes from nats.tls.secretName, which is empty'],
   ])('refuses %s at install time, naming the value', async (_what, args, message) => {
     await expect(helm('template', 'x', CHART, ...args)).rejects.toThrow(message);
@@ -123,7 +123,7 @@ describe('request-mirror chart', () => {
     expect(config.nats.url).toBe('nats://nats:4222');
   });
 
-  it('gives both services the NATS password or token from an existing Secret as env, and mounts the NATS TLS Secret the config names', async () => {
+  it('gives both services the NATS password or token from an existing Secret as env, and mounts the creds file and the NATS TLS Secret the config names', async () => {
     type Container = { env: { name: string; valueFrom?: { secretKeyRef: { name: string; key: string } } }[]; volumeMounts: { name: string; mountPath: string }[] };
     type Deployment = Manifest & { spec: { template: { spec: { containers: Container[]; volumes: { name: string; secret?: { secretName: string } }[] } } } };
     const deployments = (objects: readonly Manifest[]) => objects.filter((o): o is Deployment => o.kind === 'Deployment');
@@ -158,6 +158,13 @@ describe('request-mirror chart', () => {
       expect(container?.env).toContainEqual({ name: 'NATS_TOKEN', valueFrom: { secretKeyRef: { name: 'nats-token', key: 't' } } });
       expect(container?.env.map((e) => e.name)).not.toContain('NATS_PASSWORD');
       expect(d.spec.template.spec.volumes.map((v) => v.name)).not.toContain('nats-tls');
+    }
+
+    const withCreds = await render('--set', 'nats.auth.credsSecret.name=nats-user-creds');
+    expect(configOf(withCreds).nats.auth).toEqual({ credsFile: '/etc/request-mirror/nats-creds/user.creds' });
+    for (const d of deployments(withCreds)) {
+      expect(d.spec.template.spec.containers[0]?.volumeMounts).toContainEqual({ name: 'nats-creds', mountPath: '/etc/request-mirror/nats-creds', readOnly: true });
+      expect(d.spec.template.spec.volumes).toContainEqual({ name: 'nats-creds', secret: { secretName: 'nats-user-creds', items: [{ key: 'user.creds', path: 'user.creds' }] } });
     }
 
     // And nothing of it by default.

@@ -9,6 +9,7 @@ import { Cleanup } from '../../tools/stack/cleanup.ts';
 import { freePort } from '../../tools/stack/free-port.ts';
 import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
 import { waitUntil } from '../../tools/stack/process.ts';
+import { natsJwtSetup } from '../support/nats-jwt.ts';
 import { makeCertificate } from '../support/tls.ts';
 
 const cleanup = new Cleanup();
@@ -106,6 +107,21 @@ describe('nats connection to a secured server', () => {
     cleanup.add(() => server.stop());
     const nc = await connectAs(server, { auth: { token: { env: 'NATS_TOKEN' } } }, { NATS_TOKEN: 't0ken' });
     expect(await roundTrip(nc)).toBe('hello');
+  });
+
+  it('logs in with a .creds file to a server in operator (JWT) mode', async () => {
+    const setup = natsJwtSetup('tap');
+    const server = await startNatsServer({ extraConfig: setup.serverConfig });
+    cleanup.add(() => server.stop());
+    const { nats } = Config.parse({ nats: { url: server.url, auth: { credsFile: '/etc/request-mirror/nats/user.creds' } } });
+    const { credentials } = resolveNatsCredentials(nats, { env: {}, readFile: () => setup.creds });
+    const nc = await connect({ ...natsConnectionOptions(nats, 'creds-test', credentials), waitOnFirstConnect: false });
+    cleanup.add(() => nc.close());
+    expect(await roundTrip(nc)).toBe('hello');
+    // Another operator's user is refused: the server did check the JWT.
+    const { nats: other } = Config.parse({ nats: { url: server.url, auth: { credsFile: 'other.creds' } } });
+    const stranger = resolveNatsCredentials(other, { env: {}, readFile: () => natsJwtSetup('tap').creds }).credentials;
+    await expect(connect({ ...natsConnectionOptions(other, 'creds-test', stranger), waitOnFirstConnect: false })).rejects.toThrow(/Authorization Violation/);
   });
 
   it('connects over TLS to a server whose certificate a private CA issued, presenting its own certificate to a server that verifies clients', async () => {

@@ -6,6 +6,7 @@ import { NatsAuthFailedError, NatsConnectFailedError, NatsPermissionDeniedError,
 import { resolveNatsCredentials } from '../../contract/nats-credentials.ts';
 import type { SecretSources } from '../../contract/secret-source.ts';
 import { expectDocumentedError } from '../support/error-codes.ts';
+import { natsJwtSetup } from '../support/nats-jwt.ts';
 import { makeCertificate, type TestCertificate } from '../support/tls.ts';
 
 // `nats.auth` and `nats.tls` as the services read them at start-up: the secret from its variable or file, the PEM
@@ -35,6 +36,18 @@ describe('nats credentials', () => {
     const file = join(cert.dir, 'token');
     writeFileSync(file, 'tok-123\n');
     expect(resolveNatsCredentials(nats({ auth: { token: { file } } }), sources()).credentials).toEqual({ token: 'tok-123' });
+  });
+
+  it('reads a .creds file, and refuses one that holds no user JWT and nkey seed as RM_SECRET_UNAVAILABLE', () => {
+    const good = join(cert.dir, 'user.creds');
+    const { creds } = natsJwtSetup('tap');
+    writeFileSync(good, creds);
+    expect(resolveNatsCredentials(nats({ auth: { credsFile: good } }), sources())).toEqual({ findings: [], credentials: { creds } });
+    const bad = join(cert.dir, 'not.creds');
+    writeFileSync(bad, 'user: tap\npassword: x\n');
+    expect(resolveNatsCredentials(nats({ auth: { credsFile: bad } }), sources()).findings).toEqual([
+      { severity: 'error', code: 'RM_SECRET_UNAVAILABLE', message: `nats.auth.credsFile: ${bad} is not a NATS credentials file (a user JWT and an nkey seed): unable to parse credentials` },
+    ]);
   });
 
   it('gives no credentials when nats.auth and nats.tls are absent', () => {
@@ -74,7 +87,7 @@ describe('nats credentials', () => {
       const parsed = Config.safeParse({ nats: input });
       return parsed.success ? undefined : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     };
-    const shape = 'nats.auth: NATS credentials: { user: NAME, password: { env | file } } or { token: { env | file } }, exactly one of them';
+    const shape = 'nats.auth: NATS credentials: { user: NAME, password: { env | file } }, { token: { env | file } } or { credsFile: PATH }, exactly one of them';
     expect(refused({ auth: { user: 'tap', password: 'inline' } })).toEqual([shape]);
     expect(refused({ auth: { user: 'tap', password: { env: 'P' }, token: { env: 'T' } } })).toEqual([shape]);
     expect(refused({ tls: { certFile: 'client.pem' } })).toEqual(['nats.tls.keyFile: set certFile and keyFile together']);

@@ -10,6 +10,7 @@ import { readExample } from '../../tools/stack/examples.ts';
 import { startHttpReceiver, type HttpReceiver } from '../../tools/stack/http-receiver.ts';
 import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
 import { startProcess, waitUntil, type ManagedProcess } from '../../tools/stack/process.ts';
+import { natsJwtSetup } from '../support/nats-jwt.ts';
 import { makeCertificate } from '../support/tls.ts';
 
 // The ingress-tap and the dispatcher as production runs them (`node <service>/main.ts --config FILE`), against a
@@ -146,6 +147,19 @@ describe('services on a secured NATS', () => {
     });
     writeFileSync(join(dir, 'token'), 't0ken-abc\n');
     const s = await startServices(server, { auth: { token: { file: join(dir, 'token') } } }, r);
+    await deliversThrough(s, r);
+  });
+
+  it('deliver through a NATS in operator (JWT) mode with a user\'s .creds file', async () => {
+    const setup = natsJwtSetup('request-mirror');
+    const server = await natsServer(setup.serverConfig);
+    const r = await receiver();
+    const dir = mkdtempSync(join(tmpdir(), 'rm-creds-'));
+    cleanup.add(() => {
+      rmSync(dir, { recursive: true, force: true });
+    });
+    writeFileSync(join(dir, 'user.creds'), setup.creds);
+    const s = await startServices(server, { auth: { credsFile: join(dir, 'user.creds') } }, r);
     await deliversThrough(s, r);
   });
 
