@@ -54,6 +54,7 @@ export function watchConnection(nc: NatsConnection, options: ConnectionWatchOpti
   ticker.unref();
 
   let stale = false;
+  let up = true;
   let authFailing = false;
   const statuses = nc.status();
   void (async () => {
@@ -63,6 +64,10 @@ export function watchConnection(nc: NatsConnection, options: ConnectionWatchOpti
           stale = true;
           break;
         case 'disconnect': {
+          // nats.js reports one for every failed reconnect attempt that got as far as the server's greeting (a
+          // refused login, a failed TLS handshake): only the first of an outage is a connection lost.
+          if (!up) break;
+          up = false;
           // After a stall the ticker has not run yet: the time since its last tick is the stall itself.
           noteStall(Date.now());
           const recent = Date.now() - stall.at <= STALL_MEMORY_MS ? stall.ms : 0;
@@ -80,7 +85,10 @@ export function watchConnection(nc: NatsConnection, options: ConnectionWatchOpti
           break;
         }
         case 'reconnect':
+          // One for each of those disconnects, all at once when the connection is back.
+          if (up) break;
           logger.info({ server: status.server }, 'NATS reconnected');
+          up = true;
           authFailing = false;
           options.onProblem?.(undefined);
           onChange(true);

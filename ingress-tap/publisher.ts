@@ -106,6 +106,9 @@ export function startPublisher(options: PublisherOptions): Publisher {
     for await (const s of conn.status()) {
       switch (s.type) {
         case 'disconnect': {
+          // nats.js reports one for every failed reconnect attempt that got as far as the server's greeting (a
+          // refused login, a failed TLS handshake): only the first of an outage is news.
+          if (!connected) break;
           connected = false;
           const inDoubt = settle(unconfirmedEvents);
           metrics.inDoubt.inc(inDoubt);
@@ -115,6 +118,8 @@ export function startPublisher(options: PublisherOptions): Publisher {
           break;
         }
         case 'reconnect':
+          // One for each of those disconnects, all at once: resetting again would forget the new connection's batches.
+          if (connected) break;
           connected = true;
           dropLogged = false;
           failure = undefined;

@@ -7,12 +7,14 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Config } from '../../contract/config.ts';
 import { natsConnectionOptions } from '../../contract/nats-connection.ts';
+import { resolveNatsCredentials } from '../../contract/nats-credentials.ts';
 import { createMetrics } from '../../dispatcher/metrics.ts';
 import { watchConnection, type DisconnectCause } from '../../dispatcher/nats-status.ts';
 import { Cleanup } from '../../tools/stack/cleanup.ts';
 import { freePort } from '../../tools/stack/free-port.ts';
 import { startHttpReceiver } from '../../tools/stack/http-receiver.ts';
 import { startNatsCluster } from '../../tools/stack/nats-cluster.ts';
+import { startNatsServer } from '../../tools/stack/nats-server.ts';
 import { answers2xx, startProcess, waitUntil } from '../../tools/stack/process.ts';
 import { ROOT } from '../../tools/stack/stack.ts';
 import { makeEvent, publish, PREFIX } from './harness.ts';
@@ -157,6 +159,48 @@ describe('connection watch', () => {
       Object.fromEntries((await metrics.natsDisconnects.get()).values.map((v) => [String(v.labels.cause), v.value])) as Partial<Record<DisconnectCause, number>>;
     return { node, changes, lines, disconnects };
   }
+
+  it('names refused credentials on reconnect as the problem, counts and logs the loss and the refusal once while retrying, and clears it once reconnected', async () => {
+    const port = await freePort();
+    const requiring = (password: string) => ['authorization {', '  user: dispatcher', `  password: "${password}"`, '}'];
+    let server = await startNatsServer({ port, extraConfig: requiring('pw-1') });
+    cleanup.add(() => server.stop());
+    const { nats } = Config.parse({ nats: { url: server.url, auth: { user: 'dispatcher', password: { env: 'P' } }, reconnectTimeWaitMs: 50 } });
+    const nc = await connect(natsConnectionOptions(nats, 'status-test', resolveNatsCredentials(nats, { env: { P: 'pw-1' }, readFile: () => '' }).credentials));
+    cleanup.add(() => nc.close());
+    const lines: { level: number; msg: string; err?: { code?: string; message?: string } }[] = [];
+    const logger = pino(
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
+          done();
+        },
+      }),
+    );
+    const problems: (string | undefined)[] = [];
+    const changes: boolean[] = [];
+    const metrics = createMetrics();
+    const watch = watchConnection(nc, { logger, metrics, onChange: (up) => changes.push(up), onProblem: (p) => problems.push(p) });
+    cleanup.add(() => {
+      watch.stop();
+    });
+    await server.stop();
+    server = await startNatsServer({ port, extraConfig: requiring('pw-2') });
+    await waitUntil('three refused reconnects', () => Promise.resolve(server.output().split('authentication error').length > 3), { timeoutMs: 20_000 });
+    // nats.js reports a disconnect at each refused attempt; one connection was lost.
+    expect(changes).toEqual([false]);
+    expect((await metrics.natsDisconnects.get()).values.map((v) => v.value)).toEqual([1]);
+    expect(lines.filter((l) => l.level === 40 && l.msg === 'NATS connection closed; reconnecting')).toHaveLength(1);
+    expect(problems).toEqual(['the NATS server refused the credentials: Authorization Violation']);
+    expect(lines.filter((l) => l.msg === 'cannot connect to NATS; retrying')).toEqual([expect.objectContaining({ level: 50, err: expect.objectContaining({ code: 'RM_NATS_AUTH_FAILED' }) as unknown })]);
+    await server.stop();
+    server = await startNatsServer({ port, extraConfig: requiring('pw-1') });
+    await waitUntil('the reconnect', () => Promise.resolve(changes.length === 2), { timeoutMs: 20_000 });
+    // nats.js reports a reconnect for each of the disconnects above; one connection came back.
+    expect(lines.filter((l) => l.msg === 'NATS reconnected')).toHaveLength(1);
+    expect(changes).toEqual([false, true]);
+    expect(problems).toEqual(['the NATS server refused the credentials: Authorization Violation', undefined]);
+  });
 
   it('counts a server that went away as closed, says it is not connected, and connected again once it is back', async () => {
     const { node, changes, lines, disconnects } = await watched();

@@ -384,6 +384,46 @@ describe('publisher', () => {
     expect(publisher.isConnected()).toBe(true);
   });
 
+  it('keeps reconnecting through refused credentials after a server restart, naming the refusal once, and reconnects once they are accepted', async () => {
+    const port = await freePort();
+    const requiring = (password: string) => ['authorization {', '  user: tap', `  password: "${password}"`, '}'];
+    let server = await startNatsServer({ port, extraConfig: requiring('pw-1') });
+    cleanups.push(() => server.stop());
+    const { nats: natsConfig } = Config.parse({ nats: { url: server.url, auth: { user: 'tap', password: { env: 'P' } }, reconnectTimeWaitMs: 50 } });
+    const { credentials } = resolveNatsCredentials(natsConfig, { env: { P: 'pw-1' }, readFile: () => '' });
+    const { logs, logger } = logCapture();
+    const metrics = createMetrics();
+    const publisher = startPublisher({ nats: natsConfig, credentials, maxPendingBytes: 1024 * 1024, metrics, logger });
+    cleanups.push(() => publisher.close());
+    await eventually('the publisher to connect', () => publisher.isConnected());
+
+    // The password is rotated on the server only: every reconnect attempt is refused.
+    await server.stop();
+    server = await startNatsServer({ port, extraConfig: requiring('pw-2') });
+    const refusals = () => server.output().split('authentication error').length - 1;
+    // nats.js's default gives up for good at the second refusal in a row; three show it did not.
+    await eventually('three refused reconnects', () => refusals() >= 3, 20_000);
+    expect(publisher.isConnected()).toBe(false);
+    expect(publisher.problems()).toEqual(['nats: the NATS server refused the credentials: Authorization Violation']);
+    // nats.js reports a disconnect at each refused attempt; the outage is one.
+    expect(logs.filter((l) => l.level === 40 && l.msg === 'disconnected from NATS; dropping events until reconnected')).toHaveLength(1);
+    expect(logs.filter((l) => l.msg === 'cannot connect to NATS; retrying')).toEqual([
+      expect.objectContaining({ level: 50, err: expect.objectContaining({ code: 'RM_NATS_AUTH_FAILED' }) as unknown }),
+    ]);
+
+    // Rotated back: the same connection comes back without a restart.
+    await server.stop();
+    server = await startNatsServer({ port, extraConfig: requiring('pw-1') });
+    await eventually('the publisher to reconnect', () => publisher.isConnected(), 20_000);
+    expect(publisher.problems()).toEqual([]);
+    // nats.js reports a reconnect for each refused attempt; the connection came back once, and what is published on
+    // it is counted as published once confirmed.
+    expect(logs.filter((l) => l.msg === 'reconnected to NATS')).toHaveLength(1);
+    expect(publisher.publish(SUBJECT, payload(1))).toBe('queued');
+    const r = { metrics } as Running;
+    await eventually('the event counted as published', async () => (await published(r)) === 1);
+  });
+
   it('closes while NATS is unreachable, without waiting for it to come back', async () => {
     const r = await start({ reconnectTimeWaitMs: 0 });
     await r.proxy.cut();
