@@ -67,7 +67,8 @@ export const ChartValues = z
               .describe('A Secret mounted at /etc/request-mirror/nats-tls in both services: `ca.crt`, the CA that issued the server\'s certificate, and with `clientCertificate` also `tls.crt` and `tls.key`.'),
             clientCertificate: z.boolean().default(false).describe('Present `tls.crt` and `tls.key` of `secretName` to a server that verifies clients (mutual TLS).'),
           })
-          .prefault({}),
+          .prefault({})
+          .describe('TLS to NATS (config `nats.tls`); a changed Secret is read when the pods restart.'),
       })
       .prefault({}),
     tap: z
