@@ -53,10 +53,11 @@ export const ChartValues = z
               'user.creds',
               'A user\'s `.creds` file (decentralized JWT auth) instead, mounted in both services at /etc/request-mirror/nats-creds/user.creds.',
             ),
+            nkeySeedSecret: secretKey('user.nk', 'A user nkey seed instead, mounted in both services at /etc/request-mirror/nats-nkey/user.nk.'),
           })
           .prefault({})
           .describe(
-            'Credentials for a NATS server that requires them (docs/scaling.md, "Connecting to a secured NATS"): `user` with `passwordSecret`, `tokenSecret`, or `credsSecret`.',
+            'Credentials for a NATS server that requires them (docs/scaling.md, "Connecting to a secured NATS"): `user` with `passwordSecret`, `tokenSecret`, `credsSecret` or `nkeySeedSecret`.',
           ),
         tls: z
           .strictObject({

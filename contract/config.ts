@@ -104,12 +104,20 @@ export const NatsAuth = z
         .min(1)
         .describe('Path of a user\'s `.creds` file (its JWT and nkey seed, as `nsc generate creds` writes it), for a server in operator (JWT) mode.'),
     }),
-  ], { error: 'NATS credentials: { user: NAME, password: { env | file } }, { token: { env | file } } or { credsFile: PATH }, exactly one of them' })
+    z.strictObject({
+      nkeySeedFile: z
+        .string()
+        .min(1)
+        .describe('Path of a file holding a user nkey seed (`SU...`), for a server that lists the user\'s public key: `authorization { users: [ { nkey: U... } ] }`.'),
+    }),
+  ], {
+    error: 'NATS credentials: { user: NAME, password: { env | file } }, { token: { env | file } }, { credsFile: PATH } or { nkeySeedFile: PATH }, exactly one of them',
+  })
   .describe(
-    'Credentials for a NATS server that requires them: `{ user: NAME, password: SECRET }`, `{ token: SECRET }` or ' +
-      '`{ credsFile: PATH }` (decentralized JWT auth), where a ' +
+    'Credentials for a NATS server that requires them: `{ user: NAME, password: SECRET }`, `{ token: SECRET }`, ' +
+      '`{ credsFile: PATH }` (decentralized JWT auth) or `{ nkeySeedFile: PATH }`, where a ' +
       'SECRET is `{ env: VARIABLE }` or `{ file: PATH }` (a trailing newline is ignored). Read once at start-up (a ' +
-      'missing variable or file, or a creds file that is not one, stops the service with RM_SECRET_UNAVAILABLE); like every `nats` setting, a change ' +
+      'missing variable or file, or a creds or seed file that is not one, stops the service with RM_SECRET_UNAVAILABLE); like every `nats` setting, a change ' +
       'takes effect at the next restart. Credentials in `nats.url` (`nats://user:pass@host`) are not used by the client.',
   );
 

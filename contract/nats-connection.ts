@@ -1,4 +1,4 @@
-import { connect, credsAuthenticator, errors, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, errors, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { natsServerList, type Config } from './config.ts';
 import { NatsAuthFailedError, NatsConnectFailedError, type RequestMirrorError } from './errors.ts';
 import { NO_NATS_CREDENTIALS, type NatsCredentials } from './nats-credentials.ts';
@@ -29,6 +29,7 @@ export function natsConnectionOptions(nats: Config['nats'], name: string, creden
     ...(credentials.user !== undefined && { user: credentials.user, pass: credentials.pass }),
     ...(credentials.token !== undefined && { token: credentials.token }),
     ...(credentials.creds !== undefined && { authenticator: credsAuthenticator(new TextEncoder().encode(credentials.creds)) }),
+    ...(credentials.nkeySeed !== undefined && { authenticator: nkeyAuthenticator(new TextEncoder().encode(credentials.nkeySeed)) }),
     ...(credentials.tls && { tls: { ...credentials.tls } }),
   };
 }

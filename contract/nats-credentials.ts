@@ -1,6 +1,6 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { credsAuthenticator } from '@nats-io/transport-node';
+import { credsAuthenticator, nkeyAuthenticator } from '@nats-io/transport-node';
 import type { Config, NatsTls } from './config.ts';
 import { errorFinding, type ConfigFinding } from './config-check.ts';
 import { NatsTlsUnusableError, SecretUnavailableError } from './errors.ts';
@@ -16,6 +16,8 @@ export interface NatsCredentials {
   readonly token?: string;
   /** The text of a `.creds` file: a user JWT and its nkey seed. */
   readonly creds?: string;
+  /** A user nkey seed (`SU...`). */
+  readonly nkeySeed?: string;
   readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
 }
 
@@ -36,8 +38,11 @@ export function resolveNatsCredentials(
     }
   };
   const { auth } = nats;
-  let secrets: Pick<NatsCredentials, 'user' | 'pass' | 'token' | 'creds'> = {};
-  if (auth && 'credsFile' in auth) {
+  let secrets: Pick<NatsCredentials, 'user' | 'pass' | 'token' | 'creds' | 'nkeySeed'> = {};
+  if (auth && 'nkeySeedFile' in auth) {
+    const nkeySeed = attempt(() => readNkeySeed(auth.nkeySeedFile, sources));
+    secrets = { nkeySeed };
+  } else if (auth && 'credsFile' in auth) {
     const creds = attempt(() => readCreds(auth.credsFile, sources));
     secrets = { creds };
   } else if (auth && 'token' in auth) {
@@ -62,6 +67,17 @@ function readCreds(path: string, sources: SecretSources): string {
     throw new SecretUnavailableError(`nats.auth.credsFile: ${path} is not a NATS credentials file (a user JWT and an nkey seed): ${(cause as Error).message}`, { cause });
   }
   return creds;
+}
+
+function readNkeySeed(path: string, sources: SecretSources): string {
+  const seed = readSecret({ file: path }, sources, 'nats.auth.nkeySeedFile').trim();
+  try {
+    // What the client does at each connection: sign the server's nonce with the seed.
+    nkeyAuthenticator(new TextEncoder().encode(seed))('request-mirror-start-up-check');
+  } catch (cause) {
+    throw new SecretUnavailableError(`nats.auth.nkeySeedFile: ${path} does not hold an nkey seed: ${(cause as Error).message}`, { cause });
+  }
+  return seed;
 }
 
 function readTls(tls: NatsTls): NonNullable<NatsCredentials['tls']> {

@@ -77,7 +77,8 @@ describe('request-mirror chart', () => {
     ['a NATS URL that is not one', ['--set', 'nats.url=localhost:4222'], "at '/nats/url'"],
     ['a file target without methods', ['--set', 'targets[0].name=x', '--set', 'targets[0].watchURL=https://x.example.com/'], "at '/targets/0': missing property 'methods'"],
     ['a NATS user without its password Secret', ['--set', 'nats.auth.user=x'], 'nats.auth: user and passwordSecret.name go together'],
-    ['a NATS token beside a user', ['--set', 'nats.auth.tokenSecret.name=t', '--set', 'nats.auth.user=x', '--set', 'nats.auth.passwordSecret.name=p'], 'nats.auth: set one of user with passwordSecret, tokenSecret or credsSecret'],
+    ['a NATS token beside a user', ['--set', 'nats.auth.tokenSecret.name=t', '--set', 'nats.auth.user=x', '--set', 'nats.auth.passwordSecret.name=p'], 'nats.auth: set one of user with passwordSecret, tokenSecret, credsSecret or nkeySeedSecret'],
+    ['a NATS creds file beside an nkey seed', ['--set', 'nats.auth.credsSecret.name=c', '--set', 'nats.auth.nkeySeedSecret.name=n'], 'nats.auth: set one of user'],
     ['a NATS client certificate without its Secret', ['--set', 'nats.tls.enabled=true', '--set', 'nats.tls.clientCertificate=true'], 'nats.tls.clientCertificate: the certificate comes from nats.tls.secretName, which is empty'],
   ])('refuses %s at install time, naming the value', async (_what, args, message) => {
     await expect(helm('template', 'x', CHART, ...args)).rejects.toThrow(message);
@@ -165,6 +166,13 @@ describe('request-mirror chart', () => {
     for (const d of deployments(withCreds)) {
       expect(d.spec.template.spec.containers[0]?.volumeMounts).toContainEqual({ name: 'nats-creds', mountPath: '/etc/request-mirror/nats-creds', readOnly: true });
       expect(d.spec.template.spec.volumes).toContainEqual({ name: 'nats-creds', secret: { secretName: 'nats-user-creds', items: [{ key: 'user.creds', path: 'user.creds' }] } });
+    }
+
+    const withNkey = await render('--set', 'nats.auth.nkeySeedSecret.name=nats-user-nkey', '--set', 'nats.auth.nkeySeedSecret.key=seed');
+    expect(configOf(withNkey).nats.auth).toEqual({ nkeySeedFile: '/etc/request-mirror/nats-nkey/user.nk' });
+    for (const d of deployments(withNkey)) {
+      expect(d.spec.template.spec.containers[0]?.volumeMounts).toContainEqual({ name: 'nats-nkey', mountPath: '/etc/request-mirror/nats-nkey', readOnly: true });
+      expect(d.spec.template.spec.volumes).toContainEqual({ name: 'nats-nkey', secret: { secretName: 'nats-user-nkey', items: [{ key: 'seed', path: 'user.nk' }] } });
     }
 
     // And nothing of it by default.

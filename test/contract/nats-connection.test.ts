@@ -1,4 +1,4 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, nkeys, type NatsConnection } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Config, type ConfigInput } from '../../contract/config.ts';
 import { natsUrlProblems } from '../../contract/config.ts';
@@ -107,6 +107,21 @@ describe('nats connection to a secured server', () => {
     cleanup.add(() => server.stop());
     const nc = await connectAs(server, { auth: { token: { env: 'NATS_TOKEN' } } }, { NATS_TOKEN: 't0ken' });
     expect(await roundTrip(nc)).toBe('hello');
+  });
+
+  it('logs in with an nkey seed to a server that lists the user\'s public key, and not with another seed', async () => {
+    const user = nkeys.createUser();
+    const server = await startNatsServer({ extraConfig: requiring(`users: [ { nkey: ${user.getPublicKey()} } ]`) });
+    cleanup.add(() => server.stop());
+    const as = (seed: Uint8Array) => {
+      const { nats } = Config.parse({ nats: { url: server.url, auth: { nkeySeedFile: 'user.nk' } } });
+      const { credentials } = resolveNatsCredentials(nats, { env: {}, readFile: () => new TextDecoder().decode(seed) });
+      return connect({ ...natsConnectionOptions(nats, 'nkey-test', credentials), waitOnFirstConnect: false });
+    };
+    const nc = await as(user.getSeed());
+    cleanup.add(() => nc.close());
+    expect(await roundTrip(nc)).toBe('hello');
+    await expect(as(nkeys.createUser().getSeed())).rejects.toThrow(/Authorization Violation/);
   });
 
   it('logs in with a .creds file to a server in operator (JWT) mode', async () => {

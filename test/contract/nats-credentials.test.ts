@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { nkeys } from '@nats-io/transport-node';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Config, type ConfigInput } from '../../contract/config.ts';
@@ -50,6 +51,18 @@ describe('nats credentials', () => {
     ]);
   });
 
+  it('reads an nkey seed file, and refuses one that holds no seed as RM_SECRET_UNAVAILABLE', () => {
+    const seed = new TextDecoder().decode(nkeys.createUser().getSeed());
+    const good = join(cert.dir, 'user.nk');
+    writeFileSync(good, `${seed}\n`);
+    expect(resolveNatsCredentials(nats({ auth: { nkeySeedFile: good } }), sources())).toEqual({ findings: [], credentials: { nkeySeed: seed } });
+    const bad = join(cert.dir, 'not.nk');
+    writeFileSync(bad, 'UABC\n');
+    const [finding] = resolveNatsCredentials(nats({ auth: { nkeySeedFile: bad } }), sources()).findings;
+    expect(finding?.code).toBe('RM_SECRET_UNAVAILABLE');
+    expect(finding?.message).toMatch(new RegExp(`^nats\\.auth\\.nkeySeedFile: ${bad} does not hold an nkey seed: `));
+  });
+
   it('gives no credentials when nats.auth and nats.tls are absent', () => {
     expect(resolveNatsCredentials(nats({}), sources())).toEqual({ findings: [], credentials: {} });
   });
@@ -87,7 +100,8 @@ describe('nats credentials', () => {
       const parsed = Config.safeParse({ nats: input });
       return parsed.success ? undefined : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     };
-    const shape = 'nats.auth: NATS credentials: { user: NAME, password: { env | file } }, { token: { env | file } } or { credsFile: PATH }, exactly one of them';
+    const shape =
+      'nats.auth: NATS credentials: { user: NAME, password: { env | file } }, { token: { env | file } }, { credsFile: PATH } or { nkeySeedFile: PATH }, exactly one of them';
     expect(refused({ auth: { user: 'tap', password: 'inline' } })).toEqual([shape]);
     expect(refused({ auth: { user: 'tap', password: { env: 'P' }, token: { env: 'T' } } })).toEqual([shape]);
     expect(refused({ tls: { certFile: 'client.pem' } })).toEqual(['nats.tls.keyFile: set certFile and keyFile together']);

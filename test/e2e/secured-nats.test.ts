@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { nkeys } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { ConfigInput } from '../../contract/config.ts';
@@ -160,6 +161,19 @@ describe('services on a secured NATS', () => {
     });
     writeFileSync(join(dir, 'user.creds'), setup.creds);
     const s = await startServices(server, { auth: { credsFile: join(dir, 'user.creds') } }, r);
+    await deliversThrough(s, r);
+  });
+
+  it('deliver through a NATS that lists a user nkey, with its seed from a mounted file', async () => {
+    const user = nkeys.createUser();
+    const server = await natsServer(['authorization {', `  users: [ { nkey: ${user.getPublicKey()} } ]`, '}']);
+    const r = await receiver();
+    const dir = mkdtempSync(join(tmpdir(), 'rm-nkey-'));
+    cleanup.add(() => {
+      rmSync(dir, { recursive: true, force: true });
+    });
+    writeFileSync(join(dir, 'user.nk'), `${new TextDecoder().decode(user.getSeed())}\n`);
+    const s = await startServices(server, { auth: { nkeySeedFile: join(dir, 'user.nk') } }, r);
     await deliversThrough(s, r);
   });
 
