@@ -108,13 +108,14 @@ async function main(): Promise<void> {
   let connected = false;
   let sub: Subscription | undefined;
   let stopping = false;
-  // Why the dispatcher has no usable connection or subscription, for /readyz; undefined while it is fine.
+  // Why the dispatcher has no usable connection, or no subscription, for /readyz; undefined while it is fine.
   let natsProblem: string | undefined;
+  let subscriptionProblem: string | undefined;
   const admin = await startAdminServer(
     config.dispatcher.admin,
     metrics.registry,
     () => connected && sub !== undefined && !sub.isClosed() && !stopping,
-    () => [...(natsProblem === undefined ? [] : [`nats: ${natsProblem}`]), ...(kubernetes?.readinessDetail() ?? [])],
+    () => [...[natsProblem, subscriptionProblem].flatMap((p) => (p === undefined ? [] : [`nats: ${p}`])), ...(kubernetes?.readinessDetail() ?? [])],
   );
   logger.info({ port: admin.port }, 'admin listening');
 
@@ -129,8 +130,8 @@ async function main(): Promise<void> {
   connected = true;
   natsProblem = undefined;
   logger.info({ server: nc.getServer() }, 'connected to NATS');
-  const onProblem = (problem: string | undefined) => {
-    natsProblem = problem;
+  const onSubscriptionProblem = (problem: string) => {
+    subscriptionProblem = problem;
   };
   const connectionWatch = watchConnection(nc, {
     logger,
@@ -138,9 +139,11 @@ async function main(): Promise<void> {
     onChange: (up) => {
       connected = up;
     },
-    onProblem,
+    onProblem: (problem) => {
+      natsProblem = problem;
+    },
   });
-  sub = subscribeEvents(nc, config.nats, dispatcher, logger, { metrics, onProblem });
+  sub = subscribeEvents(nc, config.nats, dispatcher, logger, { metrics, onProblem: onSubscriptionProblem });
 
   const watcher = watchConfig(
     path,
@@ -163,7 +166,8 @@ async function main(): Promise<void> {
         // The new subscription starts before the old one stops, so no event is missed in between; for a changed
         // queue group an event can arrive on both in that moment (receivers deduplicate on webhook-id).
         const old = sub;
-        sub = subscribeEvents(nc, next.nats, dispatcher, logger, { metrics, onProblem });
+        subscriptionProblem = undefined;
+        sub = subscribeEvents(nc, next.nats, dispatcher, logger, { metrics, onProblem: onSubscriptionProblem });
         old?.drain().then(
           () => { logger.info({ subject: old.getSubject() }, 'previous subscription drained'); },
           (error: unknown) => { logger.warn({ err: error }, 'draining the previous subscription failed'); },
