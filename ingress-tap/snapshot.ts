@@ -94,18 +94,15 @@ export interface EncodedEvent {
 /**
  * Serializes the event; when it exceeds `maxPayload` bytes, cuts the body (marking it truncated) until it fits, keeping
  * a text body text (contract/body-cut.ts `keptLength`). Null only when even an empty body does not fit, i.e. the
- * headers alone are too large. `event.data.body` is left as the body that went into the payload.
+ * headers alone are too large. Rewrites `event.data.body` as it goes: only the payload is meant to be used.
  */
 export function encodeEvent(event: MirrorEvent, captured: CapturedBody | null, maxPayload: number): EncodedEvent | null {
   let payload: Buffer = Buffer.from(JSON.stringify(event));
   if (payload.length <= maxPayload) return { payload, cut: false };
   const body = event.data.body;
   if (captured === null || body === null) return null;
-  const keepBody = (keep: number): void => {
-    event.data.body = bodyOf(captured.bytes.subarray(0, keptLength(captured.bytes.subarray(0, keep))), captured);
-  };
   const encodeKeeping = (keep: number): Buffer => {
-    keepBody(keep);
+    event.data.body = bodyOf(captured.bytes.subarray(0, keptLength(captured.bytes.subarray(0, keep))), captured);
     return Buffer.from(JSON.stringify(event));
   };
   // A few passes that estimate how many captured bytes the overflow is worth, from the body's average JSON cost per
@@ -136,7 +133,6 @@ export function encodeEvent(event: MirrorEvent, captured: CapturedBody | null, m
       tooLarge = mid;
     }
   }
-  keepBody(fits);
   return { payload: best, cut: true };
 }
 
