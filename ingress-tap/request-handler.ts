@@ -223,7 +223,6 @@ const EMPTY_BODY = Buffer.alloc(0);
 // end and put a listener on the connection's socket, which all the streams of the connection share.
 function hasNoBody(req: TapRequest): boolean {
   if ('stream' in req) return req.stream.endAfterHeaders;
-  if (req.httpVersionMajor !== 1) return false;
   const { headers } = req;
   if (headers['transfer-encoding'] !== undefined) return false;
   const length = headers['content-length'];

@@ -58,6 +58,14 @@ describe('body capture', () => {
     expect(body).toMatchObject({ encoding: 'utf8', data: '', capturedBytes: 0, receivedBytes: 0, declaredLength: 0, truncated: false, sha256: sha256(Buffer.alloc(0)) });
   });
 
+  it('records a request sent without Content-Length or body as an empty body with no declared length', async () => {
+    const res = await send(`${tap.mirrorUrl}/page`, { method: 'GET' });
+    expect(res.status).toBe(200);
+    const [received] = await tap.waitForEvents(1);
+    expect(received?.event.data.headers['content-length']).toBeUndefined();
+    expect(received?.event.data.body).toMatchObject({ data: '', capturedBytes: 0, receivedBytes: 0, declaredLength: null, truncated: false });
+  });
+
   it('encodes binary and invalid UTF-8 bodies as base64', async () => {
     const binary = Buffer.from([0, 1, 2, 0xff, 0xfe, 0x80, 0x7f]);
     const body = await bodyOf(binary);
