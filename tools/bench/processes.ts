@@ -1,5 +1,5 @@
 import { createWriteStream, existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startProcess, waitUntil, type ManagedProcess } from '../stack/process.ts';
 
@@ -7,6 +7,19 @@ import { startProcess, waitUntil, type ManagedProcess } from '../stack/process.t
 // SIGKILLed if the benchmark dies (tools/stack/process.ts).
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+/**
+ * A command-line argument as a report shows it: the absolute path in `NAME=PATH` (or a bare PATH) made relative to
+ * the repository root when it lies inside it (`-output=.bench/run-…/S0.bin`), so a committed report names no
+ * developer's checkout. Anything else is returned unchanged.
+ */
+export function repoRelative(arg: string): string {
+  const name = arg.slice(0, arg.indexOf('=') + 1);
+  const value = arg.slice(name.length);
+  if (!isAbsolute(value)) return arg;
+  const inRepo = relative(REPO_ROOT, value);
+  return inRepo.startsWith('..') || isAbsolute(inRepo) ? arg : `${name}${inRepo}`;
+}
 
 export interface Peer {
   readonly process: ManagedProcess;

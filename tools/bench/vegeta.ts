@@ -3,6 +3,7 @@ import { rmSync } from 'node:fs';
 import { startProcess } from '../stack/process.ts';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
+import { repoRelative } from './processes.ts';
 
 // Open-model load with vegeta: requests leave at the offered rate whether or not earlier ones have answered, so a
 // slow response cannot hide the queueing it causes (no coordinated omission). Percentiles are computed by us from
@@ -115,7 +116,7 @@ export async function attack(options: AttackOptions): Promise<AttackResult> {
   if (options.discardResults) rmSync(bin, { force: true });
   return {
     name: options.name,
-    command: `vegeta ${args.join(' ')}`,
+    command: `vegeta ${args.map(repoRelative).join(' ')}`,
     offeredRate: options.rate,
     sentRate: report.rate,
     throughput: report.throughput,
