@@ -15,7 +15,7 @@ test: ## lint, type-check and run every test against real nats-server, Traefik a
 	@. tools/env.sh && _rm_bench_tools && _rm_k8s_setup && npm test
 
 # Not part of `make test`: minutes per folder once incremental, much longer on a first run (see the README).
-mutate: ## mutation testing of contract/, ingress-tap/, dispatcher/ (StrykerJS) and traefik-plugin/ (Gremlins); score per folder; FOLDERS="contract" for fewer
+mutate: ## mutation testing of contract/, ingress-tap/, dispatcher/ (StrykerJS) and traefik-plugin/ (Gremlins); score per folder; FOLDERS="contract" for fewer folders, FILES=dispatcher/circuit-breaker.ts for some files of them
 	@. tools/env.sh && _rm_setup && GREMLINS_BIN="$$(_rm_go_tool gremlins github.com/go-gremlins/gremlins/cmd/gremlins github.com/go-gremlins/gremlins)" && \
 	  GREMLINS_BIN="$$GREMLINS_BIN" node tools/mutate.ts $(if $(FOLDERS),--folders '$(FOLDERS)') $(if $(FILES),--files '$(FILES)')
 

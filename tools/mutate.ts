@@ -28,8 +28,8 @@ const NAME = 'make mutate';
 const { values } = parseCommandLine({
   name: NAME,
   usage: `
-usage: make mutate [FOLDERS="contract dispatcher"]
-       node tools/mutate.ts [--folders "contract dispatcher"] [--full]
+usage: make mutate [FOLDERS="contract dispatcher"] [FILES=dispatcher/circuit-breaker.ts,...]
+       node tools/mutate.ts [--folders "contract dispatcher"] [--files LIST] [--full] [--static]
 Mutation testing of contract/, ingress-tap/ and dispatcher/ against their tests in test/<folder> (StrykerJS), and of
 traefik-plugin/ against its go test suite (Gremlins, from $GREMLINS_BIN, which make mutate builds).
   --folders LIST   which of ${FOLDERS.join(', ')} to run (default: all four)
