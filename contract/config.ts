@@ -20,15 +20,15 @@ export const ListenerTls = z
     certFile: z.string().min(1).describe('PEM certificate (chain) the listener presents; its SAN must name the address Traefik dials.'),
     keyFile: z.string().min(1).describe('PEM private key of that certificate.'),
   })
-  .describe(
-    'Serve HTTPS, HTTP/2 or HTTP/1.1 by ALPN, instead of plain HTTP/1.1. Read at start-up only. Recommended for forwardAuth: ' +
-      'Traefik keeps only 2 idle HTTP/1.1 connections per host, but multiplexes every call over one HTTP/2 connection.',
-  );
+  .describe('Serve HTTPS, HTTP/2 or HTTP/1.1 by ALPN, instead of plain HTTP/1.1. Read at start-up only.');
 
-/** A listener Traefik calls: plain HTTP/1.1, or HTTPS with HTTP/2 when `tls` is set. */
-const tapListen = (defaultPort: number, what: string) =>
+/**
+ * A listener Traefik calls: plain HTTP/1.1, or HTTPS with HTTP/2 when `tls` is set. `whyTls` says why this
+ * listener would want TLS (the reasons differ: connection reuse for forwardAuth, any method for Mirroring).
+ */
+const tapListen = (defaultPort: number, what: string, whyTls: string) =>
   z
-    .strictObject({ ...address(defaultPort), tls: ListenerTls.optional() })
+    .strictObject({ ...address(defaultPort), tls: ListenerTls.describe(`${ListenerTls.description ?? ''} ${whyTls}`).optional() })
     .prefault({})
     .describe(what);
 
@@ -278,8 +278,19 @@ export const Config = z
       .prefault({}),
     tap: z
       .strictObject({
-        forwardAuth: tapListen(8080, 'Listener for Traefik forwardAuth.'),
-        mirror: tapListen(8081, 'Listener for Traefik Mirroring (the request it receives is the original).'),
+        forwardAuth: tapListen(
+          8080,
+          'Listener for Traefik forwardAuth.',
+          'Recommended: Traefik keeps only 2 idle HTTP/1.1 connections per host, but multiplexes every call over one ' +
+            'HTTP/2 connection.',
+        ),
+        mirror: tapListen(
+          8081,
+          'Listener for Traefik Mirroring (the request it receives is the original).',
+          'Recommended when clients send methods outside Node.js\'s `http.METHODS` (`BREW`, ...): over HTTP/1.1 the ' +
+            'tap answers 200 but cannot parse such a request, so publishes nothing (counted as rejected input); over ' +
+            'HTTP/2 it publishes any method token (docs/install-traefik.md, "HTTPS to the tap (any method)").',
+        ),
         plugin: z
           .strictObject({
             ...address(8082),
