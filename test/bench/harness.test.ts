@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 // Runs `make bench-smoke`'s harness end to end so it cannot rot between full runs. It checks that every part of the
@@ -46,8 +46,14 @@ function runSmoke(): Promise<string> {
 }
 
 describe('benchmark harness', () => {
-  it('writes the markdown report, the JSON figures and the plots from a smoke run', { timeout: 240_000 }, async () => {
-    await runSmoke();
+  it('writes the markdown report, the JSON figures and the plots from a smoke run, keeping its run directory under --out', { timeout: 240_000 }, async () => {
+    const stderr = await runSmoke();
+    // Its logs and vegeta results go under --out, which this test removes: a smoke run leaves nothing in /tmp.
+    const runDir = /\] run directory (.+)$/m.exec(stderr)?.[1];
+    expect(runDir, stderr.slice(0, 2000)).toBeDefined();
+    const inOut = relative(out, runDir ?? '/');
+    expect(inOut.startsWith('..') || isAbsolute(inOut), `run directory ${runDir ?? ''} is not under ${out}`).toBe(false);
+    expect(existsSync(join(runDir ?? '/', 'traefik-access.log')), 'the run wrote its logs there').toBe(true);
     const report = JSON.parse(readFileSync(join(out, 'benchmarks.json'), 'utf8')) as Report;
     expect(report.plan.smoke).toBe(true);
     for (const g of report.goals) expect(['met', 'not met', 'undecided', 'not run']).toContain(g.status);

@@ -29,7 +29,8 @@ usage: node tools/bench/main.ts [--smoke] [--out DIR] [--only S1,S2,...] [--prof
 Measures what Request Mirror adds to Traefik's latency, its throughput and memory, and writes benchmarks.md,
 benchmarks.json and the plots.
   --smoke             a few-seconds run at tiny rates (checks the harness; its figures mean nothing)
-  --out DIR           where the report goes (default: the run directory under .bench/, or a temporary one)
+  --out DIR           where the report goes (default: the run directory under .bench/, or a temporary one);
+                      a smoke run also keeps its run directory (logs, vegeta results) under DIR/run
   --only IDS          diagnosis: only these latency scenarios, comma-separated
   --profile-dir DIR   diagnosis: CPU profiles of every tap and dispatcher, written when they stop
   -h, --help          this text`,
@@ -47,8 +48,12 @@ const unknown = only?.filter((id) => !SCENARIOS.some((s) => s.id === id)) ?? [];
 if (unknown.length > 0) usageError('node tools/bench/main.ts', `--only: no scenario ${unknown.join(', ')} (known: ${SCENARIOS.map((s) => s.id).join(', ')})`);
 const plan = only ? { ...base, scenarios: only } : base;
 if (values['profile-dir']) setServiceNodeArgs(['--cpu-prof', `--cpu-prof-dir=${resolve(values['profile-dir'])}`]);
+// A smoke run given --out keeps its logs under that directory, so whoever chose it (the harness test) removes them
+// with the report and nothing is left in the temporary directory.
 const runDir = values.smoke
-  ? mkdtempSync(join(tmpdir(), 'rm-bench-'))
+  ? values.out
+    ? join(resolve(values.out), 'run')
+    : mkdtempSync(join(tmpdir(), 'rm-bench-'))
   : join(REPO_ROOT, '.bench', `run-${new Date().toISOString().replace(/[:.]/g, '-')}`);
 mkdirSync(runDir, { recursive: true });
 const outDir = resolve(values.out ?? join(runDir, 'report'));
