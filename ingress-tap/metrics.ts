@@ -54,7 +54,7 @@ export function createMetrics(): TapMetrics {
     }),
     truncated: new Counter({
       name: 'request_mirror_tap_bodies_truncated_total',
-      help: 'Bodies cut short: at the capture limit (limit), to fit the NATS max_payload (max_payload), or not read to their end by the upstream (unread, plugin only).',
+      help: 'Bodies cut short: at the capture limit (limit), to fit the NATS max_payload (max_payload), not read to their end by the upstream (unread, plugin only), or broken off by the sender before their end (interrupted).',
       labelNames: ['reason'],
       registers,
     }),

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
@@ -52,6 +52,15 @@ describe('tap metrics', () => {
     } finally {
       await harness.close();
     }
+  });
+
+  it('names in the HELP text of the truncated-bodies counter every reason the tap counts', () => {
+    const dir = join(import.meta.dirname, '../../ingress-tap');
+    const source = readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
+    const reasons = [...source.matchAll(/metrics\.truncated\.inc\(\{ reason: '(\w+)' \}\)/g)].map((m) => m[1] ?? '');
+    expect(reasons.sort()).toEqual(['interrupted', 'limit', 'max_payload', 'unread']);
+    const help = documented().get('request_mirror_tap_bodies_truncated_total')?.help ?? '';
+    for (const reason of reasons) expect(help, reason).toContain(`(${reason}`);
   });
 
   it('buckets the handling time as docs/ingress-tap.md says, from 50 µs to 1 s', async () => {
