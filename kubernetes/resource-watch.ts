@@ -15,7 +15,8 @@ export interface ResourceWatchOptions<T extends KubernetesObject> {
   readonly fieldSelector?: string;
   /** Called after each change to `objects()` (a listing, or an added, updated or deleted object). */
   readonly onChange: () => void;
-  /** Called when the watch fails (`error`) and when it lists successfully again (`undefined`). */
+  /** Called when the watch fails (`error`), and when it lists successfully (`undefined`): the first time, and again
+   * after each failure. */
   readonly onHealth: (error: Error | undefined) => void;
   readonly minBackoffMs?: number;
   readonly maxBackoffMs?: number;
@@ -68,12 +69,11 @@ export class ResourceWatch<T extends KubernetesObject> {
         // The informer stores the listed items right after this promise settles; read them after that.
         setImmediate(() => {
           if (this.#stopped || this.#informer !== informer) return;
+          const healthy = this.#synced && this.#error === undefined;
           this.#synced = true;
           this.#backoffMs = this.#options.minBackoffMs ?? 1000;
-          if (this.#error !== undefined) {
-            this.#error = undefined;
-            this.#options.onHealth(undefined);
-          }
+          this.#error = undefined;
+          if (!healthy) this.#options.onHealth(undefined);
           this.#options.onChange();
         });
         return listed;

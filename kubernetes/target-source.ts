@@ -75,15 +75,20 @@ export function watchMirrorTargets(options: TargetSourceOptions): TargetSource {
   let resolveReady: () => void = () => undefined;
   const ready = new Promise<void>((resolve) => { resolveReady = resolve; });
 
-  const health = (resource: string, namespace: string) => (error: Error | undefined) => {
-    metrics.watchUp.set({ resource, namespace }, error ? 0 : 1);
-    if (error) {
-      metrics.watchErrors.inc({ resource });
-      const err = new KubernetesWatchFailedError(`watch of ${resource}${namespace ? ` in ${namespace}` : ''} failed: ${error.message}`, { cause: error });
-      logger.error({ err, code: err.code, resource, namespace }, 'kubernetes watch failed; keeping the last known targets and retrying');
-    } else {
-      logger.info({ resource, namespace }, 'kubernetes watch restored');
-    }
+  const health = (resource: string, namespace: string) => {
+    let failed = false;
+    return (error: Error | undefined) => {
+      metrics.watchUp.set({ resource, namespace }, error ? 0 : 1);
+      if (error) {
+        failed = true;
+        metrics.watchErrors.inc({ resource });
+        const err = new KubernetesWatchFailedError(`watch of ${resource}${namespace ? ` in ${namespace}` : ''} failed: ${error.message}`, { cause: error });
+        logger.error({ err, code: err.code, resource, namespace }, 'kubernetes watch failed; keeping the last known targets and retrying');
+      } else if (failed) {
+        failed = false;
+        logger.info({ resource, namespace }, 'kubernetes watch restored');
+      }
+    };
   };
 
   const schedule = () => {

@@ -91,6 +91,13 @@ describe('MirrorTarget source', () => {
     await eventually('the deletion', () => w.latest().targets.length === 0);
   }, 60_000);
 
+  it('reports its watch up once it has listed, with no failure before, and logs no restoration', async () => {
+    const w = watch();
+    await w.source.ready;
+    expect(await watchUp(w)).toBe(1);
+    expect(w.logs.filter((l) => l.includes('kubernetes watch'))).toEqual([]);
+  });
+
   it('refuses a target whose Secret is missing, then signs with it once it exists and follows its rotation', async () => {
     const w = watch();
     await w.source.ready;
@@ -152,6 +159,7 @@ describe('MirrorTarget source', () => {
       expect(names(w.latest())).toEqual([`${kube.namespace}/stays`]);
       expect(w.source.problems()).toEqual([]);
       expect(await watchUp(w)).toBe(1);
+      expect(w.logs.some((l) => l.includes('kubernetes watch restored'))).toBe(true);
     } finally {
       await proxy.close();
     }
