@@ -372,6 +372,12 @@ describe('publisher', () => {
     expect(publisher.publish(POST, payload(6))).toBe('queued');
     await eventually('the next one refused too', async () => (await dropped(r, 'permission_denied')) === 4);
     expect(await published(r)).toBe(2);
+    expect(publisher.problems()).toEqual(['nats: the server refuses publishes to request-mirror.requests.POST; their events are dropped (permission_denied)']);
+    // Refusals already set against their own batches are not held against later ones.
+    for (const n of [7, 8]) expect(publisher.publish(SUBJECT, payload(n))).toBe('queued');
+    await eventually('the next two published', async () => (await published(r)) === 4 && received.length === 4);
+    expect(received).toEqual([1, 3, 7, 8]);
+    expect(await dropped(r, 'permission_denied')).toBe(4);
     expect(await inDoubt(r)).toBe(0);
     expect(logs.filter((l) => l.msg === 'NATS refused a publish; its events are dropped (permission_denied)')).toEqual([
       expect.objectContaining({
@@ -422,6 +428,23 @@ describe('publisher', () => {
     expect(publisher.publish(SUBJECT, payload(1))).toBe('queued');
     const r = { metrics } as Running;
     await eventually('the event counted as published', async () => (await published(r)) === 1);
+  });
+
+  it('names credentials refused at start once, in its log and its problems, while it keeps trying', async () => {
+    const server = await startNatsServer({ extraConfig: ['authorization {', '  user: tap', '  password: "right"', '}'] });
+    cleanups.push(() => server.stop());
+    const { nats: natsConfig } = Config.parse({ nats: { url: server.url, auth: { user: 'tap', password: { env: 'P' } }, reconnectTimeWaitMs: 50 } });
+    const { credentials } = resolveNatsCredentials(natsConfig, { env: { P: 'wrong' }, readFile: () => '' });
+    const { logs, logger } = logCapture();
+    const publisher = startPublisher({ nats: natsConfig, credentials, maxPendingBytes: 1024 * 1024, metrics: createMetrics(), logger });
+    cleanups.push(() => publisher.close());
+    const refusals = () => server.output().split('authentication error').length - 1;
+    await eventually('three refused logins', () => refusals() >= 3, 20_000);
+    expect(publisher.isConnected()).toBe(false);
+    expect(publisher.problems()).toEqual(['nats: the NATS server refused the credentials: Authorization Violation']);
+    expect(logs.filter((l) => l.msg === 'cannot connect to NATS; retrying')).toEqual([
+      expect.objectContaining({ level: 50, err: expect.objectContaining({ code: 'RM_NATS_AUTH_FAILED' }) as unknown }),
+    ]);
   });
 
   it('closes while NATS is unreachable, without waiting for it to come back', async () => {
