@@ -5,7 +5,9 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 // share or clash over metrics.
 
 export type DropReason = 'nats_disconnected' | 'pending_bytes_exceeded' | 'event_too_large' | 'publish_error' | 'build_queue_full' | 'permission_denied';
-export type TruncationReason = 'limit' | 'max_payload' | 'interrupted' | 'unread';
+/** The reasons `request_mirror_tap_bodies_truncated_total` counts; its HELP text explains each. */
+export const TRUNCATION_REASONS = ['limit', 'max_payload', 'unread', 'interrupted'] as const;
+export type TruncationReason = (typeof TRUNCATION_REASONS)[number];
 
 export interface TapMetrics {
   readonly registry: Registry;
