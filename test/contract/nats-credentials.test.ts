@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Config, type ConfigInput } from '../../contract/config.ts';
 import { NatsAuthFailedError, NatsConnectFailedError, NatsPermissionDeniedError, NatsTlsUnusableError, SecretUnavailableError } from '../../contract/errors.ts';
 import { resolveNatsCredentials } from '../../contract/nats-credentials.ts';
-import type { SecretSources } from '../../contract/secret-source.ts';
+import { readSecret, type SecretSources } from '../../contract/secret-source.ts';
 import { expectDocumentedError } from '../support/error-codes.ts';
 import { natsJwtSetup } from '../support/nats-jwt.ts';
 import { makeCertificate, type TestCertificate } from '../support/tls.ts';
@@ -92,6 +92,75 @@ describe('nats credentials', () => {
     const pair = resolveNatsCredentials(nats({ tls: { certFile: cert.certFile, keyFile: other.keyFile } }), sources());
     expect(pair.findings).toEqual([
       { severity: 'error', code: 'RM_NATS_TLS_UNUSABLE', message: `nats.tls.keyFile ${other.keyFile} is not the private key of nats.tls.certFile ${cert.certFile}` },
+    ]);
+  });
+
+  it('names nats.auth.credsFile and nats.auth.nkeySeedFile, and the path, when the file cannot be read', () => {
+    const missing = join(cert.dir, 'missing-secret');
+    const refused = (auth: NonNullable<ConfigInput['nats']>['auth']) => resolveNatsCredentials(nats({ auth }), sources()).findings;
+    const enoent = `ENOENT: no such file or directory, open '${missing}'`;
+    expect(refused({ credsFile: missing })).toEqual([
+      { severity: 'error', code: 'RM_SECRET_UNAVAILABLE', message: `nats.auth.credsFile: cannot read file ${missing}: ${enoent}` },
+    ]);
+    expect(refused({ nkeySeedFile: missing })).toEqual([
+      { severity: 'error', code: 'RM_SECRET_UNAVAILABLE', message: `nats.auth.nkeySeedFile: cannot read file ${missing}: ${enoent}` },
+    ]);
+  });
+
+  it('takes the nkey seed without the blank lines and spaces around it', () => {
+    const seed = new TextDecoder().decode(nkeys.createUser().getSeed());
+    const file = join(cert.dir, 'spaced.nk');
+    writeFileSync(file, `  ${seed}\n\n`);
+    expect(resolveNatsCredentials(nats({ auth: { nkeySeedFile: file } }), sources())).toEqual({ findings: [], credentials: { nkeySeed: seed } });
+  });
+
+  it('refuses an empty secret file as RM_SECRET_UNAVAILABLE, naming the field and the path', () => {
+    const empty = join(cert.dir, 'empty-token');
+    writeFileSync(empty, '\n');
+    expect(resolveNatsCredentials(nats({ auth: { token: { file: empty } } }), sources())).toEqual({
+      findings: [{ severity: 'error', code: 'RM_SECRET_UNAVAILABLE', message: `nats.auth.token: file ${empty} is empty` }],
+    });
+  });
+
+  it('keeps the file system\'s error as the cause of an unreadable secret file', () => {
+    const missing = join(cert.dir, 'missing-password');
+    let thrown: unknown;
+    try {
+      readSecret({ file: missing }, sources(), 'nats.auth.password');
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(SecretUnavailableError);
+    expect((thrown as SecretUnavailableError).code).toBe('RM_SECRET_UNAVAILABLE');
+    expect(((thrown as Error).cause as NodeJS.ErrnoException).code).toBe('ENOENT');
+  });
+
+  it('gives only the CA when nats.tls has no client certificate', () => {
+    expect(resolveNatsCredentials(nats({ tls: { caFile: other.certFile } }), sources())).toEqual({ findings: [], credentials: { tls: { ca: other.ca } } });
+  });
+
+  it('names nats.tls.caFile, certFile or keyFile and the path when the file cannot be read, as RM_NATS_TLS_UNUSABLE', () => {
+    const missing = join(cert.dir, 'missing.pem');
+    const enoent = `ENOENT: no such file or directory, open '${missing}'`;
+    const refused = (tls: NonNullable<ConfigInput['nats']>['tls']) => resolveNatsCredentials(nats({ tls }), sources()).findings;
+    expect(refused({ caFile: missing })).toEqual([{ severity: 'error', code: 'RM_NATS_TLS_UNUSABLE', message: `nats.tls.caFile ${missing}: cannot read: ${enoent}` }]);
+    expect(refused({ certFile: missing, keyFile: cert.keyFile })).toEqual([
+      { severity: 'error', code: 'RM_NATS_TLS_UNUSABLE', message: `nats.tls.certFile ${missing}: cannot read: ${enoent}` },
+    ]);
+    expect(refused({ certFile: cert.certFile, keyFile: missing })).toEqual([
+      { severity: 'error', code: 'RM_NATS_TLS_UNUSABLE', message: `nats.tls.keyFile ${missing}: cannot read: ${enoent}` },
+    ]);
+  });
+
+  it('refuses a client certificate or key file that is not PEM, naming the field and the path, as RM_NATS_TLS_UNUSABLE', () => {
+    const notPem = join(cert.dir, 'hello.pem');
+    writeFileSync(notPem, 'hello');
+    const refused = (tls: NonNullable<ConfigInput['nats']>['tls']) => resolveNatsCredentials(nats({ tls }), sources()).findings;
+    expect(refused({ certFile: notPem, keyFile: cert.keyFile })).toEqual([
+      { severity: 'error', code: 'RM_NATS_TLS_UNUSABLE', message: `nats.tls.certFile ${notPem}: not a PEM certificate: error:0480006C:PEM routines::no start line` },
+    ]);
+    expect(refused({ certFile: cert.certFile, keyFile: notPem })).toEqual([
+      { severity: 'error', code: 'RM_NATS_TLS_UNUSABLE', message: `nats.tls.keyFile ${notPem}: not a PEM private key: error:1E08010C:DECODER routines::unsupported` },
     ]);
   });
 
