@@ -1,4 +1,4 @@
-import { connect, nkeys, type NatsConnection } from '@nats-io/transport-node';
+import { connect, errors, nkeys, type NatsConnection } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Config, type ConfigInput } from '../../contract/config.ts';
 import { natsUrlProblems } from '../../contract/config.ts';
@@ -14,6 +14,19 @@ import { makeCertificate } from '../support/tls.ts';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
+
+/** `promise`'s value, or a rejection naming `what` if it has not settled within `ms`. */
+async function within<T>(what: string, promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${String(ms)} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 describe('nats connection options', () => {
   it('takes every comma-separated seed of nats.url, ignoring blanks and spaces', () => {
@@ -70,6 +83,60 @@ describe('nats connection options', () => {
     if (nc) cleanup.add(() => nc.close());
     expect(nc?.getServer()).toBe(`127.0.0.1:${port}`);
     expect(failures.map((f) => f.code)).toEqual(['RM_NATS_CONNECT_FAILED']);
+    // The client's own error stays attached, as `cause`, under our message.
+    const cause = failures[0]?.cause;
+    expect(cause).toBeInstanceOf(Error);
+    expect(failures[0]?.message).toBe(`cannot connect to NATS: ${(cause as Error).message}`);
+  });
+
+  it('passes a user and password only when a user is given, and a token only when a token is given', () => {
+    const { nats } = Config.parse({});
+    const keys = (credentials: Parameters<typeof natsConnectionOptions>[2]) => Object.keys(natsConnectionOptions(nats, 'x', credentials));
+    expect(keys({ token: 't0ken' })).toContain('token');
+    expect(keys({ token: 't0ken' })).not.toContain('user');
+    expect(keys({ token: 't0ken' })).not.toContain('pass');
+    expect(keys({ user: 'tap', pass: 's3cret' })).toEqual(expect.arrayContaining(['user', 'pass']));
+    expect(keys({ user: 'tap', pass: 's3cret' })).not.toContain('token');
+    expect(keys({})).not.toContain('user');
+    expect(keys({})).not.toContain('token');
+  });
+
+  it('makes a plain connect() with these options wait for a server that is not up yet (waitOnFirstConnect)', async () => {
+    const port = await freePort();
+    const config = Config.parse({ nats: { url: `nats://127.0.0.1:${port}`, reconnectTimeWaitMs: 50 } });
+    const pending = connect(natsConnectionOptions(config.nats, 'wait-first'));
+    pending.then((nc) => cleanup.add(() => nc.close()), () => undefined);
+    // Without the option the first attempt is refused at once: nothing listens yet, and nats-server takes far
+    // longer to start than a refused dial.
+    const nats = await startNatsServer({ port });
+    cleanup.add(() => nats.stop());
+    const nc = await within('the first connection', pending, 20_000);
+    expect(nc.getServer()).toBe(`127.0.0.1:${port}`);
+  });
+
+  it('stopped while it waits between attempts, wakes at once and gives no connection', async () => {
+    const port = await freePort();
+    const config = Config.parse({ nats: { url: `nats://127.0.0.1:${port}` } });
+    const failures: RequestMirrorError[] = [];
+    const first = connectWhenUp(natsConnectionOptions(config.nats, 'stopped-waiting'), 30_000, (e) => void failures.push(e));
+    cleanup.add(() => { first.stop(); });
+    await waitUntil('a refused round', () => Promise.resolve(failures.length > 0));
+    first.stop();
+    // The next attempt is 30 s away: settling well before it means the wait was cut short.
+    expect(await within('the stopped connection', first.connection, 5_000)).toBeUndefined();
+    expect(failures).toHaveLength(1);
+  });
+
+  it('stopped while a connection attempt is in flight, closes the connection that arrives and gives none', async () => {
+    // debug: the server logs each client connection closing.
+    const nats = await startNatsServer({ extraConfig: ['debug: true'] });
+    cleanup.add(() => nats.stop());
+    const config = Config.parse({ nats: { url: nats.url } });
+    const first = connectWhenUp(natsConnectionOptions(config.nats, 'stopped-in-flight'), 50, () => undefined);
+    // connectWhenUp called connect() before returning; that attempt has not completed yet.
+    first.stop();
+    expect(await within('the stopped connection', first.connection, 10_000)).toBeUndefined();
+    await waitUntil('the arrived connection closed', () => Promise.resolve(/"[^"]*stopped-in-flight" - Client connection closed/.test(nats.output())), { timeoutMs: 10_000 });
   });
 });
 
@@ -218,5 +285,27 @@ describe('nats connection to a secured server', () => {
     cleanup.add(() => { first.stop(); });
     await waitUntil('a refused login', () => Promise.resolve(failures.length > 0));
     expect(failures[0]?.code).toBe('RM_NATS_AUTH_FAILED');
+    expect(failures[0]?.cause).toBeInstanceOf(errors.AuthorizationError);
+  });
+
+  it('keeps reconnecting through repeated refused logins after a connection was up (ignoreAuthErrorAbort), and is back once the server takes the credentials again', async () => {
+    const port = await freePort();
+    const serve = (password: string) => startNatsServer({ port, extraConfig: requiring('user: tap', `password: "${password}"`) });
+    let server = await serve('s3cret');
+    cleanup.add(() => server.stop());
+    const nc = await connectAs(server, { auth: { user: 'tap', password: { env: 'P' } }, reconnectTimeWaitMs: 50 }, { P: 's3cret' });
+    let reconnected = false;
+    void (async () => {
+      for await (const status of nc.status()) if (status.type === 'reconnect') reconnected = true;
+    })();
+    await server.stop();
+    server = await serve('rotated');
+    // nats.js gives up for good at the second refusal in a row unless told to ignore them.
+    await waitUntil('three refused logins', () => Promise.resolve(server.output().split('authentication error').length > 3), { timeoutMs: 20_000 });
+    await server.stop();
+    server = await serve('s3cret');
+    expect(nc.isClosed()).toBe(false);
+    await waitUntil('the reconnection', () => Promise.resolve(reconnected), { timeoutMs: 20_000 });
+    expect(await within('a round trip after the reconnection', roundTrip(nc), 20_000)).toBe('hello');
   });
 });
