@@ -114,17 +114,21 @@ describe('nats connection options', () => {
     expect(nc.getServer()).toBe(`127.0.0.1:${port}`);
   });
 
-  it('stopped while it waits between attempts, wakes at once and gives no connection', async () => {
+  it('stopped while it waits between attempts, wakes at once, gives no connection and leaves no timer behind', async () => {
     const port = await freePort();
     const config = Config.parse({ nats: { url: `nats://127.0.0.1:${port}` } });
     const failures: RequestMirrorError[] = [];
     const first = connectWhenUp(natsConnectionOptions(config.nats, 'stopped-waiting'), 30_000, (e) => void failures.push(e));
     cleanup.add(() => { first.stop(); });
     await waitUntil('a refused round', () => Promise.resolve(failures.length > 0));
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const armed = timers();
     first.stop();
     // The next attempt is 30 s away: settling well before it means the wait was cut short.
     expect(await within('the stopped connection', first.connection, 5_000)).toBeUndefined();
     expect(failures).toHaveLength(1);
+    // Nor is the 30 s timer left to hold a stopping process up.
+    expect(timers()).toBe(armed - 1);
   });
 
   it('stopped while a connection attempt is in flight, closes the connection that arrives and gives none', async () => {
