@@ -19,7 +19,9 @@ afterEach(() => cleanup.run());
 async function within<T>(what: string, promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${String(ms)} ms`)), ms);
+    timer = setTimeout(() => {
+      reject(new Error(`${what} did not happen within ${String(ms)} ms`));
+    }, ms);
   });
   try {
     return await Promise.race([promise, deadline]);
@@ -105,7 +107,12 @@ describe('nats connection options', () => {
     const port = await freePort();
     const config = Config.parse({ nats: { url: `nats://127.0.0.1:${port}`, reconnectTimeWaitMs: 50 } });
     const pending = connect(natsConnectionOptions(config.nats, 'wait-first'));
-    pending.then((nc) => cleanup.add(() => nc.close()), () => undefined);
+    pending.then(
+      (nc) => {
+        cleanup.add(() => nc.close());
+      },
+      () => undefined,
+    );
     // Without the option the first attempt is refused at once: nothing listens yet, and nats-server takes far
     // longer to start than a refused dial.
     const nats = await startNatsServer({ port });
