@@ -121,6 +121,8 @@ func TestCountersTravelToTheTapWithEveryBatch(t *testing.T) {
 	h := mustNew(t, &readingUpstream{}, testConfig(tap.server.URL))
 	serve(h, httptest.NewRequest(http.MethodGet, "/one", nil))
 	tap.waitFor(t, 1)
+	// The tap has the first batch once its handler runs; the worker counts it as sent only once the answer is back.
+	waitUntil(t, "the first batch counted as sent", func() bool { return poolOf(h).counters.snapshot().Sent == 1 })
 	serve(h, httptest.NewRequest(http.MethodGet, "/two", nil))
 	got := tap.waitFor(t, 2)
 	last := got[1].header
