@@ -263,13 +263,23 @@ async function build(options: StackOptions, cleanup: Cleanup, processes: Managed
   return stack;
 }
 
-/** The events a receiver got, parsed and checked against the contract. */
+// Each request is parsed once: waitForEvent polls every 50 ms, and re-parsing every megabyte-sized event a receiver
+// holds on each poll kept the test process's event loop (which runs the receivers) too busy to read deliveries in
+// time under CI load; an upload test then timed out waiting for an event the dispatcher was still trying to send.
+const parsed = new WeakMap<ReceivedRequest, MirrorEvent>();
+
+/** The events a receiver got, parsed and checked against the contract (each request once, then from a cache). */
 export function eventsOf(requests: readonly ReceivedRequest[]): MirrorEvent[] {
   return requests.map((r) => {
-    const raw: unknown = JSON.parse(r.body.toString('utf8'));
-    MirrorEvent.parse(raw);
-    // zod's copy would drop a header or cookie named __proto__; the schema has no transforms, so raw is the event.
-    return raw as MirrorEvent;
+    let event = parsed.get(r);
+    if (event === undefined) {
+      const raw: unknown = JSON.parse(r.body.toString('utf8'));
+      MirrorEvent.parse(raw);
+      // zod's copy would drop a header or cookie named __proto__; the schema has no transforms, so raw is the event.
+      event = raw as MirrorEvent;
+      parsed.set(r, event);
+    }
+    return event;
   });
 }
 
