@@ -255,6 +255,22 @@ describe('address policy', () => {
     expect(p.check('::1').allowed).toBe(false);
   });
 
+  it('reads a denyCIDRs entry of the whole IPv4-mapped block (::ffff:0:0/96) as every IPv4 address', () => {
+    const p = policy({ denyCIDRs: ['::ffff:0:0/96'] });
+    for (const a of ['10.1.2.3', '203.0.113.7', '::ffff:cb00:7107']) {
+      expect(p.check(a), a).toMatchObject({ allowed: false, setting: 'dispatcher.network.allowCIDRs' });
+    }
+    expect(p.check('2001:db8::1')).toEqual({ allowed: true });
+  });
+
+  it('reads :: and ::1 as this host alone, not as the IPv4-compatible forms of 0.0.0.0 and 0.0.0.1', () => {
+    // RFC 4291 §2.5.5.1 excludes them; a denyCIDRs entry for 0.0.0.0/8 must not refuse them once allowLoopback is set.
+    const p = policy({ allowLoopback: true, denyCIDRs: ['0.0.0.0/8'] });
+    expect(p.check('::1')).toEqual({ allowed: true });
+    expect(p.check('::')).toEqual({ allowed: true });
+    expect(p.check('::2')).toMatchObject({ allowed: false, setting: 'dispatcher.network.allowCIDRs' });
+  });
+
   it('allows a translator prefix listed in allowCIDRs whatever the addresses under it carry', () => {
     // 64:ff9b:1::c633:6407 is 198.51.100.7 behind a /96 local-use NAT64 prefix, but reads as 0.0.0.0 at /48.
     expect(policy({}).check('64:ff9b:1::c633:6407').allowed).toBe(false);
