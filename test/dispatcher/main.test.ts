@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../tools/stack/free-port.ts';
 import { startNatsServer, stopChild } from '../../tools/stack/nats-server.ts';
 import { RELOAD_BOUND_MS } from '../../contract/config-file.ts';
 import { busyNeighbour, configMapDir } from '../support/config-dir.ts';
@@ -64,8 +65,8 @@ function run(args: string[], env: Record<string, string> = {}): Running {
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
-async function startReady(config: string): Promise<Running & { admin: string }> {
-  const p = run(['--config', config]);
+async function startReady(config: string, env: Record<string, string> = {}): Promise<Running & { admin: string }> {
+  const p = run(['--config', config], env);
   let port = 0;
   await eventually(() => {
     const m = /"port":(\d+)[^\n]*"msg":"admin listening"/.exec(p.stdout());
@@ -166,6 +167,50 @@ describe('dispatcher process', () => {
     // The subscription is restored with the connection: an event published now arrives.
     await publish(client, makeEvent());
     await r.waitFor(1);
+  });
+
+  it('answers 503 naming the refusal while a restarted NATS refuses its login, 200 once it takes it again, and receives on a subscription a reload made meanwhile', async () => {
+    const port = await freePort();
+    const requiring = (password: string) => ['authorization {', '  users: [', `    { user: dispatcher, password: "${password}" }`, '    { user: client, password: "pw" }', '  ]', '}'];
+    let own = await startNatsServer({ port, extraConfig: requiring('pw-1') });
+    defer(() => own.stop());
+    const r = await receiver();
+    const target = `  - { name: a, watchURL: "${r.url}", methods: ["*"] }`;
+    const natsAt = (prefix: string) => `url: ${own.url}, subjectPrefix: ${prefix}, reconnectTimeWaitMs: 50, auth: { user: dispatcher, password: { env: RM_TEST_NATS_PASSWORD } }`;
+    const path = configFile(yamlFor(target, '', natsAt(PREFIX)));
+    const p = await startReady(path, { RM_TEST_NATS_PASSWORD: 'pw-1' });
+    const readyz = async () => {
+      const res = await fetch(`${p.admin}/readyz`);
+      return { status: res.status, body: await res.text() };
+    };
+
+    // Restarted with the dispatcher's password rotated: every reconnect is refused.
+    process.kill(own.pid, 'SIGKILL');
+    await own.stop();
+    await eventually(async () => (await readyz()).status === 503, 20_000, '/readyz 503 while NATS is down');
+    own = await startNatsServer({ port, extraConfig: requiring('pw-2') });
+    await eventually(() => own.output().split('authentication error').length > 3, 20_000, 'three refused reconnects');
+    expect(await readyz()).toEqual({ status: 503, body: expect.stringContaining('nats: the NATS server refused the credentials: Authorization Violation') as unknown });
+    // A reload now subscribes while nats.js is between refused attempts.
+    writeFileSync(path, yamlFor(target, '', natsAt('moved')));
+    await eventually(() => p.stdout().includes('config reloaded'), 10_000, 'the reload');
+
+    // Rotated back: the same connection comes back, with the subscription made meanwhile.
+    process.kill(own.pid, 'SIGKILL');
+    await own.stop();
+    own = await startNatsServer({ port, extraConfig: requiring('pw-1') });
+    await eventually(async () => (await readyz()).status === 200, 30_000, '/readyz 200 once NATS takes the password');
+    expect((await readyz()).body).not.toContain('refused');
+    expect(p.stdout().split('\n').filter((l) => l.includes('"msg":"cannot connect to NATS; retrying"'))).toHaveLength(1);
+    const client = await connect({ servers: own.url, user: 'client', pass: 'pw' });
+    defer(() => client.close());
+    const onOld = makeEvent();
+    const onNew = makeEvent();
+    client.publish(requestSubject(PREFIX, 'POST'), JSON.stringify(onOld));
+    client.publish(requestSubject('moved', 'POST'), JSON.stringify(onNew));
+    await client.flush();
+    const [got] = await r.waitFor(1);
+    expect((JSON.parse(got?.body.toString() ?? '{}') as { id: string }).id).toBe(onNew.id);
   });
 
   it('resubscribes when a reload changes the subject prefix', async () => {

@@ -110,6 +110,15 @@ async function metric(admin: string, series: string): Promise<number> {
   return Number(line?.split(' ')[1] ?? 0);
 }
 
+/** The sum of every series of `name` (all its labels) in a /metrics; 0 when it has none. */
+async function sumOf(admin: string, name: string): Promise<number> {
+  const body = (await get(`${admin}/metrics`))?.body ?? '';
+  return body
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+    .reduce((total, l) => total + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
 /** pino lines of `child` with message `msg`. */
 const logLines = (child: ManagedProcess, msg: string) =>
   child
@@ -205,6 +214,44 @@ describe('services on a secured NATS', () => {
     for (const path of ['/a', '/b', '/c']) expect((await forwardAuth(s, path)).status).toBe(200);
     await waitUntil('3 drops counted', async () => (await metric(s.tapAdmin, 'request_mirror_tap_events_dropped_total{reason="nats_disconnected"}')) === 3);
     expect(r.requests).toHaveLength(0);
+  });
+
+  it('through a NATS restarted refusing their password for a while: both not ready meanwhile, naming the refusal once; the tap answers 200 and accounts for every request; both deliver again once it takes the password', async () => {
+    const port = await freePort();
+    const requiring = (password: string) => ['authorization {', '  user: request-mirror', `  password: "${password}"`, '}'];
+    let server = await startNatsServer({ port, extraConfig: requiring('pw-1') });
+    cleanup.add(() => server.stop());
+    const r = await receiver();
+    const s = await startServices(server, { auth: { user: 'request-mirror', password: { env: 'NATS_PASSWORD' } } }, r, { NATS_PASSWORD: 'pw-1' });
+    await deliversThrough(s, r);
+
+    process.kill(server.pid, 'SIGKILL');
+    await server.stop();
+    server = await startNatsServer({ port, extraConfig: requiring('pw-2') });
+    const refused = 'nats: the NATS server refused the credentials: Authorization Violation';
+    for (const admin of [s.tapAdmin, s.dispatcherAdmin]) {
+      await waitUntil(`${admin}/readyz to name the refusal`, async () => (await get(`${admin}/readyz`))?.body.includes(refused) === true, { timeoutMs: 30_000 });
+      expect((await get(`${admin}/readyz`))?.status).toBe(503);
+    }
+    await waitUntil('six refused logins', () => Promise.resolve(server.output().split('authentication error').length > 6), { timeoutMs: 30_000 });
+    for (const path of ['/a', '/b', '/c']) expect((await forwardAuth(s, path)).status).toBe(200);
+
+    process.kill(server.pid, 'SIGKILL');
+    await server.stop();
+    server = await startNatsServer({ port, extraConfig: requiring('pw-1') });
+    await ready(s);
+    for (const child of [s.tap, s.dispatcher]) {
+      expect(logLines(child, 'cannot connect to NATS; retrying').map((l) => [l.level, l.err?.code])).toEqual([[50, 'RM_NATS_AUTH_FAILED']]);
+    }
+    expect((await forwardAuth(s, '/orders/2')).status).toBe(200);
+    await r.waitFor(2, 20_000);
+    expect(r.requests.map((q) => (JSON.parse(q.body.toString()) as { data: { path: string } }).data.path)).toEqual(['/orders/1', '/orders/2']);
+    // docs/ingress-tap.md: received − skipped = published + dropped, the three refused ones dropped as nats_disconnected.
+    await waitUntil('every request accounted for', async () => (await metric(s.tapAdmin, 'request_mirror_tap_events_published_total')) === 2);
+    expect(await sumOf(s.tapAdmin, 'request_mirror_tap_requests_received_total')).toBe(5);
+    expect(await sumOf(s.tapAdmin, 'request_mirror_tap_requests_skipped_total')).toBe(0);
+    expect(await metric(s.tapAdmin, 'request_mirror_tap_events_dropped_total{reason="nats_disconnected"}')).toBe(3);
+    expect(await sumOf(s.tapAdmin, 'request_mirror_tap_events_dropped_total')).toBe(3);
   });
 
   it('with a NATS user that may neither publish nor subscribe on the events subjects: the tap counts every event as dropped (permission_denied), none as published; the dispatcher stays not ready', async () => {
