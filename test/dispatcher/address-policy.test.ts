@@ -263,6 +263,15 @@ describe('address policy', () => {
     expect(p.check('2001:db8::1')).toEqual({ allowed: true });
   });
 
+  it('reads a CIDR wider than the IPv4-mapped block as the IPv6 range it is, judging what is on the wire', () => {
+    // ::ffff:0:0/80 is ::/80 (its set bits lie past the prefix); an IPv4-mapped address is IPv4 on the wire, so no
+    // IPv6 range refuses it, and 10.1.2.3 stays allowed while ::2, inside ::/80, is refused.
+    const p = policy({ denyCIDRs: ['::ffff:0:0/80'] });
+    expect(p.check('10.1.2.3')).toEqual({ allowed: true });
+    expect(p.check('::ffff:a01:203')).toEqual({ allowed: true });
+    expect(p.check('::2')).toMatchObject({ allowed: false, setting: 'dispatcher.network.allowCIDRs' });
+  });
+
   it('reads :: and ::1 as this host alone, not as the IPv4-compatible forms of 0.0.0.0 and 0.0.0.1', () => {
     // RFC 4291 §2.5.5.1 excludes them; a denyCIDRs entry for 0.0.0.0/8 must not refuse them once allowLoopback is set.
     const p = policy({ allowLoopback: true, denyCIDRs: ['0.0.0.0/8'] });
