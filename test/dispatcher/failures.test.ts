@@ -375,6 +375,9 @@ describe('delivery failures', () => {
     await eventually(async () => (await dropped(d, 'queued', 'circuit_open')) === 3);
     expect(r.requests).toHaveLength(2);
     expect(await accounting(d.metrics, 'queued')).toMatchObject({ received: 5, delivered: 0, pending: 0 });
+    // What was dropped left the queue: its gauges are back to nothing, so later events are not refused as queue_full.
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_queue_events', { target: 'queued' })).toBe(0);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_queue_bytes', { target: 'queued' })).toBe(0);
   });
 
   it('takes exactly one trial when the cooldown is over, not a millisecond before, and holds the rest for its outcome', async () => {

@@ -41,6 +41,8 @@ describe('hot reload', () => {
     );
     await publish(d.nc, makeEvent());
     await added.waitFor(1);
+    // Nothing held is released yet: kept holds 4 in flight, the removed target still 3 (1 in flight, 2 queued).
+    await eventually(() => d.dispatcher.pending() === 7, 10_000, "the removed target's events still counted as pending");
     await eventually(() => {
       release.shift()?.();
       return kept.requests.length >= 4 && removed.requests.length >= 3 && release.length === 0;
@@ -72,14 +74,16 @@ describe('hot reload', () => {
     const r = await receiver((_req, res) => {
       release.push(() => res.writeHead(204).end());
     });
-    const d = await startDispatcher(nats.url, testConfig({ targets: [{ name: 'wider', watchURL: r.url, methods: ['*'], concurrency: 1 }] }));
+    // Attempts outlast the test, so no attempt ending (a timeout and its retry) can start the queued events instead.
+    const wider = { name: 'wider', watchURL: r.url, methods: ['*'], timeoutMs: 120_000, headersTimeoutMs: 120_000 };
+    const d = await startDispatcher(nats.url, testConfig({ targets: [{ ...wider, concurrency: 1 }] }));
     defer(async () => {
       for (const f of release.splice(0)) f();
       await d.close();
     });
     await publish(d.nc, makeEvent(), makeEvent(), makeEvent());
     await eventually(async () => release.length === 1 && (await accounting(d.metrics, 'wider')).received === 3, 10_000, 'one in flight, two queued');
-    d.dispatcher.reconfigure(testConfig({ targets: [{ name: 'wider', watchURL: r.url, methods: ['*'], concurrency: 3 }] }), new Map());
+    d.dispatcher.reconfigure(testConfig({ targets: [{ ...wider, concurrency: 3 }] }), new Map());
     // Nothing finished: only the reload can have started the two queued events.
     await r.waitFor(3);
     expect(release).toHaveLength(3);
@@ -106,5 +110,22 @@ describe('hot reload', () => {
     await eventually(() => d.dispatcher.pending() === 0, 10_000, 'the removed target idle');
     await eventually(() => r.openConnections() === 0, 10_000, 'the removed target closing its connection');
     expect(await accounting(d.metrics, 'leaving')).toEqual({ received: 2, delivered: 2, dropped: 0, pending: 0 });
+  });
+
+  it('applies a new circuitBreaker setting from a reload to the next failures', async () => {
+    const r = await receiver((_req, res) => {
+      res.writeHead(500).end();
+    });
+    const once = { name: 'tripped', watchURL: r.url, methods: ['*'], concurrency: 1, retry: { maxAttempts: 1 } };
+    const d = await startDispatcher(nats.url, testConfig({ targets: [{ ...once, circuitBreaker: { failureThreshold: 100 } }] }));
+    defer(() => d.close());
+    const open = () => metric(d.metrics, 'request_mirror_dispatcher_circuit_open', { target: 'tripped' });
+    await publish(d.nc, makeEvent());
+    await eventually(async () => (await accounting(d.metrics, 'tripped')).pending === 0 && r.requests.length === 1);
+    expect(await open()).toBe(0);
+    d.dispatcher.reconfigure(testConfig({ targets: [{ ...once, circuitBreaker: { failureThreshold: 2, cooldownMs: 60_000 } }] }), new Map());
+    await publish(d.nc, makeEvent());
+    await eventually(async () => (await open()) === 1, 10_000, 'the circuit opening at the reloaded threshold of 2');
+    expect(r.requests).toHaveLength(2);
   });
 });
