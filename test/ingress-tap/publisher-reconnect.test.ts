@@ -79,8 +79,10 @@ function flow(publisher: Publisher, metrics: TapMetrics): Flow {
 
 interface Subscriber {
   readonly received: number[];
-  /** Resolves once the subscriber has reconnected and the server has its subscription again. */
-  back(): Promise<void>;
+  /** How many times it has reconnected so far. */
+  reconnects(): number;
+  /** Resolves once it has reconnected more than `since` times and the server has its subscription again. */
+  back(since: number): Promise<void>;
 }
 
 /** A subscriber on SUBJECT that reconnects at once, as a user or password of its own (`login`). */
@@ -96,9 +98,9 @@ async function subscribe(url: string, login: { user?: string; pass?: string } = 
   })();
   return {
     received,
-    back: async () => {
-      const before = reconnects;
-      await eventually('the subscriber to reconnect', () => reconnects > before, { timeoutMs: 20_000 });
+    reconnects: () => reconnects,
+    back: async (since) => {
+      await eventually('the subscriber to reconnect', () => reconnects > since, { timeoutMs: 20_000 });
       await nc.flush();
     },
   };
@@ -166,12 +168,13 @@ describe('publisher through a NATS reconnect', () => {
     const f = flow(r.publisher, r.metrics);
     await eventually('events flowing', () => subscriber.received.length > 100);
 
+    const seen = subscriber.reconnects();
     await crash(server);
     await eventually('the publisher to see the loss', () => !r.publisher.isConnected());
     await proxy.cut();
     const dropsBefore = f.offered() - f.queued.length;
     server = await startNatsServer({ port });
-    await subscriber.back();
+    await subscriber.back(seen);
     await proxy.restore();
     await eventually('the publisher to reconnect', () => r.publisher.isConnected(), { timeoutMs: 20_000 });
     expect(f.offered() - f.queued.length).toBeGreaterThan(dropsBefore);
@@ -195,20 +198,22 @@ describe('publisher through a NATS reconnect', () => {
     await eventually('events flowing', () => subscriber.received.length > 100);
 
     // Restarted with the tap's password rotated: every reconnect is refused, while events keep coming.
+    const seen = subscriber.reconnects();
     await crash(server);
     await eventually('the publisher to see the loss', () => !r.publisher.isConnected());
     server = await startNatsServer({ port, extraConfig: requiring('pw-2') });
-    await subscriber.back();
+    await subscriber.back(seen);
     const refusals = () => server.output().split('authentication error').length - 1;
     await eventually('three refused reconnects', () => refusals() >= 3, { timeoutMs: 20_000 });
     expect(r.publisher.isConnected()).toBe(false);
     expect(r.publisher.problems()).toEqual(['nats: the NATS server refused the credentials: Authorization Violation']);
 
     // Rotated back.
+    const seenAgain = subscriber.reconnects();
     await crash(server);
     await proxy.cut();
     server = await startNatsServer({ port, extraConfig: requiring('pw-1') });
-    await subscriber.back();
+    await subscriber.back(seenAgain);
     await proxy.restore();
     await eventually('the publisher to reconnect', () => r.publisher.isConnected(), { timeoutMs: 20_000 });
     expect(r.publisher.problems()).toEqual([]);
