@@ -1,4 +1,4 @@
-import { connect, credsAuthenticator, errors, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, errors, nkeyAuthenticator, type ConnectionOptions, type NatsConnection, type Status } from '@nats-io/transport-node';
 import { natsServerList, type Config } from './config.ts';
 import { NatsAuthFailedError, NatsConnectFailedError, type RequestMirrorError } from './errors.ts';
 import { NO_NATS_CREDENTIALS, type NatsCredentials } from './nats-credentials.ts';
@@ -90,4 +90,59 @@ export function connectWhenUp(options: ConnectionOptions, retryMs: number, onFai
       wake?.();
     },
   };
+}
+
+/** What `followOutages` tells about a connection: each outage once, however many attempts nats.js reports in it. */
+export interface OutageListener {
+  /** The connection is lost: the first `disconnect` of an outage. `server` is the one nats.js names in it. */
+  readonly lost: (server: string) => void;
+  /** The connection is back: the first `reconnect` after `lost`. */
+  readonly back: (server: string) => void;
+  /** The server refused the credentials (RM_NATS_AUTH_FAILED): its first refusal since the last `back` (or start). */
+  readonly refused: (error: RequestMirrorError) => void;
+  /** Every other status as nats.js reports it: errors other than refused credentials, staleConnection, close, ... */
+  readonly other?: (status: Status) => void;
+}
+
+/**
+ * Follows `nc`'s status reports until it is closed, folding nats.js's reports of each reconnect attempt into one
+ * `lost`, one `back` and at most one `refused` per outage. Resolves once nats.js has reported the close.
+ *
+ * nats.js (@nats-io/nats-core 3.4.0, lib/protocol.js) reports a `disconnect` whenever a transport that got as far as
+ * the server's greeting closes (prepare(), l. 415-424, then disconnected(), l. 440-444): once when the connection is
+ * lost, then again at every reconnect attempt the server ends, such as a refused login (-ERR 'Authorization
+ * Violation', reported as an `error` first: processError(), l. 673-694). A dial refused at TCP reports nothing
+ * (@nats-io/transport-node lib/node_transport.js, _closed(), l. 398-401). Each of those disconnected() calls awaits
+ * the same dial loop (dialLoop(), l. 532-543), so the one that succeeds is reported as one `reconnect` per
+ * `disconnect`, all at once (l. 446-451).
+ */
+export async function followOutages(nc: NatsConnection, listener: OutageListener): Promise<void> {
+  let up = true;
+  let refusalReported = false;
+  for await (const status of nc.status()) {
+    switch (status.type) {
+      case 'disconnect':
+        if (!up) break;
+        up = false;
+        listener.lost(status.server);
+        break;
+      case 'reconnect':
+        if (up) break;
+        up = true;
+        refusalReported = false;
+        listener.back(status.server);
+        break;
+      case 'error':
+        if (status.error instanceof errors.AuthorizationError) {
+          if (refusalReported) break;
+          refusalReported = true;
+          listener.refused(connectFailure(status.error));
+        } else {
+          listener.other?.(status);
+        }
+        break;
+      default:
+        listener.other?.(status);
+    }
+  }
 }

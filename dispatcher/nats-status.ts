@@ -1,6 +1,6 @@
-import { AuthorizationError, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { connectFailure } from '../contract/nats-connection.ts';
+import { followOutages } from '../contract/nats-connection.ts';
 import { NatsConnectionLostError } from './errors.ts';
 import type { DispatcherMetrics } from './metrics.ts';
 
@@ -54,59 +54,36 @@ export function watchConnection(nc: NatsConnection, options: ConnectionWatchOpti
   ticker.unref();
 
   let stale = false;
-  let up = true;
-  let authFailing = false;
-  const statuses = nc.status();
-  void (async () => {
-    for await (const status of statuses) {
-      switch (status.type) {
-        case 'staleConnection':
-          stale = true;
-          break;
-        case 'disconnect': {
-          // nats.js reports one for every failed reconnect attempt that got as far as the server's greeting (a
-          // refused login, a failed TLS handshake): only the first of an outage is a connection lost.
-          if (!up) break;
-          up = false;
-          // After a stall the ticker has not run yet: the time since its last tick is the stall itself.
-          noteStall(Date.now());
-          const recent = Date.now() - stall.at <= STALL_MEMORY_MS ? stall.ms : 0;
-          const cause: DisconnectCause = stale ? 'stale' : recent >= stallMs ? 'slow_consumer' : 'closed';
-          stale = false;
-          metrics.natsDisconnects.inc({ cause });
-          const message =
-            cause === 'slow_consumer'
-              ? `NATS closed the connection after this dispatcher stalled for ${recent} ms: most likely nats-server flagged it as a slow consumer; what the server held for it is lost`
-              : cause === 'stale'
-                ? 'NATS server stopped answering pings; reconnecting to another one'
-                : 'NATS connection closed; reconnecting';
-          logger.warn({ err: new NatsConnectionLostError(message), server: status.server, cause, stallMs: recent }, message);
-          onChange(false);
-          break;
-        }
-        case 'reconnect':
-          // One for each of those disconnects, all at once when the connection is back.
-          if (up) break;
-          logger.info({ server: status.server }, 'NATS reconnected');
-          up = true;
-          authFailing = false;
-          options.onProblem?.(undefined);
-          onChange(true);
-          break;
-        case 'error':
-          // nats.js reports a refused login at every attempt of its reconnect loop: once per outage is enough.
-          if (status.error instanceof AuthorizationError && !authFailing) {
-            authFailing = true;
-            const error = connectFailure(status.error);
-            options.onProblem?.(error.message);
-            logger.error({ err: error }, 'cannot connect to NATS; retrying');
-          }
-          break;
-        default:
-          break;
-      }
-    }
-  })();
+  void followOutages(nc, {
+    lost: (server) => {
+      // After a stall the ticker has not run yet: the time since its last tick is the stall itself.
+      noteStall(Date.now());
+      const recent = Date.now() - stall.at <= STALL_MEMORY_MS ? stall.ms : 0;
+      const cause: DisconnectCause = stale ? 'stale' : recent >= stallMs ? 'slow_consumer' : 'closed';
+      stale = false;
+      metrics.natsDisconnects.inc({ cause });
+      const message =
+        cause === 'slow_consumer'
+          ? `NATS closed the connection after this dispatcher stalled for ${recent} ms: most likely nats-server flagged it as a slow consumer; what the server held for it is lost`
+          : cause === 'stale'
+            ? 'NATS server stopped answering pings; reconnecting to another one'
+            : 'NATS connection closed; reconnecting';
+      logger.warn({ err: new NatsConnectionLostError(message), server, cause, stallMs: recent }, message);
+      onChange(false);
+    },
+    back: (server) => {
+      logger.info({ server }, 'NATS reconnected');
+      options.onProblem?.(undefined);
+      onChange(true);
+    },
+    refused: (error) => {
+      options.onProblem?.(error.message);
+      logger.error({ err: error }, 'cannot connect to NATS; retrying');
+    },
+    other: (status) => {
+      if (status.type === 'staleConnection') stale = true;
+    },
+  });
   return {
     stop() {
       clearInterval(ticker);

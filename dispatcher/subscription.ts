@@ -13,7 +13,10 @@ export interface SubscriptionWatch {
 }
 
 // The queue-group subscription: replicas in one group share the events (each goes to one of them), while a plain
-// `nats sub '<prefix>.requests.>'` outside the group still sees every one.
+// `nats sub '<prefix>.requests.>'` outside the group still sees every one. It is made once and outlives outages:
+// nats.js sends every subscription it holds again at each successful reconnection, one made while it was
+// reconnecting included (@nats-io/nats-core 3.4.0, lib/protocol.js: dial() l. 494, sendSubscriptions() l. 923-937).
+// Only a refused permission (below) or a drain ends it.
 
 export function subscribeEvents(
   nc: NatsConnection,

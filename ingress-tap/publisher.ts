@@ -1,16 +1,24 @@
-import { AuthorizationError, PermissionViolationError, type NatsConnection } from '@nats-io/transport-node';
+import { PermissionViolationError, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Config } from '../contract/config.ts';
 import { NatsPermissionDeniedError } from '../contract/errors.ts';
-import { connectFailure, connectWhenUp, natsConnectionOptions } from '../contract/nats-connection.ts';
+import { connectWhenUp, followOutages, natsConnectionOptions } from '../contract/nats-connection.ts';
 import type { NatsCredentials } from '../contract/nats-credentials.ts';
 import { NatsDisconnectedError, PendingBytesExceededError, PublishFailedError } from './errors.ts';
 import type { DropReason, TapMetrics } from './metrics.ts';
 
-// Publishes events to NATS core without ever blocking or failing the request path. nats.js buffers publishes in
-// memory while disconnected and flushes them on reconnect; with Traefik calling on every request that buffer
-// would grow without bound during an outage, so the tap drops (and counts) instead. While connected, bytes handed
-// to the client but not yet confirmed by a PING/PONG round trip are bounded by `maxPendingBytes` for the same reason.
+// Publishes events to NATS core without ever blocking or failing the request path. nats.js takes publishes while it
+// reconnects without a word, but keeps them only until its next connection attempt: every attempt starts by emptying
+// its outbound buffer and rejecting the flushes still waiting for their PONG (@nats-io/nats-core 3.4.0,
+// lib/protocol.js: dial() calls prepare(), l. 470 and 400-410, which calls resetOutbound(), l. 381-394). Only what
+// is published during the attempt that succeeds goes out (dial(), l. 489-498). Events handed over while disconnected
+// would be lost without a trace, after piling up in memory with every request Traefik sends until the next attempt;
+// so while the status reports say the connection is down (followOutages) the tap drops and counts them instead. While
+// connected, bytes handed to the client but not yet confirmed by a PING/PONG round trip are bounded by
+// `maxPendingBytes` for the same reason. A flush cannot stay pending and hold those bytes for good: the server's PONGs
+// settle flushes in order (processPong(), l. 720-725), and a connection that stops answering is dropped after
+// `maxPingsOutstanding` unanswered pings (lib/heartbeats.js), whereupon the next attempt rejects what was waiting. Only
+// close() leaves flushes pending (close(), l. 938-967), and nothing is published after it.
 // An event is counted as published only once its fate is known: the server answered the PING after it (it took the
 // event), or the connection dropped first (in doubt). A server that refuses a publish for lack of permission says so
 // with -ERR and nothing else, so those events are counted as dropped (permission_denied) and never as published.
@@ -102,52 +110,40 @@ export function startPublisher(options: PublisherOptions): Publisher {
     void watchStatus(conn);
   });
 
-  async function watchStatus(conn: NatsConnection): Promise<void> {
-    for await (const s of conn.status()) {
-      switch (s.type) {
-        case 'disconnect': {
-          // nats.js reports one for every failed reconnect attempt that got as far as the server's greeting (a
-          // refused login, a failed TLS handshake): only the first of an outage is news.
-          if (!connected) break;
+  function watchStatus(conn: NatsConnection): Promise<void> {
+    // After close() the outcome of what was handed over is settled by its flushes, and nothing is published again.
+    return followOutages(conn, {
+      lost: (server) => {
+        if (closing) return;
+        connected = false;
+        const inDoubt = settle(unconfirmedEvents);
+        metrics.inDoubt.inc(inDoubt);
+        logger.warn({ server, inDoubt }, 'events handed to NATS but not confirmed when the connection dropped');
+        resetUnconfirmed();
+        logger.warn({ server }, 'disconnected from NATS; dropping events until reconnected');
+      },
+      back: (server) => {
+        if (closing) return;
+        connected = true;
+        dropLogged = false;
+        failure = undefined;
+        refusedSubjects.clear();
+        resetUnconfirmed();
+        logger.info({ server }, 'reconnected to NATS');
+      },
+      refused: (error) => {
+        failure = error.message;
+        logger.error({ err: error }, 'cannot connect to NATS; retrying');
+      },
+      other: (s) => {
+        if (s.type === 'error') {
+          if (s.error instanceof PermissionViolationError && s.error.operation === 'publish') refused(s.error);
+          else logger.warn({ err: s.error }, 'NATS error');
+        } else if (s.type === 'close') {
           connected = false;
-          const inDoubt = settle(unconfirmedEvents);
-          metrics.inDoubt.inc(inDoubt);
-          logger.warn({ server: s.server, inDoubt }, 'events handed to NATS but not confirmed when the connection dropped');
-          resetUnconfirmed();
-          logger.warn({ server: s.server }, 'disconnected from NATS; dropping events until reconnected');
-          break;
         }
-        case 'reconnect':
-          // One for each of those disconnects, all at once: resetting again would forget the new connection's batches.
-          if (connected) break;
-          connected = true;
-          dropLogged = false;
-          failure = undefined;
-          refusedSubjects.clear();
-          resetUnconfirmed();
-          logger.info({ server: s.server }, 'reconnected to NATS');
-          break;
-        case 'error':
-          if (s.error instanceof PermissionViolationError && s.error.operation === 'publish') {
-            refused(s.error);
-          } else if (s.error instanceof AuthorizationError) {
-            // nats.js reports it at every attempt of the reconnect loop: once per outage is enough.
-            if (failure === undefined) {
-              const error = connectFailure(s.error);
-              failure = error.message;
-              logger.error({ err: error }, 'cannot connect to NATS; retrying');
-            }
-          } else {
-            logger.warn({ err: s.error }, 'NATS error');
-          }
-          break;
-        case 'close':
-          connected = false;
-          break;
-        default:
-          break;
-      }
-    }
+      },
+    });
   }
 
   function refused(error: PermissionViolationError): void {
@@ -234,7 +230,8 @@ export function startPublisher(options: PublisherOptions): Publisher {
       },
       (error: unknown) => {
         if (gen !== generation) return;
-        // nats.js rejects the flush when the connection drops, possibly before the 'disconnect' status arrives.
+        // nats.js rejects the flush at its first connection attempt after the drop (resetOutbound(), see above), which
+        // can come before the 'disconnect' status reaches followOutages.
         metrics.publishErrors.inc();
         const inDoubt = settle(unconfirmedEvents);
         metrics.inDoubt.inc(inDoubt);

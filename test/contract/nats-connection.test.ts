@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Config, type ConfigInput } from '../../contract/config.ts';
 import { natsUrlProblems } from '../../contract/config.ts';
 import type { RequestMirrorError } from '../../contract/errors.ts';
-import { connectWhenUp, natsConnectionOptions } from '../../contract/nats-connection.ts';
+import { connectWhenUp, followOutages, natsConnectionOptions } from '../../contract/nats-connection.ts';
 import { resolveNatsCredentials } from '../../contract/nats-credentials.ts';
 import { Cleanup } from '../../tools/stack/cleanup.ts';
 import { freePort } from '../../tools/stack/free-port.ts';
@@ -315,5 +315,45 @@ describe('nats connection to a secured server', () => {
     expect(nc.isClosed()).toBe(false);
     await waitUntil('the reconnection', () => Promise.resolve(reconnected), { timeoutMs: 20_000 });
     expect(await within('a round trip after the reconnection', roundTrip(nc), 20_000)).toBe('hello');
+  });
+});
+
+describe('nats connection outages', () => {
+  it('reports each outage once (lost, then the first refusal, then back) however many refused attempts nats.js reports, and the next outage afresh', async () => {
+    const port = await freePort();
+    const serve = (password: string) => startNatsServer({ port, extraConfig: requiring('user: tap', `password: "${password}"`) });
+    let server = await serve('s3cret');
+    cleanup.add(() => server.stop());
+    const nc = await connectAs(server, { auth: { user: 'tap', password: { env: 'P' } }, reconnectTimeWaitMs: 50 }, { P: 's3cret' });
+    const told: string[] = [];
+    const others: string[] = [];
+    const following = followOutages(nc, {
+      lost: (at) => void told.push(`lost ${at}`),
+      back: (at) => void told.push(`back ${at}`),
+      refused: (error) => void told.push(`refused ${error.code}: ${error.message}`),
+      other: (status) => void others.push(status.type),
+    });
+    const at = `127.0.0.1:${port}`;
+    const refusals = () => server.output().split('authentication error').length - 1;
+    const outage = async () => {
+      await server.stop();
+      server = await serve('rotated');
+      await waitUntil('three refused logins', () => Promise.resolve(refusals() >= 3), { timeoutMs: 20_000 });
+      await server.stop();
+      server = await serve('s3cret');
+      await waitUntil('the connection back', () => Promise.resolve(told.at(-1)?.startsWith('back') === true), { timeoutMs: 20_000 });
+    };
+    const once = [`lost ${at}`, 'refused RM_NATS_AUTH_FAILED: the NATS server refused the credentials: Authorization Violation', `back ${at}`];
+    await outage();
+    expect(told).toEqual(once);
+    await outage();
+    expect(told).toEqual([...once, ...once]);
+    // What is folded is not passed on; the rest is.
+    expect(others).not.toContain('disconnect');
+    expect(others).not.toContain('reconnect');
+    expect(others).toContain('reconnecting');
+    await nc.close();
+    await within('the end of the status reports', following, 5_000);
+    expect(others.at(-1)).toBe('close');
   });
 });
