@@ -17,7 +17,6 @@ export function natsConnectionOptions(nats: Config['nats'], name: string, creden
     name,
     // NATS core keeps nothing for a client while it is away, so never give up: every second away is events lost.
     maxReconnectAttempts: -1,
-    waitOnFirstConnect: true,
     // nats.js closes the connection for good at the second authorization error in a row; credentials fixed on the
     // server side (a user added, a password rotated back) must be picked up without a restart.
     ignoreAuthErrorAbort: true,

@@ -103,24 +103,6 @@ describe('nats connection options', () => {
     expect(keys({})).not.toContain('token');
   });
 
-  it('makes a plain connect() with these options wait for a server that is not up yet (waitOnFirstConnect)', async () => {
-    const port = await freePort();
-    const config = Config.parse({ nats: { url: `nats://127.0.0.1:${port}`, reconnectTimeWaitMs: 50 } });
-    const pending = connect(natsConnectionOptions(config.nats, 'wait-first'));
-    pending.then(
-      (nc) => {
-        cleanup.add(() => nc.close());
-      },
-      () => undefined,
-    );
-    // Without the option the first attempt is refused at once: nothing listens yet, and nats-server takes far
-    // longer to start than a refused dial.
-    const nats = await startNatsServer({ port });
-    cleanup.add(() => nats.stop());
-    const nc = await within('the first connection', pending, 20_000);
-    expect(nc.getServer()).toBe(`127.0.0.1:${port}`);
-  });
-
   it('stopped while it waits between attempts, wakes at once and gives no connection', async () => {
     const port = await freePort();
     const config = Config.parse({ nats: { url: `nats://127.0.0.1:${port}` } });
@@ -156,7 +138,7 @@ async function connectAs(server: NatsServer, input: NonNullable<ConfigInput['nat
   const { nats } = Config.parse({ nats: { url: server.url, ...input } });
   const { credentials, findings } = resolveNatsCredentials(nats, { env, readFile: () => '' });
   expect(findings).toEqual([]);
-  const nc = await connect({ ...natsConnectionOptions(nats, 'auth-test', credentials), waitOnFirstConnect: false });
+  const nc = await connect(natsConnectionOptions(nats, 'auth-test', credentials));
   cleanup.add(() => nc.close());
   return nc;
 }
@@ -191,7 +173,7 @@ describe('nats connection to a secured server', () => {
     const as = (seed: Uint8Array) => {
       const { nats } = Config.parse({ nats: { url: server.url, auth: { nkeySeedFile: 'user.nk' } } });
       const { credentials } = resolveNatsCredentials(nats, { env: {}, readFile: () => new TextDecoder().decode(seed) });
-      return connect({ ...natsConnectionOptions(nats, 'nkey-test', credentials), waitOnFirstConnect: false });
+      return connect(natsConnectionOptions(nats, 'nkey-test', credentials));
     };
     const nc = await as(user.getSeed());
     cleanup.add(() => nc.close());
@@ -205,13 +187,13 @@ describe('nats connection to a secured server', () => {
     cleanup.add(() => server.stop());
     const { nats } = Config.parse({ nats: { url: server.url, auth: { credsFile: '/etc/request-mirror/nats/user.creds' } } });
     const { credentials } = resolveNatsCredentials(nats, { env: {}, readFile: () => setup.creds });
-    const nc = await connect({ ...natsConnectionOptions(nats, 'creds-test', credentials), waitOnFirstConnect: false });
+    const nc = await connect(natsConnectionOptions(nats, 'creds-test', credentials));
     cleanup.add(() => nc.close());
     expect(await roundTrip(nc)).toBe('hello');
     // Another operator's user is refused: the server did check the JWT.
     const { nats: other } = Config.parse({ nats: { url: server.url, auth: { credsFile: 'other.creds' } } });
     const stranger = resolveNatsCredentials(other, { env: {}, readFile: () => natsJwtSetup('tap').creds }).credentials;
-    await expect(connect({ ...natsConnectionOptions(other, 'creds-test', stranger), waitOnFirstConnect: false })).rejects.toThrow(/Authorization Violation/);
+    await expect(connect(natsConnectionOptions(other, 'creds-test', stranger))).rejects.toThrow(/Authorization Violation/);
   });
 
   it('connects over TLS to a server whose certificate a private CA issued, presenting its own certificate to a server that verifies clients', async () => {
