@@ -27,7 +27,11 @@ export class NetworkPolicyInvalidError extends RequestMirrorError {
   readonly code = 'RM_NETWORK_POLICY_INVALID';
 }
 
-/** One delivery attempt failed: a non-2xx answer, a timeout or a network error. `reason` labels the metric. */
+/**
+ * Why the dispatcher gave up on an event for one target: its last attempt's non-2xx answer, timeout or network error.
+ * Logged once per event given up (not retryable, or retries exhausted) with `eventId` and `attempts`; every failed
+ * attempt, retried or not, is counted in `delivery_attempts_failed_total` under `reason`.
+ */
 export class DeliveryFailedError extends RequestMirrorError {
   readonly code = 'RM_DELIVERY_FAILED';
   readonly reason: string;

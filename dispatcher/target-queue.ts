@@ -238,7 +238,7 @@ export class TargetQueue {
       return;
     }
     if (!result.retryable) {
-      this.#logger.warn({ eventId: entry.id, err: failure(result) }, 'delivery failed, not retryable');
+      this.#logger.warn({ eventId: entry.id, attempts: entry.attempts, err: failure(result) }, 'delivery failed, not retryable');
       this.#finish(entry, result.reason === 'address_refused' ? 'address_refused' : 'not_retryable');
       return;
     }

@@ -208,6 +208,33 @@ describe('delivery attempt', () => {
     expect(ports.long?.[1]).not.toBe(ports.long?.[0]);
   });
 
+  it('logs RM_DELIVERY_FAILED once per event given up, with its attempts, while every failed attempt is counted', async () => {
+    const r = await receiver((_req, res) => {
+      res.writeHead(503).end();
+    });
+    const d = await dispatcher({ targets: [{ name: 'busy', watchURL: r.url, methods: ['*'], retry: { maxAttempts: 2, initialBackoffMs: 0, maxBackoffMs: 0 } }] });
+    const event = makeEvent();
+    await publish(d.nc, event);
+    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { target: 'busy', reason: 'retries_exhausted' })) === 1);
+    expect(r.requests).toHaveLength(2);
+    expect(await metric(d.metrics, 'request_mirror_dispatcher_delivery_attempts_failed_total', { target: 'busy', reason: 'http_5xx' })).toBe(2);
+    const logged = d.lines.filter((l) => (l.err as { code?: string } | undefined)?.code === 'RM_DELIVERY_FAILED');
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ msg: 'delivery failed, retries exhausted', eventId: event.id, attempts: 2, err: { status: 503 } });
+  });
+
+  it('logs a refusal that is not retried once, with its single attempt', async () => {
+    const r = await receiver((_req, res) => {
+      res.writeHead(400).end();
+    });
+    const d = await dispatcher({ targets: [{ name: 'refuses', watchURL: r.url, methods: ['*'] }] });
+    await publish(d.nc, makeEvent());
+    await eventually(async () => (await metric(d.metrics, 'request_mirror_dispatcher_events_dropped_total', { target: 'refuses', reason: 'not_retryable' })) === 1);
+    const logged = d.lines.filter((l) => (l.err as { code?: string } | undefined)?.code === 'RM_DELIVERY_FAILED');
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ msg: 'delivery failed, not retryable', attempts: 1, err: { status: 400 } });
+  });
+
   it('fails an attempt to a host name that does not resolve as a connection failure, retries it, and counts the drop', async () => {
     const d = await dispatcher({
       targets: [{ name: 'nowhere', watchURL: 'http://no-such-host.invalid/hook', methods: ['*'], retry: { maxAttempts: 2, initialBackoffMs: 0, maxBackoffMs: 0 } }],
