@@ -1,5 +1,5 @@
 import { type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { pino } from 'pino';
+import { createServiceLogger } from '../contract/service-logger.ts';
 import { parseCommandLine, usageError } from '../contract/command-line.ts';
 import { commonWarnings, formatFindings, loadForStartup, validateFile, type ConfigFinding } from '../contract/config-check.ts';
 import { watchConfig } from '../contract/config-file.ts';
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     return [...nats.findings, ...checked.findings];
   });
   let { config } = startup;
-  const logger = pino({ name: 'dispatcher', level: process.env.LOG_LEVEL ?? 'info' });
+  const logger = createServiceLogger('dispatcher');
   const logWarnings = (warnings: readonly ConfigFinding[]) => {
     for (const w of warnings) logger.warn({ code: w.code }, w.message);
   };

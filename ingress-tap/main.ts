@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { pino } from 'pino';
+import { createServiceLogger } from '../contract/service-logger.ts';
 import { parseCommandLine, usageError } from '../contract/command-line.ts';
 import { commonWarnings, errorFinding, exitOnConfigErrors, loadForStartup, validateFile } from '../contract/config-check.ts';
 import { watchConfig } from '../contract/config-file.ts';
@@ -38,7 +38,7 @@ if (subcommand === 'validate') {
   await validateFile('ingress-tap validate', configPath, 'the ingress-tap', (c) => [...resolveNatsCredentials(c.nats).findings, ...checkTapConfig(c)]);
 }
 
-const logger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { service: 'ingress-tap' } });
+const logger = createServiceLogger('ingress-tap');
 let credentials: NatsCredentials | undefined;
 const startup = await loadForStartup('ingress-tap', configPath, (c) => {
   const nats = resolveNatsCredentials(c.nats);
