@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
@@ -198,6 +198,54 @@ describe('connection watch', () => {
     await waitUntil('the reconnect', () => Promise.resolve(changes.length === 2), { timeoutMs: 20_000 });
     // nats.js reports a reconnect for each of the disconnects above; one connection came back.
     expect(lines.filter((l) => l.msg === 'NATS reconnected')).toHaveLength(1);
+    expect(changes).toEqual([false, true]);
+    expect(problems).toEqual(['the NATS server refused the credentials: Authorization Violation', undefined]);
+  });
+
+  it('counts a connection the server closes at a reload that no longer accepts its password as closed, naming the refusal once', async () => {
+    // nats-server re-checks its clients at a config reload (server/reload.go, reloadAuthorization()) and closes this
+    // one; nats.js reports no error for it, only the disconnect, then a refusal at every reconnect attempt.
+    const dir = mkdtempSync(join(tmpdir(), 'rm-nats-auth-'));
+    cleanup.add(() => {
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const users = join(dir, 'users.conf');
+    const allow = (password: string) => {
+      writeFileSync(users, ['authorization {', '  user: dispatcher', `  password: "${password}"`, '}'].join('\n'));
+    };
+    allow('pw-1');
+    // startNatsServer writes its config in a directory of its own beside this one; includes are relative to it.
+    const server = await startNatsServer({ extraConfig: [`include "../${basename(dir)}/users.conf"`] });
+    cleanup.add(() => server.stop());
+    const { nats } = Config.parse({ nats: { url: server.url, auth: { user: 'dispatcher', password: { env: 'P' } }, reconnectTimeWaitMs: 50 } });
+    const nc = await connect(natsConnectionOptions(nats, 'status-test', resolveNatsCredentials(nats, { env: { P: 'pw-1' }, readFile: () => '' }).credentials));
+    cleanup.add(() => nc.close());
+    const lines: { level: number; msg: string; cause?: string }[] = [];
+    const logger = pino(
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
+          done();
+        },
+      }),
+    );
+    const problems: (string | undefined)[] = [];
+    const changes: boolean[] = [];
+    const metrics = createMetrics();
+    const watch = watchConnection(nc, { logger, metrics, onChange: (up) => changes.push(up), onProblem: (p) => problems.push(p) });
+    cleanup.add(() => {
+      watch.stop();
+    });
+    allow('pw-2');
+    process.kill(server.pid, 'SIGHUP');
+    await waitUntil('three refused reconnects', () => Promise.resolve(server.output().split('authentication error').length > 3), { timeoutMs: 20_000 });
+    expect(changes).toEqual([false]);
+    expect(Object.fromEntries((await metrics.natsDisconnects.get()).values.map((v) => [String(v.labels.cause), v.value]))).toEqual({ closed: 1 });
+    expect(lines.filter((l) => l.level === 40).map((l) => [l.msg, l.cause])).toEqual([['NATS connection closed; reconnecting', 'closed']]);
+    expect(problems).toEqual(['the NATS server refused the credentials: Authorization Violation']);
+    allow('pw-1');
+    process.kill(server.pid, 'SIGHUP');
+    await waitUntil('the reconnect', () => Promise.resolve(changes.length === 2), { timeoutMs: 20_000 });
     expect(changes).toEqual([false, true]);
     expect(problems).toEqual(['the NATS server refused the credentials: Authorization Violation', undefined]);
   });

@@ -224,8 +224,8 @@ describe('publisher through a NATS reconnect', () => {
   });
 
   it('counts every event offered while the server reloads a config that refuses its login, and after one that accepts it, as published or dropped, and leaves nothing pending', async () => {
-    // nats-server re-checks its clients at a reload and closes those it no longer accepts, saying why (-ERR
-    // 'Authorization Violation'): nats.js then drops a live connection for refused credentials, not a dead server.
+    // nats-server re-checks its clients at a config reload (server/reload.go, reloadAuthorization()) and closes the
+    // tap's live connection; the server stays up, and refuses every reconnect until a reload accepts the password again.
     const dir = mkdtempSync(join(tmpdir(), 'rm-nats-auth-'));
     cleanup.add(() => {
       rmSync(dir, { recursive: true, force: true });
