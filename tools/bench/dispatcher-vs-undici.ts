@@ -1,8 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { Pool } from 'undici';
@@ -10,6 +9,8 @@ import { integerOption, parseCommandLine } from '../../contract/command-line.ts'
 import { makeEvent } from './events.ts';
 import { requestSubject } from '../../contract/subjects.ts';
 import { startNatsServer } from '../stack/nats-server.ts';
+import { atExit } from '../stack/at-exit.ts';
+import { scratchDir } from '../stack/scratch-dir.ts';
 
 // The dispatcher's own throughput probe (issue goal: dispatcher deliveries/s ≥ 0.7 × a raw undici loop POSTing the
 // same payloads to the same receiver, in the same run). Quicker than the full harness (tools/bench/main.ts) and
@@ -132,7 +133,7 @@ function child(args: string[], nodeArgs: string[] = []): { proc: ChildProcess; l
   let out = '';
   proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
-  process.once('exit', () => proc.kill('SIGKILL'));
+  atExit(() => proc.kill('SIGKILL'));
   return {
     proc,
     out: () => out,
@@ -158,7 +159,9 @@ async function orchestrate(): Promise<void> {
   const events = integerOption('node tools/bench/dispatcher-vs-undici.ts', 'events', values.events, 1);
   const rounds = integerOption('node tools/bench/dispatcher-vs-undici.ts', 'rounds', values.rounds, 1);
   const concurrency = integerOption('node tools/bench/dispatcher-vs-undici.ts', 'concurrency', values.concurrency, 1);
-  const dir = mkdtempSync(join(tmpdir(), 'rm-dvu-'));
+  // Removed however the run ends, except for the dispatcher's output after a run that finished (see below).
+  const scratch = scratchDir('rm-dvu-');
+  const dir = scratch.path;
   const nats = await startNatsServer();
   const rcv = child([SELF, '--role', 'receiver']);
   const port = Number((await rcv.line(/listening (\d+)/))[1]);
@@ -256,8 +259,12 @@ targets:
   await nc.close();
   disp.proc.kill('SIGTERM');
   await new Promise((resolve) => disp.proc.once('exit', resolve));
+  // Its output is what --node-args='--trace-gc' is for, so it stays, alone (the payload file grows with --events).
+  rmSync(payloadFile);
+  rmSync(configFile);
   writeFileSync(join(dir, 'dispatcher.log'), disp.out());
-  process.stdout.write(`dispatcher output: ${join(dir, 'dispatcher.log')}\n`);
+  scratch.keep();
+  process.stdout.write(`dispatcher output kept in ${join(dir, 'dispatcher.log')}\n`);
   // Last, so `| tail -1` gives the figures.
   process.stdout.write(summary);
   rcv.proc.kill('SIGTERM');

@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { integerOption, parseCommandLine } from '../../contract/command-line.ts';
 import { startNatsServer } from '../stack/nats-server.ts';
 import { answers2xx, waitUntil } from '../stack/process.ts';
 import { freePort } from '../stack/free-port.ts';
+import { scratchDir } from '../stack/scratch-dir.ts';
 import { nodeScript, REPO_ROOT, startLogged, startPeer } from './processes.ts';
 import { alternateClosedLoop, FORWARD_AUTH_HEADERS, spreadOf, tapThroughputOf, type ClosedLoopOptions } from './throughput.ts';
 import { targetsText } from './vegeta.ts';
@@ -42,16 +42,16 @@ Compares the tap's forwardAuth req/s with bare fastify's (vegeta closed loop, GE
   },
 });
 
-const dir = mkdtempSync(join(tmpdir(), 'rm-tvf-'));
-const options: ClosedLoopOptions = {
+const counts = {
   rounds: integerOption(NAME, 'rounds', values.rounds, 1),
   durationS: integerOption(NAME, 'seconds', values.seconds, 1),
   warmupS: integerOption(NAME, 'warmup', values.warmup, 0),
   workers: integerOption(NAME, 'workers', values.workers, 1),
-  pauseMs: 1000,
-  settleTimeoutMs: 8000,
-  outDir: dir,
 };
+// Configs, vegeta results and the children's logs: what matters of them is printed (the figures, or a child's output
+// when it fails), so nothing is kept once the run ends, however it ends.
+const dir = scratchDir('rm-tvf-').path;
+const options: ClosedLoopOptions = { ...counts, pauseMs: 1000, settleTimeoutMs: 8000, outDir: dir };
 const nats = await startNatsServer();
 const [faPort, adminPort] = [await freePort(), await freePort()];
 const configFile = join(dir, 'config.yaml');
@@ -90,7 +90,6 @@ try {
   const r = (x: number) => Math.round(x);
   const f = (x: number) => Number(x.toFixed(3));
   const cpu = (xs: readonly number[]) => Number(spreadOf(xs).median.toFixed(1));
-  process.stdout.write(`run directory ${dir}\n`);
   // Last, so `| tail -1` gives the figures.
   process.stdout.write(
     `${JSON.stringify({

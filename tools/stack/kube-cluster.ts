@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { Cleanup } from './cleanup.ts';
 import { freePort } from './free-port.ts';
 import { startProcess, waitUntil, type ManagedProcess } from './process.ts';
+import { scratchDir } from './scratch-dir.ts';
 
 // A real Kubernetes control plane on loopback: etcd and kube-apiserver, the pinned builds of tools/env.sh
 // (`_rm_k8s_setup` exports ETCD_BIN and KUBE_APISERVER_BIN). No kubelet, scheduler or controller-manager: objects are
@@ -67,10 +67,11 @@ export function writeKubeconfig(path: string, cluster: { server: string; caFile:
 export async function startKubeCluster(options: { onOutput?: (name: string, text: string) => void } = {}): Promise<KubeCluster> {
   const etcdBin = binary('ETCD_BIN');
   const apiserverBin = binary('KUBE_APISERVER_BIN');
-  const dir = mkdtempSync(join(tmpdir(), 'rm-kube-'));
+  const scratch = scratchDir('rm-kube-');
+  const dir = scratch.path;
   const cleanup = new Cleanup();
   cleanup.add(() => {
-    rmSync(dir, { recursive: true, force: true });
+    scratch.remove();
   });
   try {
     const certFile = join(dir, 'apiserver.crt');

@@ -1,10 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cleanup } from './cleanup.ts';
 import { freePort } from './free-port.ts';
 import { natsServerBin } from './nats-server.ts';
 import { startProcess, waitUntil, type ManagedProcess } from './process.ts';
+import { scratchDir } from './scratch-dir.ts';
 
 // A real nats-server cluster on loopback: every node routes to every other one (a full mesh, as the NATS docs
 // recommend for a cluster), each with a client port, a route port and a monitoring port fixed up front, so a node
@@ -62,10 +62,11 @@ async function getJson<T>(url: string): Promise<T> {
 /** Starts `size` (default 3) nodes and resolves once every node has a route to every other one. */
 export async function startNatsCluster(options: { size?: number } & NatsNodeOptions = {}): Promise<NatsCluster> {
   const size = options.size ?? 3;
-  const dir = mkdtempSync(join(tmpdir(), 'rm-nats-cluster-'));
+  const scratch = scratchDir('rm-nats-cluster-');
+  const dir = scratch.path;
   const cleanup = new Cleanup();
   cleanup.add(() => {
-    rmSync(dir, { recursive: true, force: true });
+    scratch.remove();
   });
   const ports: Ports[] = [];
   const taken = new Set<number>();

@@ -1,8 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startProcess, waitUntil } from './process.ts';
+import { scratchDir } from './scratch-dir.ts';
 
 // A real nats-server on loopback for tests, the demo and the benchmark. `tools/run` builds the pinned binary and
 // exports NATS_SERVER_BIN.
@@ -36,7 +36,8 @@ export function natsServerBin(): string {
 }
 
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'rm-nats-'));
+  const scratch = scratchDir('rm-nats-');
+  const dir = scratch.path;
   const conf = join(dir, 'nats.conf');
   writeFileSync(
     conf,
@@ -67,7 +68,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     // Its config directory goes with it: every test file and demo run starts servers, and /tmp kept them all.
     stop: async () => {
       await child.stop();
-      rmSync(dir, { recursive: true, force: true });
+      scratch.remove();
     },
   };
 }

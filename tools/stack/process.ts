@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { atExit } from './at-exit.ts';
 
 // Child processes (Traefik, the tap, the dispatcher) that keep their output for failure reports and cannot outlive
 // the test run: every live child is SIGKILLed when this process exits, however it exits.
@@ -9,19 +10,9 @@ let hooked = false;
 function hookExit(): void {
   if (hooked) return;
   hooked = true;
-  process.once('exit', () => {
+  atExit(() => {
     for (const child of live) child.kill('SIGKILL');
   });
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = () => {
-      // Someone else (the demo runner) handles this signal and stops its children gracefully.
-      if (process.listenerCount(signal) > 1) return;
-      for (const child of live) child.kill('SIGKILL');
-      process.off(signal, onSignal);
-      process.kill(process.pid, signal);
-    };
-    process.on(signal, onSignal);
-  }
 }
 
 export interface ProcessOptions {

@@ -1,5 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +11,7 @@ import { startHttpReceiver, type HttpReceiver, type ReceivedRequest, type Respon
 import { startNatsServer, type NatsServer } from './nats-server.ts';
 import { answers2xx, startProcess, waitUntil, type ManagedProcess } from './process.ts';
 import { REQUEST_MIRROR_PLUGIN, startTraefik, type Traefik } from './traefik.ts';
+import { scratchDir } from './scratch-dir.ts';
 
 // The whole product on loopback, as the e2e tests and the demo run it: NATS, the ingress-tap, the dispatcher, an
 // upstream, webhook receivers and Traefik in front. Each piece's teardown is registered the moment it starts, so a
@@ -117,9 +117,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 }
 
 async function build(options: StackOptions, cleanup: Cleanup, processes: ManagedProcess[]): Promise<Stack> {
-  const dir = mkdtempSync(join(tmpdir(), 'rm-stack-'));
+  const scratch = scratchDir('rm-stack-');
+  const dir = scratch.path;
   cleanup.add(() => {
-    rmSync(dir, { recursive: true, force: true });
+    scratch.remove();
   });
 
   const ports = options.ports ?? {};

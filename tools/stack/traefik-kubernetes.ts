@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuthenticationV1TokenRequest, CoreV1Api, V1TokenRequestSpec, type KubeConfig } from '@kubernetes/client-node';
 import { applyObjects, parseManifests, waitForCrds, type Manifest } from './kube-apply.ts';
@@ -8,6 +7,7 @@ import type { KubeCluster } from './kube-cluster.ts';
 import { freePort } from './free-port.ts';
 import { answers2xx, startProcess, waitUntil, type ManagedProcess } from './process.ts';
 import { installLocalPlugin, REQUEST_MIRROR_PLUGIN, traefikBin } from './traefik.ts';
+import { scratchDir } from './scratch-dir.ts';
 
 // Traefik outside the cluster with its two Kubernetes providers (kubernetesCRD and kubernetesIngress) reading a real
 // API server as a ServiceAccount bound to Traefik's own ClusterRole. Traefik's CRDs and RBAC are the files its
@@ -69,7 +69,8 @@ export async function startKubeTraefik(
   const [webPort, adminPort] = [await freePort(), await freePort()];
   // The Request Mirror plugin, for Middlewares with spec.plugin.requestmirror: Traefik loads local plugins from
   // plugins-local/ under its working directory.
-  const workDir = mkdtempSync(join(tmpdir(), 'rm-kube-traefik-'));
+  const scratch = scratchDir('rm-kube-traefik-');
+  const workDir = scratch.path;
   installLocalPlugin(workDir, REQUEST_MIRROR_PLUGIN);
   const child = startProcess({
     name: 'traefik',
@@ -101,7 +102,7 @@ export async function startKubeTraefik(
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   const stop = async () => {
     await child.stop();
-    rmSync(workDir, { recursive: true, force: true });
+    scratch.remove();
   };
   try {
     await waitUntil('Traefik /ping', () => answers2xx(`${adminUrl}/ping`), { process: child, timeoutMs: 60_000 });

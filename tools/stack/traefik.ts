@@ -1,8 +1,8 @@
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from './free-port.ts';
 import { answers2xx, startProcess, waitUntil, type ManagedProcess } from './process.ts';
+import { scratchDir } from './scratch-dir.ts';
 
 // A real Traefik (the pinned build from tools/env.sh) with the file provider reading a temp directory. Static
 // configuration is given as CLI flags; dynamic configuration as files (YAML or TOML, chosen by extension).
@@ -88,7 +88,8 @@ interface RouterInfo {
 
 export async function startTraefik(options: TraefikOptions): Promise<Traefik> {
   const host = options.host ?? '127.0.0.1';
-  const dir = mkdtempSync(join(tmpdir(), 'rm-traefik-'));
+  const scratch = scratchDir('rm-traefik-');
+  const dir = scratch.path;
   const dynamicDir = join(dir, 'dynamic');
   const accessLogPath = join(dir, 'access.log');
   writeFileSync(accessLogPath, '');
@@ -128,7 +129,7 @@ export async function startTraefik(options: TraefikOptions): Promise<Traefik> {
   const adminUrl = `http://${host}:${adminPort}`;
   const stop = async () => {
     await child.stop();
-    rmSync(dir, { recursive: true, force: true });
+    scratch.remove();
   };
   try {
     await waitUntil('Traefik /ping', () => answers2xx(`${adminUrl}/ping`), { process: child });
