@@ -66,6 +66,14 @@ describe('docker-compose.yml', () => {
     ) as object;
     // The schema names its meta-schema as `http://…/draft/2019-09/schema#`, a spelling ajv does not register.
     const ajv = new Ajv2019({ strict: false, allErrors: true, validateSchema: false });
+    // Formats the Compose Specification's schema names but JSON Schema does not define: a Go duration, a port mapping
+    // `[[IP:]HOST[-HOST]:]CONTAINER[-CONTAINER][/PROTOCOL]`, an exposed port and a subnet. Unknown to ajv, which would
+    // otherwise print a warning for each and check nothing.
+    ajv.addFormat('duration', /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/);
+    const port = String.raw`\d+(-\d+)?`;
+    ajv.addFormat('ports', new RegExp(String.raw`^((\[[0-9a-fA-F:.]+\]|[0-9.]+):)?(${port}:)?${port}(/(tcp|udp|sctp))?$`));
+    ajv.addFormat('expose', new RegExp(String.raw`^${port}(/(tcp|udp|sctp))?$`));
+    ajv.addFormat('subnet_ip_address', /^[0-9a-fA-F:.]+\/\d{1,3}$/);
     const validate = ajv.compile(schema);
     const ok = validate(compose);
     expect(validate.errors ?? [], JSON.stringify(validate.errors, null, 2)).toEqual([]);
