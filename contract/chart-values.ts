@@ -115,7 +115,12 @@ export const ChartValues = z
     targets: z.array(Target).default([]).describe('Targets in the config file, besides MirrorTargets (secrets from env or files you mount).'),
     middleware: z
       .strictObject({
-        enabled: z.boolean().default(true).describe('Create the Traefik forwardAuth `Middleware` that Ingresses reference.'),
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Create the Traefik forwardAuth `Middleware` that Ingresses reference. It sets `trustForwardHeader: true`, so an event\'s `clientIp` is the client Traefik\'s entrypoint believes in: list your load balancer\'s addresses in the entrypoint\'s `forwardedHeaders.trustedIPs`, or every event names the balancer (docs/install-kubernetes.md, "Client addresses").',
+          ),
         name: z.string().default('request-mirror').describe('Its name; reference it as `<release namespace>-<name>@kubernetescrd`.'),
         forwardBody: z.boolean().default(false).describe('Send request bodies to the tap (Traefik answers 401 above `maxBodySize`).'),
         maxBodySize: z.int().min(-1).default(1048576).describe('With `forwardBody`, the largest body Traefik forwards.'),

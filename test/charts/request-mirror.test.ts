@@ -110,7 +110,7 @@ describe('request-mirror chart', () => {
     const middleware = objects.find((o) => o.kind === 'Middleware') as Manifest & { spec: { forwardAuth: Record<string, unknown> } };
     expect(middleware.spec.forwardAuth).toMatchObject({
       address: `https://request-mirror-tap.${kube.namespace}.svc:8080/`,
-      trustForwardHeader: false,
+      trustForwardHeader: true,
       tls: { caSecret: 'request-mirror-tap-tls' },
     });
   });

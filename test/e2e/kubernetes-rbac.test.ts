@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { AuthenticationV1TokenRequest, CoreV1Api, V1TokenRequestSpec } from '@kubernetes/client-node';
 import { Webhook } from 'standardwebhooks';
 import { Agent, request } from 'undici';
@@ -14,6 +12,7 @@ import { writeKubeconfig } from '../../tools/stack/kube-cluster.ts';
 import { waitUntil } from '../../tools/stack/process.ts';
 import { ROOT, startStack, type Stack } from '../../tools/stack/stack.ts';
 import { waitForRouter } from '../../tools/stack/traefik-kubernetes.ts';
+import { chartMiddleware, renderChart } from '../support/chart.ts';
 import { useKube } from '../support/kube.ts';
 
 // The chart's RBAC is enough, and no more than needed: the tap and the dispatcher run as the chart's two
@@ -41,10 +40,9 @@ beforeAll(async () => {
   await waitForCrds(kube.kc, [`${PLURAL}.${GROUP}`]);
   const dir = mkdtempSync(join(tmpdir(), 'rm-rbac-'));
   cleanup.add(() => { rmSync(dir, { recursive: true, force: true }); });
-  const { stdout } = await promisify(execFile)(process.env.HELM_BIN ?? 'helm', ['template', 'request-mirror', join(ROOT, 'charts/request-mirror'), '--namespace', kube.namespace], {
-    env: { ...process.env, HELM_CACHE_HOME: join(dir, 'h'), HELM_CONFIG_HOME: join(dir, 'h'), HELM_DATA_HOME: join(dir, 'h') },
-  });
-  const rbac = parseManifests(stdout).filter((o) => ['ServiceAccount', 'Role', 'RoleBinding'].includes(o.kind ?? ''));
+  // Plain HTTP to the tap here (tap.tls.enabled=false): this file is about RBAC, kubernetes.test.ts covers TLS.
+  const chart = await renderChart(kube.namespace, '--set', 'tap.tls.enabled=false');
+  const rbac = chart.filter((o) => ['ServiceAccount', 'Role', 'RoleBinding'].includes(o.kind ?? ''));
   expect(rbac).toHaveLength(6);
   await kube.apply(rbac);
   const kubeconfigs: Record<string, string> = {};
@@ -59,13 +57,8 @@ beforeAll(async () => {
   });
   cleanup.add(() => stack.close());
   const ns = kube.namespace;
+  await kube.apply([chartMiddleware(chart, stack.backends.tapForwardAuthUrl)]);
   await kube.apply(`
-apiVersion: traefik.io/v1alpha1
-kind: Middleware
-metadata: {name: request-mirror}
-spec:
-  forwardAuth: {address: "${stack.backends.tapForwardAuthUrl}", trustForwardHeader: false}
----
 apiVersion: v1
 kind: Service
 metadata: {name: app}

@@ -16,10 +16,12 @@ import { Cleanup } from '../../tools/stack/cleanup.ts';
 import { writeKubeconfig } from '../../tools/stack/kube-cluster.ts';
 import { freePort } from '../../tools/stack/free-port.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
+import { chartMiddleware, renderChart } from '../support/chart.ts';
 
 // The whole product on a real API server and a real Traefik reading it through its Kubernetes providers: a plain
-// Ingress whose annotation attaches a forwardAuth Middleware (HTTP/2 over TLS to the tap, as the chart sets it up),
-// the ingress-tap and dispatcher as local processes watching MirrorTargets, NATS, and webhook receivers.
+// Ingress whose annotation attaches the chart's forwardAuth Middleware as `helm template` renders it (HTTP/2 over TLS
+// to the tap; only its address is pointed at the local tap), the ingress-tap and dispatcher as local processes
+// watching MirrorTargets, NATS, and webhook receivers.
 
 const kube = useKube('e2e');
 let stack: Stack;
@@ -89,7 +91,7 @@ beforeAll(async () => {
   const kubeconfig = join(tls.dir, 'kubeconfig');
   writeKubeconfig(kubeconfig, { server: `https://127.0.0.1:${apiProxy.port}`, caFile: kube.world.caFile }, kube.world.token, kube.namespace);
   stack = await startStack({
-    receivers: ['audit', 'marker', 'signed', 'gone', 'docs'],
+    receivers: ['audit', 'marker', 'signed', 'gone', 'docs', 'clientip'],
     tapForwardAuthTls: { certFile: tls.certFile, keyFile: tls.keyFile },
     kubernetes: { namespaces: [kube.namespace], statusIntervalMs: 300 },
     env: { KUBECONFIG: kubeconfig },
@@ -98,24 +100,14 @@ beforeAll(async () => {
   const faPort = new URL(stack.backends.tapForwardAuthUrl).port;
   const mirrorPort = new URL(stack.backends.tapMirrorUrl).port;
   const ns = kube.namespace;
+  const middleware = chartMiddleware(await renderChart(ns), `https://127.0.0.1:${faPort}/`);
+  expect(middleware.metadata?.name).toBe('request-mirror');
+  await kube.apply([
+    // What the chart's own Secret would hold for Traefik: the CA of the tap's certificate.
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: middleware.spec.forwardAuth.tls?.caSecret ?? '' }, stringData: { 'ca.crt': tls.ca } },
+    middleware,
+  ]);
   await kube.apply(`
-apiVersion: v1
-kind: Secret
-metadata: {name: tap-ca}
-stringData:
-  ca.crt: ${JSON.stringify(tls.ca)}
----
-apiVersion: traefik.io/v1alpha1
-kind: Middleware
-metadata: {name: request-mirror}
-spec:
-  forwardAuth:
-    address: https://127.0.0.1:${faPort}/
-    trustForwardHeader: false
-    preserveRequestMethod: false
-    maxResponseBodySize: 4096
-    tls: {caSecret: tap-ca}
----
 apiVersion: v1
 kind: Service
 metadata: {name: app}
@@ -260,6 +252,26 @@ stringData: {current: ${KEY_2}}
     expect(event.data.attachment).toBe('mirror');
     expect(event.data.method).toBe('POST');
   });
+
+  it("makes clientIp the client a trusted balancer names, and the peer otherwise, through the chart's Middleware", async () => {
+    await kube.apply([mirrorTarget('client-ip', { watchURL: `${receiver('clientip').url}/in`, methods: ['GET'] })]);
+    let n = 0;
+    const clientIpVia = async (entrypoint: 'balanced' | 'web', forwardedFor: string): Promise<string | null> => {
+      const traefikUrl = entrypoint === 'balanced' ? kube.world.traefikBalancedUrl : kube.world.traefikUrl;
+      const seen = () => eventsOf(receiver('clientip').requests).find((e) => e.data.path.startsWith(`/client-ip/${entrypoint}/`));
+      // Until the tap holds the new target, a request is not mirrored to it: send one per look.
+      await waitUntil(`an event for a request through the ${entrypoint} entrypoint`, async () => {
+        const res = await request(`${traefikUrl}/client-ip/${entrypoint}/${n++}`, { headers: { host: host('app'), 'x-forwarded-for': forwardedFor } });
+        await res.body.dump();
+        return seen() !== undefined;
+      }, { timeoutMs: 20_000, intervalMs: 200 });
+      return seen()?.data.clientIp ?? null;
+    };
+    // The balanced entrypoint lists 127.0.0.1 (this test's client) in forwardedHeaders.trustedIPs.
+    expect(await clientIpVia('balanced', '198.51.100.7')).toBe('198.51.100.7');
+    // The web entrypoint trusts nobody: a client cannot choose the address the event names.
+    expect(await clientIpVia('web', '198.51.100.7')).toBe('127.0.0.1');
+  }, 60_000);
 
   it('tells in status conditions why a healthy, a refused, a gone and an unreachable target get what they get', async () => {
     receiver('gone').respond = (_req, res) => { res.writeHead(410).end(); };

@@ -16,7 +16,10 @@ export interface KubeWorldInfo {
   readonly caFile: string;
   readonly token: string;
   readonly kubeconfigPath: string;
+  /** Traefik's `web` entrypoint, which trusts no proxy. */
   readonly traefikUrl: string;
+  /** Traefik's `balanced` entrypoint, which trusts X-Forwarded-* headers from 127.0.0.1 (a load balancer). */
+  readonly traefikBalancedUrl: string;
   readonly traefikAdminUrl: string;
   readonly clusterStartupMs: number;
   readonly traefikStartupMs: number;
@@ -63,6 +66,7 @@ export async function startKubeWorld(options: { onOutput?: (name: string, text: 
       token: cluster.token,
       kubeconfigPath: cluster.kubeconfigPath,
       traefikUrl: traefik.url,
+      traefikBalancedUrl: traefik.balancedUrl,
       traefikAdminUrl: traefik.adminUrl,
       clusterStartupMs: cluster.startupMs,
       traefikStartupMs: traefik.startupMs,

@@ -17,8 +17,13 @@ export const TRAEFIK_NAMESPACE = 'traefik-system';
 export const TRAEFIK_SERVICE_ACCOUNT = 'traefik-ingress-controller';
 
 export interface KubeTraefik {
-  /** The `web` entrypoint, e.g. `http://127.0.0.1:21234`. */
+  /** The `web` entrypoint, e.g. `http://127.0.0.1:21234`: it trusts no proxy's X-Forwarded-* headers. */
   readonly url: string;
+  /**
+   * The `balanced` entrypoint: like `web`, but its `forwardedHeaders.trustedIPs` lists 127.0.0.1, so a test client
+   * plays a load balancer in front of Traefik. Ingress routers without an entrypoint annotation serve both.
+   */
+  readonly balancedUrl: string;
   /** /ping and /api. */
   readonly adminUrl: string;
   readonly process: ManagedProcess;
@@ -66,7 +71,7 @@ export async function startKubeTraefik(
     body: Object.assign(new AuthenticationV1TokenRequest(), { spec: Object.assign(new V1TokenRequestSpec(), { expirationSeconds: 24 * 3600 }) }),
   });
   const token = status?.token ?? '';
-  const [webPort, adminPort] = [await freePort(), await freePort()];
+  const [webPort, balancedPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   // The Request Mirror plugin, for Middlewares with spec.plugin.requestmirror: Traefik loads local plugins from
   // plugins-local/ under its working directory.
   const scratch = scratchDir('rm-kube-traefik-');
@@ -78,6 +83,8 @@ export async function startKubeTraefik(
     cwd: workDir,
     args: [
       `--entryPoints.web.address=127.0.0.1:${webPort}`,
+      `--entryPoints.balanced.address=127.0.0.1:${balancedPort}`,
+      '--entryPoints.balanced.forwardedHeaders.trustedIPs=127.0.0.1/32',
       `--entryPoints.traefik.address=127.0.0.1:${adminPort}`,
       '--ping=true',
       '--api.insecure=true',
@@ -110,7 +117,7 @@ export async function startKubeTraefik(
     await stop();
     throw error;
   }
-  return { url: `http://127.0.0.1:${webPort}`, adminUrl, process: child, startupMs: Math.round(performance.now() - started), stop };
+  return { url: `http://127.0.0.1:${webPort}`, balancedUrl: `http://127.0.0.1:${balancedPort}`, adminUrl, process: child, startupMs: Math.round(performance.now() - started), stop };
 }
 
 /** Waits until Traefik serves a router whose name `match`es, enabled and without error; returns its name. */
