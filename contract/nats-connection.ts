@@ -33,10 +33,15 @@ export function natsConnectionOptions(nats: Config['nats'], name: string, creden
   };
 }
 
+/** nats.js's errors for credentials the server refuses: at login, or when a user JWT expires on a live connection. */
+function isRefusal(error: unknown): boolean {
+  return error instanceof errors.AuthorizationError || error instanceof errors.UserAuthenticationExpiredError;
+}
+
 /** Our typed error for what nats.js reports when a connection attempt fails: RM_NATS_AUTH_FAILED or RM_NATS_CONNECT_FAILED. */
 export function connectFailure(error: unknown): RequestMirrorError {
   const cause = error instanceof Error ? error : new Error(String(error));
-  if (cause instanceof errors.AuthorizationError) {
+  if (isRefusal(cause)) {
     return new NatsAuthFailedError(`the NATS server refused the credentials: ${cause.message}`, { cause });
   }
   return new NatsConnectFailedError(`cannot connect to NATS: ${cause.message}`, { cause });
@@ -113,12 +118,18 @@ export interface OutageListener {
  * Violation', reported as an `error` first: processError(), l. 673-694). A dial refused at TCP reports nothing
  * (@nats-io/transport-node lib/node_transport.js, _closed(), l. 398-401). Each of those disconnected() calls awaits
  * the same dial loop (dialLoop(), l. 532-543), so the one that succeeds is reported as one `reconnect` per
- * `disconnect`, all at once (l. 446-451).
+ * `disconnect`, all at once (l. 446-451). A live connection the server ends for its credentials (a user JWT that
+ * expired: -ERR 'User Authentication Expired') is dropped through the path nats.js uses for unanswered pings, which
+ * reports a `staleConnection` (handleAuthError(), l. 704-716, then disconnect(), l. 427-430) although every ping
+ * was answered: that one is not passed on.
  */
 export async function followOutages(nc: NatsConnection, listener: OutageListener): Promise<void> {
   let up = true;
   let refusalReported = false;
+  let refusedNow = false;
   for await (const status of nc.status()) {
+    const afterRefusal = refusedNow;
+    refusedNow = status.type === 'error' && isRefusal(status.error);
     switch (status.type) {
       case 'disconnect':
         if (!up) break;
@@ -132,13 +143,16 @@ export async function followOutages(nc: NatsConnection, listener: OutageListener
         listener.back(status.server);
         break;
       case 'error':
-        if (status.error instanceof errors.AuthorizationError) {
+        if (refusedNow) {
           if (refusalReported) break;
           refusalReported = true;
           listener.refused(connectFailure(status.error));
         } else {
           listener.other?.(status);
         }
+        break;
+      case 'staleConnection':
+        if (!afterRefusal) listener.other?.(status);
         break;
       default:
         listener.other?.(status);

@@ -17,6 +17,7 @@ import { startNatsCluster } from '../../tools/stack/nats-cluster.ts';
 import { startNatsServer } from '../../tools/stack/nats-server.ts';
 import { answers2xx, startProcess, waitUntil } from '../../tools/stack/process.ts';
 import { ROOT } from '../../tools/stack/stack.ts';
+import { natsJwtSetup } from '../support/nats-jwt.ts';
 import { makeEvent, publish, PREFIX } from './harness.ts';
 
 // A dispatcher that cannot keep up is cut off by nats-server as a slow consumer, which tells the client nothing.
@@ -248,6 +249,42 @@ describe('connection watch', () => {
     await waitUntil('the reconnect', () => Promise.resolve(changes.length === 2), { timeoutMs: 20_000 });
     expect(changes).toEqual([false, true]);
     expect(problems).toEqual(['the NATS server refused the credentials: Authorization Violation', undefined]);
+  });
+
+  it('counts a connection the server closes when its user JWT expires as closed, not stale, and names the refusal', async () => {
+    // The JWT expires in 2 s (JWT times are whole seconds): the server then says 'User Authentication Expired' and
+    // closes the connection. Within that second it still takes a reconnect and expires it at once, so the watch may
+    // see the connection come and go a few times; from the next second on it refuses every attempt.
+    const setup = natsJwtSetup('dispatcher', {}, Math.floor(Date.now() / 1000) + 2);
+    const server = await startNatsServer({ extraConfig: setup.serverConfig });
+    cleanup.add(() => server.stop());
+    const { nats } = Config.parse({ nats: { url: server.url, auth: { credsFile: 'user.creds' }, reconnectTimeWaitMs: 50 } });
+    const nc = await connect(natsConnectionOptions(nats, 'status-test', resolveNatsCredentials(nats, { env: {}, readFile: () => setup.creds }).credentials));
+    cleanup.add(() => nc.close());
+    const lines: { level: number; msg: string; cause?: string }[] = [];
+    const logger = pino(
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
+          done();
+        },
+      }),
+    );
+    const problems: (string | undefined)[] = [];
+    const changes: boolean[] = [];
+    const metrics = createMetrics();
+    const watch = watchConnection(nc, { logger, metrics, onChange: (up) => changes.push(up), onProblem: (p) => problems.push(p) });
+    cleanup.add(() => {
+      watch.stop();
+    });
+    await waitUntil('three refused reconnects', () => Promise.resolve(server.output().split('authentication error').length > 3), { timeoutMs: 20_000 });
+    expect(changes.at(-1)).toBe(false);
+    const causes = (await metrics.natsDisconnects.get()).values.filter((v) => v.value > 0).map((v) => v.labels.cause);
+    expect(causes).toEqual(['closed']);
+    const losses = lines.filter((l) => l.level === 40);
+    expect(losses.length).toBeGreaterThan(0);
+    for (const l of losses) expect([l.msg, l.cause]).toEqual(['NATS connection closed; reconnecting', 'closed']);
+    expect(problems.at(-1)).toMatch(/^the NATS server refused the credentials: (User Authentication Expired|Authorization Violation)$/);
   });
 
   it('counts a server that went away as closed, says it is not connected, and connected again once it is back', async () => {
