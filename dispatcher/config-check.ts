@@ -2,7 +2,8 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Config } from '../contract/config.ts';
 import { errorFinding, type ConfigFinding } from '../contract/config-check.ts';
-import { createAddressPolicy } from './address-policy.ts';
+import { createAddressPolicy, type AddressPolicy } from './address-policy.ts';
+import { NetworkPolicyInvalidError } from './errors.ts';
 import type { SecretSources } from '../contract/secret-source.ts';
 import { resolveSecrets, type SecretKeys } from './secrets.ts';
 
@@ -53,11 +54,17 @@ export const systemResolve: Resolve = async (host) => {
 /**
  * A warning for each target whose watchURL is, or resolves here to, only addresses `dispatcher.network` refuses: the
  * dispatcher would drop every event for it with reason `address_refused`. Gives the policy's reason and the setting
- * that allows it. A host that does not resolve from here (a cluster-internal name) is not judged. Assumes the CIDRs
- * are valid.
+ * that allows it. A host that does not resolve from here (a cluster-internal name) is not judged. None when a CIDR
+ * of the policy does not parse: there is no policy to judge by, and checkDispatcherConfig reports that CIDR.
  */
 export async function refusedTargetWarnings(config: Config, resolve: Resolve = systemResolve): Promise<ConfigFinding[]> {
-  const policy = createAddressPolicy(config.dispatcher.network);
+  let policy: AddressPolicy;
+  try {
+    policy = createAddressPolicy(config.dispatcher.network);
+  } catch (error) {
+    if (error instanceof NetworkPolicyInvalidError) return [];
+    throw error;
+  }
   const perTarget = await Promise.all(
     config.targets.map(async (target, i) => {
       const host = new URL(target.watchURL).hostname.replace(/^\[(.*)\]$/, '$1');

@@ -59,8 +59,7 @@ async function main(): Promise<void> {
   if (subcommand === 'validate') {
     await validateFile('dispatcher validate', path, 'the dispatcher', async (c) => {
       const { findings } = checkDispatcherConfig(c);
-      const all = [...resolveNatsCredentials(c.nats).findings, ...findings];
-      return all.length > 0 ? all : refusedTargetWarnings(c);
+      return [...resolveNatsCredentials(c.nats).findings, ...findings, ...(await refusedTargetWarnings(c))];
     });
   }
   let secrets: SecretKeys = new Map();

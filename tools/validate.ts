@@ -27,8 +27,6 @@ const path = values.config ?? process.env.REQUEST_MIRROR_CONFIG;
 if (!path) usageError(NAME, 'no config: pass CONFIG=FILE (node: --config FILE) or set REQUEST_MIRROR_CONFIG');
 
 await validateFile(NAME, path, 'the ingress-tap and the dispatcher', async (config: Config) => {
-  const dispatcher = checkDispatcherConfig(config).findings;
-  const errors = [...resolveNatsCredentials(config.nats).findings, ...checkTapConfig(config), ...dispatcher];
-  // Address warnings need a valid network policy; with an invalid one its error says enough.
-  return dispatcher.length > 0 ? errors : [...errors, ...(await refusedTargetWarnings(config))];
+  const errors = [...resolveNatsCredentials(config.nats).findings, ...checkTapConfig(config), ...checkDispatcherConfig(config).findings];
+  return [...errors, ...(await refusedTargetWarnings(config))];
 });

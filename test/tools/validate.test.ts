@@ -183,6 +183,28 @@ targets: [{ name: signed, watchURL: "http://x.example/", methods: ["*"], secrets
     expect(body(subcommand)).toBe(body(validator));
   });
 
+  it('prints the network policy\'s warnings along with the other errors, from the validator and the dispatcher alike', async () => {
+    const path = configFile(`targets: [{ name: signed, watchURL: "http://127.0.0.1:9/hook", methods: ["*"], secrets: [{ env: RM_TEST_NO_SUCH_SECRET }] }]`);
+    const [validator, subcommand] = await Promise.all([
+      run(process.execPath, ['tools/validate.ts', '--config', path]),
+      run(process.execPath, ['dispatcher/main.ts', 'validate', '--config', path]),
+    ]);
+    for (const r of [validator, subcommand]) expect(r.code).toBe(2);
+    const body = (r: Result) => r.stderr.slice(r.stderr.indexOf(': config '));
+    expect(body(validator)).toContain('cannot be used (1 error, 1 warning):');
+    expect(body(validator)).toContain('error RM_SECRET_UNAVAILABLE: targets[0] "signed": secrets[0]: environment variable RM_TEST_NO_SUCH_SECRET');
+    expect(body(validator)).toContain('warning RM_ADDRESS_REFUSED: targets[0] "signed": watchURL http://127.0.0.1:9/hook');
+    expect(body(subcommand)).toBe(body(validator));
+  });
+
+  it('judges no address when a CIDR of the network policy does not parse: that CIDR is the one finding', async () => {
+    const path = configFile(`dispatcher: { network: { denyCIDRs: ["300.0.0.0/8"] } }\ntargets: [{ name: hook, watchURL: "http://127.0.0.1:9/hook", methods: ["*"] }]`);
+    const r = await run(process.execPath, ['tools/validate.ts', '--config', path]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('cannot be used (1 error, 0 warnings):');
+    expect(r.stderr).toContain('error RM_NETWORK_POLICY_INVALID: dispatcher.network.denyCIDRs[0]');
+  });
+
   it('lets each service validate only its own part: the tap does not need the dispatcher\'s secrets', async () => {
     const path = configFile(yaml.replace('300.0.0.0/8', '10.0.0.0/8'));
     const tap = await run(process.execPath, ['ingress-tap/main.ts', 'validate', '--config', path]);
