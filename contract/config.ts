@@ -162,8 +162,18 @@ export const Target = z
       .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'a DNS-label-like name: lower-case letters, digits and -')
       .describe('Unique name; it labels metrics and logs.'),
     watchURL: z.url({ protocol: /^https?$/, error: 'an absolute http:// or https:// URL' }).describe('Where events are POSTed.'),
-    methods: z.array(method).min(1).describe('Request methods to mirror to this target; `*` for all.'),
-    hosts: z.array(hostPattern).default([]).describe('Only requests to these hosts; empty means every host.'),
+    methods: z
+      .array(method)
+      .min(1)
+      .describe('Request methods to mirror to this target, upper-case as HTTP spells them (`GET`, `POST`; `get` is refused); `*` for all.'),
+    hosts: z
+      .array(hostPattern)
+      .default([])
+      .describe(
+        'Only requests to these hosts, written lower-case without a port (the request\'s host is compared lower-cased, without its port). ' +
+          '`shop.example.com` matches that host only; `*.example.com` matches its subdomains at any depth (`a.example.com`, `a.b.example.com`) ' +
+          'but not `example.com` itself: list both to get both. Empty means every host.',
+      ),
     pathPrefixes: z
       .array(z.string().startsWith('/'))
       .default([])
