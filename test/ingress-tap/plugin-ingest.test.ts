@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PLUGIN_BATCH_CONTENT_TYPE, PLUGIN_BATCH_PATH, PLUGIN_DROP_REASONS, type BatchHeader, type PluginSnapshot } from '../../contract/plugin-batch.ts';
@@ -279,6 +281,14 @@ describe('plugin ingest', () => {
     expect(taken.headers['keep-alive']).toBe('timeout=42');
     const [first] = await t.waitForEvents(1);
     expect(first?.event.data.path).toBe('/small');
+  });
+
+  it('has every status this listener answers listed in the listener table of docs/ingress-tap.md', () => {
+    const doc = readFileSync(join(import.meta.dirname, '../../docs/ingress-tap.md'), 'utf8');
+    const row = doc.split('\n').find((line) => line.startsWith('| `tap.plugin` |')) ?? '';
+    const listed = [...row.matchAll(/`(\d{3})`/g)].map((m) => Number(m[1]));
+    // The statuses the tests of this file observe.
+    expect(listed.toSorted((a, b) => a - b)).toEqual([204, 400, 413, 415]);
   });
 });
 
