@@ -121,7 +121,9 @@ export interface OutageListener {
  * `disconnect`, all at once (l. 446-451). A live connection the server ends for its credentials (a user JWT that
  * expired: -ERR 'User Authentication Expired') is dropped through the path nats.js uses for unanswered pings, which
  * reports a `staleConnection` (handleAuthError(), l. 704-716, then disconnect(), l. 427-430) although every ping
- * was answered: that one is not passed on.
+ * was answered: that one is not passed on. Nor is one reported during an outage: nats.js's ping timer runs on after a
+ * disconnect until a redial rejects its pending ping (lib/heartbeats.js, _schedule() and cancel()), and with pings
+ * more frequent than redials it reports a stale connection where there is none.
  */
 export async function followOutages(nc: NatsConnection, listener: OutageListener): Promise<void> {
   let up = true;
@@ -152,7 +154,7 @@ export async function followOutages(nc: NatsConnection, listener: OutageListener
         }
         break;
       case 'staleConnection':
-        if (!afterRefusal) listener.other?.(status);
+        if (up && !afterRefusal) listener.other?.(status);
         break;
       default:
         listener.other?.(status);

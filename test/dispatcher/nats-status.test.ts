@@ -133,12 +133,12 @@ describe('nats connection status', () => {
 // The same rules in this process (where make mutate sees them), on a real connection to a real nats-server that the
 // test kills, freezes or outlives by stalling this process's event loop.
 describe('connection watch', () => {
-  async function watched(stallMs?: number) {
+  async function watched(stallMs?: number, reconnectTimeWaitMs = 50) {
     const cluster = await startNatsCluster({ size: 1 });
     cleanup.add(() => cluster.stop());
     const [node] = cluster.nodes;
     if (!node) throw new Error('one node');
-    const config = Config.parse({ nats: { url: node.url, pingIntervalMs: 100, maxPingsOutstanding: 2, reconnectTimeWaitMs: 50 } });
+    const config = Config.parse({ nats: { url: node.url, pingIntervalMs: 100, maxPingsOutstanding: 2, reconnectTimeWaitMs } });
     const nc = await connect(natsConnectionOptions(config.nats, 'status-test'));
     cleanup.add(() => nc.close());
     const lines: { level: number; msg: string; cause?: string; server?: string; err?: { code?: string; message?: string } }[] = [];
@@ -158,7 +158,7 @@ describe('connection watch', () => {
     });
     const disconnects = async () =>
       Object.fromEntries((await metrics.natsDisconnects.get()).values.map((v) => [String(v.labels.cause), v.value])) as Partial<Record<DisconnectCause, number>>;
-    return { node, changes, lines, disconnects };
+    return { node, nc, changes, lines, disconnects };
   }
 
   it('names refused credentials on reconnect as the problem, counts and logs the loss and the refusal once while retrying, and clears it once reconnected', async () => {
@@ -300,6 +300,23 @@ describe('connection watch', () => {
     await waitUntil('the reconnect', () => Promise.resolve(changes.length === 2));
     expect(changes).toEqual([false, true]);
     expect(lines.find((l) => l.level === 30 && l.msg === 'NATS reconnected')?.server).toMatch(/^127\.0\.0\.1:\d+$/);
+  });
+
+  it('judges the next loss afresh after nats.js reported a stale connection during an outage', async () => {
+    // nats.js's ping timer runs on after a disconnect until a redial rejects its pending ping (lib/heartbeats.js):
+    // with pings every 100 ms and redials 1 s apart, it reports a staleConnection while there is no connection.
+    const { node, nc, changes, disconnects } = await watched(60_000, 1000);
+    let staleWhileDown = false;
+    void (async () => {
+      for await (const s of nc.status()) if (s.type === 'staleConnection' && changes.at(-1) === false) staleWhileDown = true;
+    })();
+    await node.kill();
+    await waitUntil('a stale connection reported while down', () => Promise.resolve(staleWhileDown), { timeoutMs: 10_000 });
+    await node.restart();
+    await waitUntil('the reconnect', () => Promise.resolve(changes.at(-1) === true), { timeoutMs: 10_000 });
+    await node.kill();
+    await waitUntil('the second disconnect', () => Promise.resolve(changes.length === 3));
+    expect(await disconnects()).toEqual({ closed: 2 });
   });
 
   it('counts a server that stopped answering pings as stale', async () => {
