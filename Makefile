@@ -31,7 +31,7 @@ build: ## compile to dist/ for the container image
 bench: ## measure what Request Mirror adds to Traefik's latency (~16 min, budget 20; writes docs/benchmarks.md and .json; asks before installing nginx; ONLY=S0,S8 runs those latency scenarios alone, reported under .bench/)
 	@. tools/env.sh && _rm_bench_setup && node tools/bench/main.ts $(if $(ONLY),--only $(ONLY),--out docs)
 
-bench-smoke: ## a few-seconds run of the benchmark harness at tiny rates, into a temporary directory
+bench-smoke: ## about a minute's run of the benchmark harness at tiny rates; keeps its report and logs in the /tmp/rm-bench-* directory it prints
 	@. tools/env.sh && _rm_bench_tools && node tools/bench/main.ts --smoke
 
 # Run before each release (see the README): hostile input at volume; FUZZ_ARGS passes options, e.g. --seed 42.

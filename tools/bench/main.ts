@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseCommandLine, usageError } from '../../contract/command-line.ts';
@@ -28,8 +28,9 @@ usage: node tools/bench/main.ts [--smoke] [--out DIR] [--only S1,S2,...] [--prof
 
 Measures what Request Mirror adds to Traefik's latency, its throughput and memory, and writes benchmarks.md,
 benchmarks.json and the plots.
-  --smoke             a few-seconds run at tiny rates (checks the harness; its figures mean nothing)
-  --out DIR           where the report goes (default: the run directory under .bench/, or a temporary one);
+  --smoke             about a minute at tiny rates (checks the harness; its figures mean nothing)
+  --out DIR           where the report goes (default: the run directory under .bench/, or for --smoke a
+                      temporary one, /tmp/rm-bench-XXXXXX, kept for reading);
                       a smoke run also keeps its run directory (logs, vegeta results) under DIR/run
   --only IDS          diagnosis: only these latency scenarios, comma-separated
   --profile-dir DIR   diagnosis: CPU profiles of every tap and dispatcher, written when they stop
@@ -76,7 +77,10 @@ async function section<T>(name: string, ready: string | null, run: () => Promise
   }
 }
 
-log(`run directory ${runDir}`);
+// A smoke run without --out keeps its temporary directory: the report and the logs are what one reads to check the
+// harness. Said first and last, so nobody finds megabytes in /tmp without having been told.
+const keptInTmp = values.smoke && !values.out;
+log(`run directory ${runDir}${keptInTmp ? ' (kept after the run, with the report, the logs and the vegeta results)' : ''}`);
 const startedAt = new Date().toISOString();
 const load1AtStart = load1();
 // Read before the run: the services' working tree may change while it goes on.
@@ -150,3 +154,11 @@ const report = writeReport(
 log(`report written to ${outDir}/benchmarks.md`);
 for (const g of report.goals) log(`${g.status.padEnd(7)} ${g.goal}: ${g.measured}`);
 log(`wall time ${((Date.now() - started) / 1000).toFixed(0)} s (budget of a full run: ${BUDGET_S} s)`);
+if (keptInTmp) log(`kept for reading: ${runDir} (${(bytesUnder(runDir) / 2 ** 20).toFixed(1)} MiB: report/benchmarks.md, the logs, the vegeta results); rm -r ${runDir} when done`);
+
+/** Bytes of the regular files under `dir`, at any depth. */
+function bytesUnder(dir: string): number {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .reduce((sum, e) => sum + statSync(join(e.parentPath, e.name)).size, 0);
+}
