@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { portClashes } from './listener-ports.ts';
 
 // The one configuration file both services read. Defaults live here and nowhere else; docs/configuration.md and
 // contract/schemas/config.schema.json are generated from this file (`make generate`) and checked for drift by a test.
@@ -330,7 +331,23 @@ export const Config = z
           .describe('Bytes of events waiting to be flushed to NATS; beyond this events are dropped and counted.'),
         shutdownTimeoutMs: z.int().min(1).default(10_000).describe('Bound on graceful shutdown.'),
       })
-      .prefault({}),
+      .check((ctx) => {
+        const tap = ctx.value;
+        const listeners = (['forwardAuth', 'mirror', 'plugin', 'admin'] as const).map((name) => [name, tap[name]] as const);
+        for (const { name, listener, takenBy, takenByHost } of portClashes(listeners)) {
+          ctx.issues.push({
+            code: 'custom',
+            message: `port ${listener.port} on host ${listener.host} is also tap.${takenBy}'s (host ${takenByHost}); the tap could not open both: give each listener its own port`,
+            path: [name, 'port'],
+            input: listener.port,
+          });
+        }
+      })
+      .prefault({})
+      .describe(
+        'The ingress-tap. Its four listeners need a port each, unless their hosts do not overlap (`0.0.0.0` and `::` ' +
+          'take the port on every address; port 0 picks a free one).',
+      ),
     dispatcher: z
       .strictObject({
         admin: listen(9081, 'Listener for /healthz, /readyz and /metrics.'),

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../tools/stack/free-port.ts';
 import { tempConfigFiles } from '../support/config-dir.ts';
 import { makeCertificate } from '../support/tls.ts';
 
@@ -203,6 +204,23 @@ targets: [{ name: signed, watchURL: "http://x.example/", methods: ["*"], secrets
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('cannot be used (1 error, 0 warnings):');
     expect(r.stderr).toContain('error RM_NETWORK_POLICY_INVALID: dispatcher.network.denyCIDRs[0]');
+  });
+
+  it('refuses two tap listeners on one port, in the validator and at the tap\'s start-up alike, before any listen fails', async () => {
+    const port = await freePort();
+    const path = configFile(`tap: { forwardAuth: { host: 127.0.0.1, port: ${port} }, mirror: { host: 127.0.0.1, port: ${port} } }
+targets: [{ name: a, watchURL: "http://x.example/", methods: ["*"] }]`);
+    const [validator, tap] = await Promise.all([
+      run(process.execPath, ['tools/validate.ts', '--config', path]),
+      run(process.execPath, ['ingress-tap/main.ts', '--config', path], { env: { ...process.env, LOG_LEVEL: 'warn' } }),
+    ]);
+    for (const r of [validator, tap]) expect(r.code, r.stderr + r.stdout).toBe(2);
+    const body = (r: Result) => r.stderr.slice(r.stderr.indexOf(': config '));
+    expect(body(validator)).toContain('error RM_CONFIG_INVALID');
+    expect(body(validator)).toContain(`port ${port} on host 127.0.0.1 is also tap.forwardAuth's (host 127.0.0.1)`);
+    expect(body(validator)).toContain('at tap.mirror.port');
+    expect(body(tap)).toBe(body(validator));
+    expect(tap.stdout).not.toContain('RM_TAP_LISTEN_FAILED');
   });
 
   it('lets each service validate only its own part: the tap does not need the dispatcher\'s secrets', async () => {
