@@ -1,10 +1,10 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { waitUntil } from '../../tools/stack/process.ts';
 import { ROOT } from '../../tools/stack/stack.ts';
 
@@ -12,11 +12,16 @@ import { ROOT } from '../../tools/stack/stack.ts';
 // reached the webhook and stops everything.
 
 describe('make demo', () => {
-  it('runs the example requests through Traefik to the printing webhook and exits 0 with --once', { timeout: 120_000 }, async () => {
+  it('runs the example requests through Traefik to the printing webhook and exits 0 with --once, leaving no state directory', { timeout: 120_000 }, async () => {
+    // Not the checkout's own state file, which a `make demo` running beside the tests may be using; its directory does
+    // not exist yet, as .demo/ in a fresh clone.
+    const root = mkdtempSync(join(tmpdir(), 'rm-demo-once-'));
+    onTestFinished(() => {
+      rmSync(root, { recursive: true, force: true });
+    });
     const { stdout } = await promisify(execFile)(process.execPath, ['tools/demo/run.ts', '--once'], {
       cwd: ROOT,
-      // Not the checkout's own state file, which a `make demo` running beside the tests may be using.
-      env: { ...process.env, REQUEST_MIRROR_DEMO_STATE: join(tmpdir(), `rm-demo-once-${String(process.pid)}.json`) },
+      env: { ...process.env, REQUEST_MIRROR_DEMO_STATE: join(root, '.demo', 'state.json') },
       timeout: 110_000,
       killSignal: 'SIGTERM',
       maxBuffer: 16 * 1024 * 1024,
@@ -28,6 +33,7 @@ describe('make demo', () => {
     expect(stdout).toMatch(/── webhook received: GET http:\/\/app\.localhost\/account[\s\S]*?redacted: authorization/);
     expect(stdout).not.toContain('demo-secret-token"');
     expect(stdout).toMatch(/── webhook received: PUT http:\/\/shop\.localhost\/cart\/7\n {3}id \S+ {2}attachment mirror/);
+    expect(readdirSync(root)).toEqual([]);
   });
 });
 
@@ -36,7 +42,8 @@ describe('make demo', () => {
 // when port 4222 is taken (before, it watched 4222 whatever the demo had done).
 describe('make demo, left running', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rm-demo-'));
-  const state = join(dir, 'state.json');
+  // In a directory the demo makes, as .demo/ in a fresh clone.
+  const state = join(dir, '.demo', 'state.json');
   const children: ChildProcess[] = [];
   const blocker = createServer();
   afterAll(async () => {
@@ -99,7 +106,7 @@ describe('make demo, left running', () => {
 
     demo.child.kill('SIGINT');
     expect(await demo.exit).toBe(0);
-    expect(existsSync(state)).toBe(false);
+    expect(existsSync(join(dir, '.demo')), 'the state file and the directory the demo made for it').toBe(false);
     // Its children went with it: nothing answers on its Traefik port any more.
     const traefikUrl = /up: Traefik on (http:\/\/\S+)/.exec(demo.stdout())?.[1] ?? '';
     await expect(fetch(`${traefikUrl}/ping`)).rejects.toThrow();

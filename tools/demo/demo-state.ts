@@ -1,5 +1,5 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 
 // Where a running `make demo` says which NATS it started, so that `make tail` follows it even when port 4222 was
 // taken and the demo moved NATS elsewhere. REQUEST_MIRROR_DEMO_STATE moves the file (one demo per checkout by default).
@@ -13,14 +13,34 @@ export function demoStatePath(env: NodeJS.ProcessEnv = process.env): string {
   return env.REQUEST_MIRROR_DEMO_STATE ?? join(import.meta.dirname, '../../.demo/state.json');
 }
 
+// The outermost directory writeDemoState had to make for the file, if any: clearDemoState removes what this process
+// made (a Ctrl-C left an empty .demo/ in the checkout), never a directory that was there before.
+let madeDir: string | undefined;
+
 export function writeDemoState(state: DemoState, path = demoStatePath()): void {
-  mkdirSync(dirname(path), { recursive: true });
+  madeDir = mkdirSync(dirname(path), { recursive: true }) ?? madeDir;
   writeFileSync(path, `${JSON.stringify(state)}\n`);
 }
 
-/** Removes the file if it still describes this process (a newer demo may have replaced it). */
+/**
+ * Removes the file if it still describes this process (a newer demo may have replaced it), then the directories
+ * writeDemoState made for it, innermost first, as long as they are empty.
+ */
 export function clearDemoState(path = demoStatePath()): void {
-  if (readDemoState(path)?.pid === process.pid) rmSync(path, { force: true });
+  if (readDemoState(path)?.pid !== process.pid) return;
+  rmSync(path, { force: true });
+  if (madeDir === undefined) return;
+  const outermost = madeDir;
+  madeDir = undefined;
+  for (let dir = dirname(path); !relative(outermost, dir).startsWith('..'); dir = dirname(dir)) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // Not empty (another demo's file, a user's) or already gone: it stays, and so do the ones around it.
+      return;
+    }
+    if (dir === outermost) return;
+  }
 }
 
 /** The state of a demo that is still running, or undefined (no file, unreadable, or its process is gone). */
