@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { Webhook } from 'standardwebhooks';
@@ -91,7 +92,7 @@ beforeAll(async () => {
   const kubeconfig = join(tls.dir, 'kubeconfig');
   writeKubeconfig(kubeconfig, { server: `https://127.0.0.1:${apiProxy.port}`, caFile: kube.world.caFile }, kube.world.token, kube.namespace);
   stack = await startStack({
-    receivers: ['audit', 'marker', 'signed', 'gone', 'docs', 'clientip'],
+    receivers: ['audit', 'marker', 'signed', 'gone', 'docs', 'clientip', 'mirrored'],
     tapForwardAuthTls: { certFile: tls.certFile, keyFile: tls.keyFile },
     kubernetes: { namespaces: [kube.namespace], statusIntervalMs: 300 },
     env: { KUBECONFIG: kubeconfig },
@@ -272,6 +273,61 @@ stringData: {current: ${KEY_2}}
     // The web entrypoint trusts nobody: a client cannot choose the address the event names.
     expect(await clientIpVia('web', '198.51.100.7')).toBe('127.0.0.1');
   }, 60_000);
+
+  it("mirrors through the install guide's Mirroring example, whose ServersTransport ends a call the tap never answers", async () => {
+    const ns = kube.namespace;
+    // A tap that accepts the mirrored call, reads it and never answers; each connection's life is recorded.
+    const connections: { accepted: number; closed?: number }[] = [];
+    const hung = createServer((socket) => {
+      const connection: { accepted: number; closed?: number } = { accepted: performance.now() };
+      connections.push(connection);
+      socket.resume();
+      socket.on('error', () => undefined);
+      socket.on('close', () => { connection.closed = performance.now(); });
+    });
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+    cleanup.add(() => new Promise<void>((resolve) => { hung.close(() => { resolve(); }); }));
+    const hungPort = (hung.address() as AddressInfo).port;
+    const mirrorPort = new URL(stack.backends.tapMirrorUrl).port;
+    // Pointed at this test's upstream (Service app), tap (Service tap-mirror, or hung-tap) and hosts; the rest of
+    // each copy, the ServersTransport included, is the guide's text.
+    const example = (name: string, tapService: string, tapPort: string | number) =>
+      intoNamespace(kubernetesExample('mirroring-ingressroute.yaml'), ns)
+        .replaceAll('shop-mirrored', name)
+        .replace('shop.example.com', host(name))
+        .replace('name: shop\n', 'name: app\n')
+        .replace('port: 80\n', `port: ${stack.upstream.port}\n`)
+        .replace('- name: request-mirror-tap\n', `- name: ${tapService}\n`)
+        .replace('port: 8081\n', `port: ${tapPort}\n`);
+    await kube.apply(`
+apiVersion: v1
+kind: Service
+metadata: {name: hung-tap}
+spec: {type: ExternalName, externalName: 127.0.0.1, ports: [{name: http, port: ${hungPort}}]}
+`);
+    await kube.apply(example('docs-mirrored', 'tap-mirror', mirrorPort));
+    await kube.apply(example('hung-mirrored', 'hung-tap', hungPort));
+    await kube.apply([mirrorTarget('docs-mirrored', { watchURL: `${receiver('mirrored').url}/in`, methods: ['POST'], hosts: [host('docs-mirrored')] })]);
+    await waitForRouter({ adminUrl: kube.world.traefikAdminUrl }, (n) => n.includes(ns) && n.includes('docs-mirrored') && n.endsWith('@kubernetescrd'));
+    await waitForRouter({ adminUrl: kube.world.traefikAdminUrl }, (n) => n.includes(ns) && n.includes('hung-mirrored') && n.endsWith('@kubernetescrd'));
+
+    let n = 0;
+    // Until the tap holds the new target, a request is not mirrored to it: send one per look.
+    await waitUntil('an event through the Mirroring example', async () => {
+      expect(await send('docs-mirrored', `/docs-mirrored/${n++}`, { method: 'POST', body: 'copy me' })).toBe(201);
+      return receiver('mirrored').requests.length > 0;
+    }, { timeoutMs: 20_000, intervalMs: 200 });
+    expect(eventsOf(receiver('mirrored').requests)[0]?.data).toMatchObject({ attachment: 'mirror', method: 'POST', host: host('docs-mirrored') });
+
+    // The client is served at once; the mirrored call hangs until the ServersTransport's responseHeaderTimeout (5s).
+    const sent = performance.now();
+    expect(await send('hung-mirrored', '/hung', { method: 'POST', body: 'x' })).toBe(201);
+    expect(performance.now() - sent).toBeLessThan(2000);
+    await waitUntil('Traefik to give up on the hung mirror call', () => Promise.resolve(connections.length > 0 && connections.every((c) => c.closed !== undefined)), { timeoutMs: 20_000 });
+    const lived = connections.map((c) => Math.round((c.closed ?? 0) - c.accepted));
+    process.stdout.write(`[measured] mirrored call to a tap that never answers, closed by Traefik after: ${lived.join(', ')} ms\n`);
+    for (const ms of lived) expect(ms).toBeGreaterThanOrEqual(4500);
+  }, 90_000);
 
   it('tells in status conditions why a healthy, a refused, a gone and an unreachable target get what they get', async () => {
     receiver('gone').respond = (_req, res) => { res.writeHead(410).end(); };
