@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { Webhook } from 'standardwebhooks';
@@ -278,15 +278,21 @@ stringData: {current: ${KEY_2}}
     const ns = kube.namespace;
     // A tap that accepts the mirrored call, reads it and never answers; each connection's life is recorded.
     const connections: { accepted: number; closed?: number }[] = [];
+    const sockets = new Set<Socket>();
     const hung = createServer((socket) => {
       const connection: { accepted: number; closed?: number } = { accepted: performance.now() };
       connections.push(connection);
+      sockets.add(socket);
       socket.resume();
       socket.on('error', () => undefined);
       socket.on('close', () => { connection.closed = performance.now(); });
     });
     await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
-    cleanup.add(() => new Promise<void>((resolve) => { hung.close(() => { resolve(); }); }));
+    cleanup.add(() => new Promise<void>((resolve) => {
+      // close() waits for open connections: a call Traefik never gave up on must not hold up the teardown.
+      for (const socket of sockets) socket.destroy();
+      hung.close(() => { resolve(); });
+    }));
     const hungPort = (hung.address() as AddressInfo).port;
     const mirrorPort = new URL(stack.backends.tapMirrorUrl).port;
     // Pointed at this test's upstream (Service app), tap (Service tap-mirror, or hung-tap) and hosts; the rest of
