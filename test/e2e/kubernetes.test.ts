@@ -42,7 +42,7 @@ const host = (app: string) => `${app}.${kube.namespace}.test`;
 const mirrorTarget = (name: string, spec: Record<string, unknown>): Manifest =>
   ({ apiVersion: API_VERSION, kind: KIND, metadata: { name }, spec });
 
-async function send(app: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<number> {
+async function send(app: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<number> {
   const res = await request(`${kube.world.traefikUrl}${path}`, {
     method: (init.method ?? 'GET') as 'GET',
     headers: { host: host(app), ...init.headers },
@@ -324,6 +324,12 @@ spec: {type: ExternalName, externalName: 127.0.0.1, ports: [{name: http, port: $
       return receiver('mirrored').requests.length > 0;
     }, { timeoutMs: 20_000, intervalMs: 200 });
     expect(eventsOf(receiver('mirrored').requests)[0]?.data).toMatchObject({ attachment: 'mirror', method: 'POST', host: host('docs-mirrored') });
+    // A body one byte over the example's maxBodySize is served but not copied. Traefik sends each copy as the request
+    // is served, so once the copy of a request sent after it has arrived, the big one's would have too.
+    expect(await send('docs-mirrored', '/docs-mirrored/over-limit', { method: 'POST', body: Buffer.alloc(1024 * 1024 + 1, 'a') })).toBe(201);
+    expect(await send('docs-mirrored', '/docs-mirrored/after', { method: 'POST', body: 'after' })).toBe(201);
+    await waitForEvent(receiver('mirrored'), (e) => e.data.path === '/docs-mirrored/after');
+    expect(eventsOf(receiver('mirrored').requests).filter((e) => e.data.path === '/docs-mirrored/over-limit')).toEqual([]);
 
     // The client is served at once; the mirrored call hangs until the ServersTransport's responseHeaderTimeout (5s).
     const sent = performance.now();
