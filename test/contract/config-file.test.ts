@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, renameSync, symlinkSync, writeFileSync } from '
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { loadConfig, RELOAD_BOUND_MS, watchConfig } from '../../contract/config-file.ts';
+import { loadConfig, mayMoveConfig, RELOAD_BOUND_MS, watchConfig } from '../../contract/config-file.ts';
 import type { Config } from '../../contract/config.ts';
 import { ConfigInvalidError, ConfigUnreadableError } from '../../contract/errors.ts';
 import { busyNeighbour, configMapDir, tempConfigFiles } from '../support/config-dir.ts';
@@ -243,6 +243,15 @@ describe('config reload', () => {
     } finally {
       log.stop();
       watcher.close();
+    }
+  });
+
+  it('looks at the config file itself and at what a ConfigMap update swaps, never at other entries of the directory', () => {
+    for (const name of ['config.yaml', '..data', '..data_tmp', '..2026_11_30_12_00_00.000000001', null]) {
+      expect(mayMoveConfig(name, 'config.yaml'), String(name)).toBe(true);
+    }
+    for (const name of ['access.log', 'config.yaml.new', 'config.yml', 'tap.log', '.config.yaml.swp']) {
+      expect(mayMoveConfig(name, 'config.yaml'), name).toBe(false);
     }
   });
 
