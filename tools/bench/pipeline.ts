@@ -1,5 +1,5 @@
-import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { ConfigInput } from '../../contract/config.ts';
 import { freePort } from '../stack/free-port.ts';
 import { answers2xx, waitUntil, type ManagedProcess } from '../stack/process.ts';
@@ -53,6 +53,15 @@ export interface Pipeline {
   stop(): Promise<void>;
 }
 
+/**
+ * Where a pipeline's config file goes: a directory of their own, as in a deployment (a mounted ConfigMap holds
+ * nothing else). In the run directory itself every line of Traefik's access log woke the config watch of each tap
+ * and dispatcher.
+ */
+export function pipelineConfigPath(runDir: string, name: string): string {
+  return join(runDir, 'configs', `${name}.yaml`);
+}
+
 export async function startPipeline(options: PipelineOptions): Promise<Pipeline> {
   const subjectPrefix = `bench-${options.name}`;
   const ports = { fa: await freePort(), mirror: await freePort(), plugin: await freePort(), tapAdmin: await freePort(), dAdmin: await freePort() };
@@ -72,7 +81,8 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     },
     targets: [...options.targets],
   };
-  const file = join(options.dir, `config-${options.name}.yaml`);
+  const file = pipelineConfigPath(options.dir, options.name);
+  mkdirSync(dirname(file), { recursive: true });
   // JSON is YAML; the services read it with the same loader as any config file.
   writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
   const env = { ...process.env, LOG_LEVEL: 'warn' };

@@ -1,15 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Config } from '../../contract/config.ts';
 import { MAX_UNBUILT_BYTES } from '../../ingress-tap/request-handler.ts';
-import type { Pipeline } from '../bench/pipeline.ts';
+import { pipelineConfigPath, type Pipeline } from '../bench/pipeline.ts';
 
 // The limits a soak's bound is derived from, read back from the config file the pipeline's services were started
 // with and parsed by the contract, so a default changed there changes the bound here.
 
 export function pipelineConfig(dir: string, pipeline: Pipeline): Config {
-  // startPipeline writes JSON (which is YAML) under this name.
-  const file = join(dir, `config-${pipeline.name}.yaml`);
+  // startPipeline writes JSON (which is YAML) there.
+  const file = pipelineConfigPath(dir, pipeline.name);
   return Config.parse(JSON.parse(readFileSync(file, 'utf8')));
 }
 
