@@ -24,20 +24,24 @@ dispatcher whose every target is blackholed, a tap whose NATS is down, and 1 MiB
 NATS and the dispatcher. Samples RSS every second and the services' V8 heap every 2 s; judges whether the floor of
 the heap in use (Traefik: of its RSS) still rises over the last half, and the RSS peak against a bound derived from
 the configured limits; writes soak.md, soak.json and the plots.
-  --minutes N   length of the soak (default 10; a fraction is fine, but under 4 minutes nothing is judged)
-  --out DIR     where the report goes (default: docs; with --smoke a temporary directory)
-  --smoke       tiny rates, to check the harness in seconds (its figures mean nothing)
+  --minutes N   length of the soak (default 10, with --smoke 0.1; a fraction is fine, but under 4 minutes nothing
+                is judged)
+  --out DIR     where the report goes (default: docs; with --smoke a temporary directory, /tmp/rm-soak-XXXXXX,
+                kept for reading with the logs)
+  --smoke       tiny rates for 6 s, to check the harness (its figures mean nothing)
   -h, --help    this text`,
   options: {
-    minutes: { type: 'string', default: '10' },
+    minutes: { type: 'string' },
     out: { type: 'string' },
     smoke: { type: 'boolean', default: false },
   },
 });
 
-const minutes = Number(values.minutes);
-if (!/^\d+(\.\d+)?$/.test(values.minutes) || !(minutes > 0) || minutes > 24 * 60) {
-  usageError(NAME, `--minutes must be a number of minutes above 0, got ${JSON.stringify(values.minutes)}`);
+// A smoke run checks the harness; ten minutes at tiny rates would tell no more than six seconds.
+const minutesText = values.minutes ?? (values.smoke ? '0.1' : '10');
+const minutes = Number(minutesText);
+if (!/^\d+(\.\d+)?$/.test(minutesText) || !(minutes > 0) || minutes > 24 * 60) {
+  usageError(NAME, `--minutes must be a number of minutes above 0, got ${JSON.stringify(minutesText)}`);
 }
 const FULL_RATES: Rates = { dispatcherEvents: 2000, tapRequests: 1000, uploads: 10 };
 const SMOKE_RATES: Rates = { dispatcherEvents: 100, tapRequests: 50, uploads: 2 };
@@ -49,7 +53,8 @@ mkdirSync(runDir, { recursive: true });
 const outDir = resolve(values.out ?? (values.smoke ? join(runDir, 'report') : join(REPO_ROOT, 'docs')));
 const started = Date.now();
 const log = (line: string) => process.stderr.write(`[soak +${((Date.now() - started) / 1000).toFixed(0)}s] ${line}\n`);
-log(`run directory ${runDir}`);
+// A smoke run keeps its temporary directory for reading (the report, every process's log): said first and last.
+log(`run directory ${runDir}${values.smoke ? ' (kept after the run, with the report and the logs)' : ''}`);
 
 const startedAt = new Date().toISOString();
 const versionsAtStart = versions();
@@ -58,7 +63,7 @@ writeSoakReport(
   {
     startedAt,
     finishedAt: new Date().toISOString(),
-    command: values.smoke ? `${NAME} --smoke` : `make soak${minutes === 10 ? '' : ` SOAK_ARGS='--minutes ${values.minutes}'`}`,
+    command: values.smoke ? `${NAME} --smoke` : `make soak${minutes === 10 ? '' : ` SOAK_ARGS='--minutes ${minutesText}'`}`,
     machine: machine(),
     versions: versionsAtStart,
     run,
@@ -81,4 +86,5 @@ for (const s of run.soaks) {
     }
   }
 }
+if (values.smoke) log(`kept for reading: ${runDir} (the report unless --out moved it, the logs); rm -r ${runDir} when done`);
 if (failed) process.exitCode = EXIT_FAILURE;
