@@ -1,10 +1,14 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { PLUGIN_DROP_REASONS, type BatchHeader, type PluginCounters } from '../contract/plugin-batch.ts';
 
-// The counters Traefik plugins report with every batch, turned into the tap's own /metrics. A plugin's counters
-// are cumulative since its Traefik started; the tap adds what each reporter's counters grew by since its last batch,
-// so the totals here sum over every Traefik and survive tap restarts as rates (Prometheus' rate() handles resets).
-// What a plugin counted while the tap was unreachable arrives with its next accepted batch.
+// The counters Traefik plugins report with every batch, turned into the tap's own /metrics. A reporter is one worker
+// pool in one Traefik (a new pool, in a restarted Traefik or for new settings, draws a new random id:
+// traefik-plugin/pool.go newReporterID), and its counters only grow. Its workers send batches concurrently, each with
+// the counters as they were when it was encoded, so batches arrive out of order and a reporter's counters can read
+// lower than the highest seen: that is a late batch, not a reset. The tap keeps the highest value seen per counter
+// and adds only growth beyond it, so the totals here sum over every Traefik. (Taking a lower value as a reset counted
+// the whole of it again: 21,185,849 snapshots 'sent' against 69,500 received in one make bench run.) What a plugin
+// counted while the tap was unreachable arrives with its next accepted batch.
 
 /** Reporters remembered; a new Traefik start is a new reporter, so the map would otherwise grow for ever. */
 const MAX_REPORTERS = 1024;
@@ -42,27 +46,38 @@ export function createPluginReports(registry: Registry): PluginReports {
     help: 'Plugin worker pools this tap has heard from (at most 1024 remembered).',
     registers,
   });
-  const last = new Map<string, PluginCounters>();
-  const grew = (now: number, before: number | undefined) => (before === undefined || now < before ? now : now - before);
+  // The highest value seen of each counter, per reporter.
+  const highest = new Map<string, PluginCounters>();
+  const grew = (now: number, before: number | undefined) => Math.max(0, now - (before ?? 0));
   return {
     record({ reporter, counters }) {
-      const before = last.get(reporter);
+      const before = highest.get(reporter);
       snapshots.inc({ outcome: 'queued' }, grew(counters.queued, before?.queued));
       snapshots.inc({ outcome: 'sent' }, grew(counters.sent, before?.sent));
       bodyBytes.inc(grew(counters.sentBodyBytes, before?.sentBodyBytes));
       budgetCuts.inc(grew(counters.budgetCuts, before?.budgetCuts));
+      const drops: Record<string, number> = { ...before?.dropped };
       for (const reason of PLUGIN_DROP_REASONS) {
         const n = counters.dropped[reason];
-        if (n !== undefined) dropped.inc({ reason }, grew(n, before?.dropped[reason]));
+        if (n === undefined) continue;
+        dropped.inc({ reason }, grew(n, before?.dropped[reason]));
+        drops[reason] = Math.max(n, before?.dropped[reason] ?? 0);
       }
+      const max = (now: number, seen: number | undefined) => Math.max(now, seen ?? 0);
       // Re-inserted so the map's order is least recently heard first.
-      last.delete(reporter);
-      last.set(reporter, counters);
-      if (last.size > MAX_REPORTERS) {
-        const oldest = last.keys().next().value;
-        if (oldest !== undefined) last.delete(oldest);
+      highest.delete(reporter);
+      highest.set(reporter, {
+        queued: max(counters.queued, before?.queued),
+        sent: max(counters.sent, before?.sent),
+        sentBodyBytes: max(counters.sentBodyBytes, before?.sentBodyBytes),
+        budgetCuts: max(counters.budgetCuts, before?.budgetCuts),
+        dropped: drops,
+      });
+      if (highest.size > MAX_REPORTERS) {
+        const oldest = highest.keys().next().value;
+        if (oldest !== undefined) highest.delete(oldest);
       }
-      reporters.set(last.size);
+      reporters.set(highest.size);
     },
   };
 }

@@ -5,7 +5,7 @@ import type { MirrorEvent } from '../../contract/event.ts';
 import type { HttpReceiver } from '../../tools/stack/http-receiver.ts';
 import { waitUntil } from '../../tools/stack/process.ts';
 import { eventsOf, UPSTREAM_BODY, waitForEvent, type Backends } from '../../tools/stack/stack.ts';
-import { receiverOf, useStack } from './fixture.ts';
+import { receiverOf, tapMetric, useStack } from './fixture.ts';
 import { attachmentRoutes, KiB, ROUTERS } from './routes.ts';
 
 // The Traefik plugin loaded into a real Traefik as a local plugin, beside forwardAuth and Mirroring in front of the
@@ -202,13 +202,20 @@ describe('Traefik plugin attachment', () => {
     }
   });
 
-  it("reports the plugin's counters on the tap's /metrics", async () => {
-    await waitUntil('plugin counters on /metrics', async () => {
+  it("reports the plugin's counters on the tap's /metrics, never more sent than the tap received", async () => {
+    const sent = () => tapMetric(s(), 'request_mirror_plugin_snapshots_total', { outcome: 'sent' });
+    const received = () => tapMetric(s(), 'request_mirror_tap_requests_received_total', { attachment: 'plugin' });
+    const [sentBefore, receivedBefore] = [await sent(), await received()];
+    // 400 requests, 40 at a time: the pool's two workers send batches side by side, and they reach the tap in any
+    // order, each with the counters as they were when it was encoded.
+    const paths = Array.from({ length: 400 }, (_, i) => `/plugin/counted-${i}`);
+    for (let i = 0; i < paths.length; i += 40) await Promise.all(paths.slice(i, i + 40).map((p) => s().send(p)));
+    await waitUntil('the 400 reported as sent', async () => {
       // Counters ride with the next batch: send one more request so the earlier ones are reported as sent.
       await s().send('/plugin/metrics-nudge');
-      const text = await (await fetch(`${s().tapAdminUrl}/metrics`)).text();
-      const sent = Number(/^request_mirror_plugin_snapshots_total\{outcome="sent"\} (\d+)/m.exec(text)?.[1] ?? 0);
-      return sent >= 5 && /^request_mirror_plugin_reporters 1$/m.test(text);
+      return (await sent()) - sentBefore >= paths.length;
     });
+    expect((await sent()) - sentBefore).toBeLessThanOrEqual((await received()) - receivedBefore);
+    expect(await tapMetric(s(), 'request_mirror_plugin_reporters')).toBe(1);
   });
 });

@@ -95,17 +95,22 @@ describe('plugin ingest', () => {
     expect(events.find((e) => e.event.data.path === '/small')?.event.data.body).toMatchObject({ data: '0123456789', truncated: false });
   });
 
-  it('adds what each reporter’s counters grew by to /metrics, and takes a lower count as a restarted reporter', async () => {
+  it('adds what each reporter’s counters grew by to /metrics, and takes a lower count as a late batch, adding nothing', async () => {
     const sentBefore = await tap.metric('request_mirror_plugin_snapshots_total', { outcome: 'sent' });
     const fullBefore = await tap.metric('request_mirror_plugin_snapshots_dropped_total', { reason: 'queue_full' });
+    const sent = async () => (await tap.metric('request_mirror_plugin_snapshots_total', { outcome: 'sent' })) - sentBefore;
+    const full = async () => (await tap.metric('request_mirror_plugin_snapshots_dropped_total', { reason: 'queue_full' })) - fullBefore;
     const batch = (reporter: string, sent: number, full: number) => post(frame({ version: 1, reporter, counters: counters(sent, { queue_full: full }) }));
     expect((await batch('r-a', 10, 1)).status).toBe(204);
     expect((await batch('r-a', 15, 4)).status).toBe(204);
     expect((await batch('r-b', 7, 0)).status).toBe(204);
-    // r-a's Traefik restarted: its counters start again from zero.
-    expect((await batch('r-a', 2, 0)).status).toBe(204);
-    expect((await tap.metric('request_mirror_plugin_snapshots_total', { outcome: 'sent' })) - sentBefore).toBe(15 + 7 + 2);
-    expect((await tap.metric('request_mirror_plugin_snapshots_dropped_total', { reason: 'queue_full' })) - fullBefore).toBe(4);
+    // A batch r-a's workers encoded before the last one, arriving after it: a reporter's counters never restart (a
+    // restarted Traefik reports under a new id), so nothing is added.
+    expect((await batch('r-a', 12, 2)).status).toBe(204);
+    expect([await sent(), await full()]).toEqual([15 + 7, 4]);
+    // Growth is counted from the highest value seen, not from the late one.
+    expect((await batch('r-a', 20, 5)).status).toBe(204);
+    expect([await sent(), await full()]).toEqual([20 + 7, 5]);
   });
 
   it.each([
