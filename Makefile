@@ -28,7 +28,7 @@ validate: ## check a config file as both services do at start-up: make validate 
 build: ## compile to dist/ for the container image
 	@. tools/env.sh && _rm_node_setup && npm run build
 
-bench: ## measure what Request Mirror adds to Traefik's latency (~16 min, budget 20; writes docs/benchmarks.md and .json; asks before installing nginx; ONLY=S0,S8 runs those latency scenarios alone, reported under .bench/)
+bench: ## measure what Request Mirror adds to Traefik's latency (~14–16 min, budget 20; writes docs/benchmarks.md and .json; asks before installing nginx; ONLY=S0,S8 runs those latency scenarios alone, reported under .bench/)
 	@. tools/env.sh && _rm_bench_setup && node tools/bench/main.ts $(if $(ONLY),--only $(ONLY),--out docs)
 
 bench-smoke: ## about a minute's run of the benchmark harness at tiny rates; keeps its report and logs in the /tmp/rm-bench-* directory it prints
