@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Writable } from 'node:stream';
-import { connect } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Config } from '../../contract/config.ts';
@@ -27,6 +27,41 @@ import { makeEvent, publish, PREFIX } from './harness.ts';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
+
+interface LogLine {
+  level: number;
+  msg: string;
+  cause?: string;
+  server?: string;
+  err?: { code?: string; message?: string };
+}
+
+/** Watches `nc` as the dispatcher does, keeping the log lines, the problems and the up/down changes it reports. */
+function watchCaptured(nc: NatsConnection, stallMs?: number) {
+  const lines: LogLine[] = [];
+  const logger = pino(
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(JSON.parse(chunk.toString()) as LogLine);
+        done();
+      },
+    }),
+  );
+  const problems: (string | undefined)[] = [];
+  const changes: boolean[] = [];
+  const metrics = createMetrics();
+  const watch = watchConnection(nc, {
+    logger,
+    metrics,
+    onChange: (up) => changes.push(up),
+    onProblem: (p) => problems.push(p),
+    ...(stallMs === undefined ? {} : { stallMs }),
+  });
+  cleanup.add(() => {
+    watch.stop();
+  });
+  return { lines, problems, changes, metrics };
+}
 
 async function scrape(url: string): Promise<string> {
   return (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
@@ -141,21 +176,7 @@ describe('connection watch', () => {
     const config = Config.parse({ nats: { url: node.url, pingIntervalMs: 100, maxPingsOutstanding: 2, reconnectTimeWaitMs } });
     const nc = await connect(natsConnectionOptions(config.nats, 'status-test'));
     cleanup.add(() => nc.close());
-    const lines: { level: number; msg: string; cause?: string; server?: string; err?: { code?: string; message?: string } }[] = [];
-    const logger = pino(
-      new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
-          done();
-        },
-      }),
-    );
-    const metrics = createMetrics();
-    const changes: boolean[] = [];
-    const watch = watchConnection(nc, { logger, metrics, onChange: (connected) => changes.push(connected), ...(stallMs === undefined ? {} : { stallMs }) });
-    cleanup.add(() => {
-      watch.stop();
-    });
+    const { lines, changes, metrics } = watchCaptured(nc, stallMs);
     const disconnects = async () =>
       Object.fromEntries((await metrics.natsDisconnects.get()).values.map((v) => [String(v.labels.cause), v.value])) as Partial<Record<DisconnectCause, number>>;
     return { node, nc, changes, lines, disconnects };
@@ -169,22 +190,7 @@ describe('connection watch', () => {
     const { nats } = Config.parse({ nats: { url: server.url, auth: { user: 'dispatcher', password: { env: 'P' } }, reconnectTimeWaitMs: 50 } });
     const nc = await connect(natsConnectionOptions(nats, 'status-test', resolveNatsCredentials(nats, { env: { P: 'pw-1' }, readFile: () => '' }).credentials));
     cleanup.add(() => nc.close());
-    const lines: { level: number; msg: string; err?: { code?: string; message?: string } }[] = [];
-    const logger = pino(
-      new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
-          done();
-        },
-      }),
-    );
-    const problems: (string | undefined)[] = [];
-    const changes: boolean[] = [];
-    const metrics = createMetrics();
-    const watch = watchConnection(nc, { logger, metrics, onChange: (up) => changes.push(up), onProblem: (p) => problems.push(p) });
-    cleanup.add(() => {
-      watch.stop();
-    });
+    const { lines, problems, changes, metrics } = watchCaptured(nc);
     await server.stop();
     server = await startNatsServer({ port, extraConfig: requiring('pw-2') });
     await waitUntil('three refused reconnects', () => Promise.resolve(server.output().split('authentication error').length > 3), { timeoutMs: 20_000 });
@@ -221,22 +227,7 @@ describe('connection watch', () => {
     const { nats } = Config.parse({ nats: { url: server.url, auth: { user: 'dispatcher', password: { env: 'P' } }, reconnectTimeWaitMs: 50 } });
     const nc = await connect(natsConnectionOptions(nats, 'status-test', resolveNatsCredentials(nats, { env: { P: 'pw-1' }, readFile: () => '' }).credentials));
     cleanup.add(() => nc.close());
-    const lines: { level: number; msg: string; cause?: string }[] = [];
-    const logger = pino(
-      new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
-          done();
-        },
-      }),
-    );
-    const problems: (string | undefined)[] = [];
-    const changes: boolean[] = [];
-    const metrics = createMetrics();
-    const watch = watchConnection(nc, { logger, metrics, onChange: (up) => changes.push(up), onProblem: (p) => problems.push(p) });
-    cleanup.add(() => {
-      watch.stop();
-    });
+    const { lines, problems, changes, metrics } = watchCaptured(nc);
     allow('pw-2');
     process.kill(server.pid, 'SIGHUP');
     await waitUntil('three refused reconnects', () => Promise.resolve(server.output().split('authentication error').length > 3), { timeoutMs: 20_000 });
@@ -261,22 +252,7 @@ describe('connection watch', () => {
     const { nats } = Config.parse({ nats: { url: server.url, auth: { credsFile: 'user.creds' }, reconnectTimeWaitMs: 50 } });
     const nc = await connect(natsConnectionOptions(nats, 'status-test', resolveNatsCredentials(nats, { env: {}, readFile: () => setup.creds }).credentials));
     cleanup.add(() => nc.close());
-    const lines: { level: number; msg: string; cause?: string }[] = [];
-    const logger = pino(
-      new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
-          done();
-        },
-      }),
-    );
-    const problems: (string | undefined)[] = [];
-    const changes: boolean[] = [];
-    const metrics = createMetrics();
-    const watch = watchConnection(nc, { logger, metrics, onChange: (up) => changes.push(up), onProblem: (p) => problems.push(p) });
-    cleanup.add(() => {
-      watch.stop();
-    });
+    const { lines, problems, changes, metrics } = watchCaptured(nc);
     await waitUntil('three refused reconnects', () => Promise.resolve(server.output().split('authentication error').length > 3), { timeoutMs: 20_000 });
     expect(changes.at(-1)).toBe(false);
     const causes = (await metrics.natsDisconnects.get()).values.filter((v) => v.value > 0).map((v) => v.labels.cause);
