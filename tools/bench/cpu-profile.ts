@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { integerOption, parseCommandLine } from '../../contract/command-line.ts';
+import { integerOption, parseCommandLine, usageError } from '../../contract/command-line.ts';
 
 // Where a service's CPU time goes, by function and by layer, from the V8 CPU profiles that `--profile-dir` (main.ts),
 // `--cpu-prof` (tap-vs-fastify.ts, dispatcher-vs-undici.ts) or `node --cpu-prof` write: issue #9 asks for the tap's
@@ -85,9 +85,15 @@ Self CPU time by layer and by function, summed over the .cpuprofile files given 
     options: { top: { type: 'string', default: '25' }, requests: { type: 'string' } },
     maxPositionals: 1000,
   });
-  const files = profileFiles(positionals);
-  if (files.length === 0) throw new Error(`no .cpuprofile files in ${positionals.join(', ')}`);
   const NAME = 'node tools/bench/cpu-profile.ts';
+  if (positionals.length === 0) usageError(NAME, 'no profiles: name a directory of .cpuprofile files, or the files');
+  let files: string[] = [];
+  try {
+    files = profileFiles(positionals);
+  } catch (error) {
+    usageError(NAME, `cannot read ${positionals.join(', ')}: ${(error as Error).message}`);
+  }
+  if (files.length === 0) usageError(NAME, `no .cpuprofile files in ${positionals.join(', ')}`);
   const top = integerOption(NAME, 'top', values.top, 1);
   const requests = values.requests === undefined ? undefined : integerOption(NAME, 'requests', values.requests, 1);
   const s = summarise(files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as CpuProfile));
