@@ -1,9 +1,8 @@
 import type { ServerResponse } from 'node:http';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../contract/config.ts';
 import { requestSubject } from '../../contract/subjects.ts';
+import { capturedLogger } from '../support/captured-logger.ts';
 import { eventually, makeEvent, metric, PREFIX, publish, startDispatcher, testConfig, useDispatcherFixture, type RunningDispatcher } from './harness.ts';
 
 // One HTTP attempt, as a real receiver sees it and as the dispatcher's metrics and log report it: which answers
@@ -19,15 +18,7 @@ interface LogLine {
 
 /** A dispatcher whose log lines are kept; the caller closes it. */
 async function loggedDispatcher(input: ConfigInput): Promise<RunningDispatcher & { readonly lines: LogLine[] }> {
-  const lines: LogLine[] = [];
-  const logger = pino(
-    new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(JSON.parse(chunk.toString()) as LogLine);
-        done();
-      },
-    }),
-  );
+  const { logger, lines } = capturedLogger<LogLine>();
   const d = await startDispatcher(nats.url, testConfig(input), {}, { logger });
   return { ...d, lines };
 }

@@ -1,9 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { Writable } from 'node:stream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Config } from '../../contract/config.ts';
 import { natsConnectionOptions } from '../../contract/nats-connection.ts';
@@ -17,6 +15,7 @@ import { startNatsCluster } from '../../tools/stack/nats-cluster.ts';
 import { startNatsServer } from '../../tools/stack/nats-server.ts';
 import { answers2xx, startProcess, waitUntil } from '../../tools/stack/process.ts';
 import { ROOT } from '../../tools/stack/stack.ts';
+import { capturedLogger } from '../support/captured-logger.ts';
 import { natsJwtSetup } from '../support/nats-jwt.ts';
 import { makeEvent, publish, PREFIX } from './harness.ts';
 
@@ -38,15 +37,7 @@ interface LogLine {
 
 /** Watches `nc` as the dispatcher does, keeping the log lines, the problems and the up/down changes it reports. */
 function watchCaptured(nc: NatsConnection, stallMs?: number) {
-  const lines: LogLine[] = [];
-  const logger = pino(
-    new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(JSON.parse(chunk.toString()) as LogLine);
-        done();
-      },
-    }),
-  );
+  const { logger, lines } = capturedLogger<LogLine>();
   const problems: (string | undefined)[] = [];
   const changes: boolean[] = [];
   const metrics = createMetrics();

@@ -1,9 +1,9 @@
 import { networkInterfaces } from 'node:os';
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Config } from '../../contract/config.ts';
 import type { HttpReceiver } from '../../tools/stack/http-receiver.ts';
 import { eventually, makeEvent, metric, publish, startDispatcher, useDispatcherFixture, PREFIX, type RunningDispatcher } from './harness.ts';
+import { capturedLogger } from '../support/captured-logger.ts';
 
 // The network policy end to end: a real dispatcher on a real nats-server delivering to real HTTP receivers that listen
 // on addresses of this host. Each watchURL spells one of those addresses another way; with the ban on, the receiver
@@ -83,8 +83,7 @@ interface LogLine {
 }
 
 async function start(targets: { name: string; watchURL: string }[], network: object) {
-  const logs: LogLine[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as LogLine) });
+  const { logger, lines: logs } = capturedLogger<LogLine>();
   const config = Config.parse({
     nats: { subjectPrefix: PREFIX },
     dispatcher: { network },

@@ -1,12 +1,11 @@
-import { Writable } from 'node:stream';
 import { connect } from '@nats-io/transport-node';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../dispatcher/metrics.ts';
 import { subscribeEvents } from '../../dispatcher/subscription.ts';
 import { Cleanup } from '../../tools/stack/cleanup.ts';
 import { startNatsCluster } from '../../tools/stack/nats-cluster.ts';
 import { eventually, metric } from './harness.ts';
+import { capturedLogger } from '../support/captured-logger.ts';
 
 // The dispatcher's subscription on a real nats-server. Delivery through it is exercised by every harness test; here,
 // what it does when the server refuses it (a NATS account whose permissions do not cover the events subject).
@@ -25,15 +24,7 @@ describe('event subscription', () => {
     if (!node) throw new Error('one node');
     const nc = await connect({ servers: node.url, user: 'dispatcher', pass: 'pw' });
     cleanup.add(() => nc.close());
-    const lines: { msg: string; level: number; subject?: string; err?: { message?: string; code?: string } }[] = [];
-    const logger = pino(
-      new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
-          done();
-        },
-      }),
-    );
+    const { logger, lines } = capturedLogger<{ msg: string; level: number; subject?: string; err?: { message?: string; code?: string } }>();
     const metrics = createMetrics();
     const problems: string[] = [];
     const sub = subscribeEvents(nc, { subjectPrefix: 'denied', queueGroup: 'dispatchers' }, { handle: () => undefined }, logger, {

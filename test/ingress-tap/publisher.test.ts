@@ -1,5 +1,5 @@
 import { connect } from '@nats-io/transport-node';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Config } from '../../contract/config.ts';
 import { resolveNatsCredentials } from '../../contract/nats-credentials.ts';
@@ -9,6 +9,7 @@ import { freePort } from '../../tools/stack/free-port.ts';
 import { startNatsServer, type NatsServer } from '../../tools/stack/nats-server.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { eventually } from './tap-harness.ts';
+import { capturedLogger } from '../support/captured-logger.ts';
 
 // The publisher alone against a real nats-server, reached through a loopback relay the test can cut. Freezing the
 // server (SIGSTOP) holds back its PONGs, so events stay handed to NATS but unconfirmed for as long as the test wants.
@@ -44,9 +45,8 @@ afterEach(async () => {
 });
 
 function logCapture(): { logs: LogLine[]; logger: Logger } {
-  const logs: LogLine[] = [];
-  const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
-  return { logs, logger };
+  const { logger, lines } = capturedLogger<LogLine>('debug');
+  return { logs: lines, logger };
 }
 
 /** The `n` of every payload published on SUBJECT, in the order the server delivers them; ready once subscribed. */
