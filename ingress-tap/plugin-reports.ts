@@ -46,38 +46,45 @@ export function createPluginReports(registry: Registry): PluginReports {
     help: 'Plugin worker pools this tap has heard from (at most 1024 remembered).',
     registers,
   });
-  // The highest value seen of each counter, per reporter.
+  // The highest value seen of each counter, per reporter; what a batch adds is how far it raised them.
   const highest = new Map<string, PluginCounters>();
-  const grew = (now: number, before: number | undefined) => Math.max(0, now - (before ?? 0));
   return {
     record({ reporter, counters }) {
       const before = highest.get(reporter);
-      snapshots.inc({ outcome: 'queued' }, grew(counters.queued, before?.queued));
-      snapshots.inc({ outcome: 'sent' }, grew(counters.sent, before?.sent));
-      bodyBytes.inc(grew(counters.sentBodyBytes, before?.sentBodyBytes));
-      budgetCuts.inc(grew(counters.budgetCuts, before?.budgetCuts));
-      const drops: Record<string, number> = { ...before?.dropped };
+      const now = highestOf(counters, before);
+      const grew = (read: (c: PluginCounters) => number | undefined) => (read(now) ?? 0) - (before ? (read(before) ?? 0) : 0);
+      snapshots.inc({ outcome: 'queued' }, grew((c) => c.queued));
+      snapshots.inc({ outcome: 'sent' }, grew((c) => c.sent));
+      bodyBytes.inc(grew((c) => c.sentBodyBytes));
+      budgetCuts.inc(grew((c) => c.budgetCuts));
       for (const reason of PLUGIN_DROP_REASONS) {
-        const n = counters.dropped[reason];
-        if (n === undefined) continue;
-        dropped.inc({ reason }, grew(n, before?.dropped[reason]));
-        drops[reason] = Math.max(n, before?.dropped[reason] ?? 0);
+        if (counters.dropped[reason] !== undefined) dropped.inc({ reason }, grew((c) => c.dropped[reason]));
       }
-      const max = (now: number, seen: number | undefined) => Math.max(now, seen ?? 0);
       // Re-inserted so the map's order is least recently heard first.
       highest.delete(reporter);
-      highest.set(reporter, {
-        queued: max(counters.queued, before?.queued),
-        sent: max(counters.sent, before?.sent),
-        sentBodyBytes: max(counters.sentBodyBytes, before?.sentBodyBytes),
-        budgetCuts: max(counters.budgetCuts, before?.budgetCuts),
-        dropped: drops,
-      });
+      highest.set(reporter, now);
       if (highest.size > MAX_REPORTERS) {
         const oldest = highest.keys().next().value;
         if (oldest !== undefined) highest.delete(oldest);
       }
       reporters.set(highest.size);
     },
+  };
+}
+
+/** Each counter at the higher of its two readings. */
+function highestOf(counters: PluginCounters, seen: PluginCounters | undefined): PluginCounters {
+  if (seen === undefined) return counters;
+  const dropped = { ...seen.dropped };
+  for (const reason of PLUGIN_DROP_REASONS) {
+    const n = counters.dropped[reason];
+    if (n !== undefined) dropped[reason] = Math.max(n, seen.dropped[reason] ?? 0);
+  }
+  return {
+    queued: Math.max(counters.queued, seen.queued),
+    sent: Math.max(counters.sent, seen.sent),
+    sentBodyBytes: Math.max(counters.sentBodyBytes, seen.sentBodyBytes),
+    budgetCuts: Math.max(counters.budgetCuts, seen.budgetCuts),
+    dropped,
   };
 }
