@@ -1,3 +1,4 @@
+import { StreamRequest } from './h2-stream.ts';
 import type { TapRequest } from './request-handler.ts';
 
 // Streams a request body, keeping at most `limit` bytes. Traefik may send a body with any method, GET included
@@ -58,9 +59,13 @@ export function captureBody(req: TapRequest, limit: number, done: (body: Capture
     settle(false);
   });
   req.once('close', onBreak);
-  // After an answer, Node no longer tells the request when its connection breaks off mid-body; the socket does.
-  // Listening only until the capture completes keeps keep-alive sockets from collecting listeners.
-  const socket = req.complete ? null : req.socket;
+  // A stream reset mid-body still ends its readable side: Node pushes the end as it closes the stream, just after
+  // 'aborted' (node lib/internal/http2/core.js, onStreamClose).
+  if (req instanceof StreamRequest) req.once('aborted', onBreak);
+  // After an answer, Node no longer tells an HTTP/1.1 request when its connection breaks off mid-body; the socket
+  // does. Listening only until the capture completes keeps keep-alive sockets from collecting listeners. An HTTP/2
+  // stream closes when its connection does.
+  const socket = req.complete || req instanceof StreamRequest ? null : req.socket;
   socket?.once('close', onBreak);
   // Once settled the rest of the body is drained: the data listener is gone, so keep the stream flowing.
   req.resume();

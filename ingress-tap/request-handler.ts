@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { requestSubject } from '../contract/subjects.ts';
@@ -8,6 +8,7 @@ import type { CaptureDecision, CapturePolicy } from './capture-policy.ts';
 import { BuildQueueFullError, RejectedInputError } from './errors.ts';
 import { publishEvent } from './event-output.ts';
 import { originalRequest, type Attachment, type OriginalRequest } from './forwarded-request.ts';
+import { StreamRequest } from './h2-stream.ts';
 import { captureHeaders } from './header-capture.ts';
 import type { TapMetrics } from './metrics.ts';
 import type { Publisher } from './publisher.ts';
@@ -18,9 +19,10 @@ import type { Publisher } from './publisher.ts';
 // after the turn's I/O callbacks), so every request that arrived in a turn is answered before any of its events is
 // built.
 
-/** A request from the plain HTTP/1.1 listener, or from the TLS one (HTTP/2 through Node's compatibility API, or HTTP/1.1). */
-export type TapRequest = IncomingMessage | Http2ServerRequest;
-export type TapResponse = ServerResponse | Http2ServerResponse;
+/** An HTTP/1.1 request, from either listener, or an HTTP/2 one from the TLS listener (h2-stream.ts). */
+export type TapRequest = IncomingMessage | StreamRequest;
+/** An HTTP/2 request is answered on its stream. */
+export type TapResponse = ServerResponse | ServerHttp2Stream;
 
 export interface RequestHandlerDeps {
   readonly policy: CapturePolicy;
@@ -208,7 +210,8 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
   function drain(req: TapRequest): void {
     req.on('error', noop);
     req.resume();
-    draining.set(req.socket, req);
+    // An HTTP/2 connection's streams are framed apart: a broken one is reset alone and answered by nobody.
+    if (!(req instanceof StreamRequest)) draining.set(req.socket, req);
   }
 }
 
@@ -222,17 +225,21 @@ const EMPTY_BODY = Buffer.alloc(0);
 // sends every request without a body. Taken through the body capture, each of those GETs waited for its stream's
 // end and put a listener on the connection's socket, which all the streams of the connection share.
 function hasNoBody(req: TapRequest): boolean {
-  if ('stream' in req) return req.stream.endAfterHeaders;
+  if (req instanceof StreamRequest) return req.stream.endAfterHeaders;
   const { headers } = req;
   if (headers['transfer-encoding'] !== undefined) return false;
   const length = headers['content-length'];
   return length === undefined || length === '0';
 }
 
-// The same call on both response kinds; TypeScript cannot call the union of their writeHead overloads.
 function answer(res: TapResponse, headers: Record<string, string>): void {
-  if ('stream' in res) res.writeHead(200, headers).end();
-  else res.writeHead(200, headers).end();
+  if (!('respond' in res)) {
+    res.writeHead(200, headers).end();
+    return;
+  }
+  // A stream the client has already reset (or whose connection is gone) takes no answer: respond() would throw.
+  if (res.destroyed || res.closed) return;
+  res.respond({ ':status': 200, ...headers }, { endStream: true });
 }
 
 function attachmentMetrics(metrics: TapMetrics, attachment: Attachment) {

@@ -1,11 +1,12 @@
-import type { Server } from 'node:http';
-import type { Http2SecureServer, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Http2SecureServer } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyHttp2SecureOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Attachment } from './forwarded-request.ts';
+import { serveH2Streams } from './h2-stream.ts';
 import type { TlsMaterial } from './listener-tls.ts';
-import type { RequestHandler, TapRequest, TapResponse } from './request-handler.ts';
+import type { RequestHandler } from './request-handler.ts';
 
 // A fastify instance for one of Traefik's two paths into the tap. Traefik hands any non-2xx from forwardAuth to the
 // user, so every way fastify or Node would answer an error (no route, unsupported method or content type, body
@@ -13,7 +14,8 @@ import type { RequestHandler, TapRequest, TapResponse } from './request-handler.
 //
 // With TLS the listener speaks HTTP/2 and HTTP/1.1, chosen by ALPN. Traefik's forwardAuth client keeps only 2 idle
 // HTTP/1.1 connections per host and closes every other one after its call, so under concurrency it dials a new
-// connection for most calls; over HTTP/2 it multiplexes them all on one connection.
+// connection for most calls; over HTTP/2 it multiplexes them all on one connection. Its HTTP/2 streams are served
+// without fastify (h2-stream.ts); fastify serves HTTP/1.1, on either listener.
 
 // Go's http.Server (Traefik's) accepts 1 MiB of headers plus 4 KiB of slack; the tap must take whatever Traefik took.
 const MAX_HEADER_BYTES = 1024 * 1024 + 64 * 1024;
@@ -32,7 +34,7 @@ const MAX_H2_HEADER_FIELDS = 4096;
 // Per HTTP/2 session; Node's default (10 MB) is below what Traefik's hundreds of concurrent streams may hold.
 const MAX_SESSION_MEMORY_MB = 64;
 
-export type TapServer = FastifyInstance<Server | Http2SecureServer, TapRequest, TapResponse>;
+export type TapServer = FastifyInstance<Server | Http2SecureServer, IncomingMessage, ServerResponse>;
 export type ConnectionProtocol = 'http/1.1' | 'h2';
 
 export interface TapServerOptions {
@@ -62,7 +64,8 @@ export function createTapServer(options: TapServerOptions): TapServer {
     frameworkErrors(error, request, reply) {
       handler.rejected(error.code.toLowerCase(), error);
       reply.hijack();
-      handler.handle(request.raw, reply.raw, attachment);
+      // fastify only sees HTTP/1.1 (serveH2Streams), whatever the options' raw types say.
+      handler.handle(request.raw as IncomingMessage, reply.raw as ServerResponse, attachment);
     },
     clientErrorHandler(error: Error & { code?: string }, socket: Socket) {
       // With TLS, Node reports a failed handshake here too: there is no HTTP yet to answer, only a socket to drop.
@@ -89,7 +92,7 @@ export function createTapServer(options: TapServerOptions): TapServer {
     },
   };
   // fastify's instance type is invariant in its raw server, so one type for both kinds of listener takes a cast;
-  // everything below handles an IncomingMessage and an Http2ServerRequest alike.
+  // fastify sees HTTP/1.1 requests only, on either listener.
   const app = (tls
     ? Fastify({
         ...common,
@@ -122,13 +125,7 @@ export function createTapServer(options: TapServerOptions): TapServer {
     server.on('sessionError', (error: Error & { code?: string }) => {
       handler.rejected(`h2_session_${(error.code ?? 'error').toLowerCase()}`, error);
     });
-    // The compatibility layer swallows stream errors (a stream reset by the client, a protocol error on one
-    // stream); counted here so they are not invisible.
-    server.on('stream', (stream: ServerHttp2Stream) => {
-      stream.on('error', (error: Error & { code?: string }) => {
-        handler.rejected(`h2_stream_${(error.code ?? 'error').toLowerCase()}`, error);
-      });
-    });
+    serveH2Streams(server, handler, attachment);
   } else {
     app.server.on('connection', () => {
       options.onConnection('http/1.1');
@@ -142,31 +139,27 @@ export function createTapServer(options: TapServerOptions): TapServer {
     done();
   });
   app.setErrorHandler((error, request, reply) => {
-    // fastify answers a method its router does not know (any token may arrive over HTTP/2) from a 404 fallback
-    // that skips the hooks; that is the client's input, not a fault of ours.
-    handler.rejected((error as { code?: string }).code === 'FST_ERR_NOT_FOUND' ? 'unknown_method' : 'handler_error', error);
+    handler.rejected('handler_error', error);
     if (!reply.sent && !reply.raw.headersSent) {
       reply.hijack();
       handler.handle(request.raw, reply.raw, attachment);
     }
   });
   // Every request reaches the onRequest hook: the methods fastify knows through this route, Node's other methods
-  // (PROPFIND, PURGE…) through fastify's not-found route, which runs the same hooks (fastify lib/four-oh-four.js);
-  // only a token Node does not know, which HTTP/2 lets through, ends in the error handler above.
+  // (PROPFIND, PURGE…) through fastify's not-found route, which runs the same hooks (fastify lib/four-oh-four.js).
+  // Node's HTTP/1.1 parser refuses any other token (hpe_invalid_method); HTTP/2, which lets any through, does not
+  // come here.
   app.all('*', unreachable);
 
-  // Node answers an Expect other than 100-continue with 417 unless someone listens for it (HTTP/2 too).
-  app.server.on('checkExpectation', (req: TapRequest, res: TapResponse) => {
+  // Node answers an Expect other than 100-continue with 417 unless someone listens for it.
+  app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     handler.rejected('unsupported_expect', req.headers.expect);
     app.server.emit('request', req, res);
   });
-  // Node closes an HTTP/1.1 CONNECT without a listener, and answers an HTTP/2 one 405; there is no tunnel to give,
-  // so answer 200 and close. Over HTTP/2 without Content-Length, which a 2xx to CONNECT must not carry (RFC 9110
-  // section 9.3.6): the end of the stream ends the tunnel.
-  app.server.on('connect', (_req: TapRequest, socketOrResponse: Socket | Http2ServerResponse) => {
+  // Node closes a CONNECT without a listener; there is no tunnel to give, so answer 200 and close.
+  app.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
     handler.rejected('connect_method', undefined);
-    if ('stream' in socketOrResponse) socketOrResponse.writeHead(200).end();
-    else socketOrResponse.end(RAW_OK);
+    socket.end(RAW_OK);
   });
   return app;
 }

@@ -157,12 +157,12 @@ describe('tap listener', () => {
     });
   });
 
-  it('answers 200 to an HTTP/2 method fastify does not know, publishes it and counts it as unknown_method', async () => {
+  it('answers 200 to an HTTP/2 method that no registry knows and publishes it as any other', async () => {
     await withTap({ tls: true }, async (tap) => {
       expect((await sendH2(tap.mirrorUrl, { ':method': 'BREW', ':path': '/pot' })).status).toBe(200);
       const [received] = await tap.waitForEvents(1);
       expect(received?.event.data).toMatchObject({ method: 'BREW', path: '/pot' });
-      expect(await rejectedReasons(tap)).toEqual({ unknown_method: 1 });
+      expect(await rejectedReasons(tap)).toEqual({});
     });
   });
 
@@ -199,6 +199,38 @@ describe('tap listener', () => {
       expect(statusCodes(raw)).toEqual([200]);
       const [received] = await tap.waitForEvents(1);
       expect(received?.event.data.path).toBe('/e');
+      expect(await rejectedReasons(tap)).toEqual({ unsupported_expect: 1 });
+    });
+  });
+
+  it('over HTTP/2, sends the interim 100 of Expect: 100-continue at once and publishes the body sent after it', async () => {
+    await withTap({ tls: true }, async (tap) => {
+      const session = http2Connect(tap.mirrorUrl, { ca: cert.ca });
+      session.on('error', () => undefined);
+      try {
+        const stream = session.request({ ':method': 'POST', ':path': '/upload', expect: '100-continue', 'content-length': '5' }, { endStream: false });
+        // This client, as Go's, holds the body back until the 100 (or its own timeout) comes.
+        await new Promise<void>((resolve, reject) => {
+          stream.once('continue', resolve);
+          stream.once('error', reject);
+        });
+        const answered = new Promise<unknown>((resolve) => stream.once('response', (h) => { resolve(h[':status']); }));
+        stream.end('hello');
+        expect(await answered).toBe(200);
+        const [received] = await tap.waitForEvents(1);
+        expect(received?.event.data).toMatchObject({ method: 'POST', path: '/upload', body: { data: 'hello', interrupted: false } });
+        expect(await rejectedReasons(tap)).toEqual({});
+      } finally {
+        session.close();
+      }
+    });
+  });
+
+  it('over HTTP/2, answers 200 to an Expect other than 100-continue, counts it and publishes the request', async () => {
+    await withTap({ tls: true }, async (tap) => {
+      expect((await sendH2(tap.forwardAuthUrl, { ':path': '/', expect: 'teapot', 'x-forwarded-uri': '/e2' })).status).toBe(200);
+      const [received] = await tap.waitForEvents(1);
+      expect(received?.event.data.path).toBe('/e2');
       expect(await rejectedReasons(tap)).toEqual({ unsupported_expect: 1 });
     });
   });
