@@ -3,7 +3,6 @@ import { isIP } from 'node:net';
 import type { Config } from '../contract/config.ts';
 import { errorFinding, type ConfigFinding } from '../contract/config-check.ts';
 import { createAddressPolicy, type AddressPolicy } from './address-policy.ts';
-import { NetworkPolicyInvalidError } from './errors.ts';
 import type { SecretSources } from '../contract/secret-source.ts';
 import { resolveSecrets, type SecretKeys } from './secrets.ts';
 
@@ -11,21 +10,30 @@ import { resolveSecrets, type SecretKeys } from './secrets.ts';
 // every CIDR of dispatcher.network valid (errors), and, for `validate`, the targets whose address the network policy
 // would refuse at delivery (warnings naming the setting that allows them).
 
-/** The errors that stop the dispatcher, and the signing keys when there are none. */
-export function checkDispatcherConfig(config: Config, sources?: SecretSources): { findings: ConfigFinding[]; secrets?: SecretKeys } {
+export interface DispatcherConfigCheck {
+  readonly findings: ConfigFinding[];
+  /** The signing keys, when there are no findings. */
+  readonly secrets?: SecretKeys;
+  /** The network policy, when dispatcher.network is valid (whatever else is wrong): for refusedTargetWarnings. */
+  readonly policy?: AddressPolicy;
+}
+
+/** The errors that stop the dispatcher; the signing keys when there are none, and the network policy when it is valid. */
+export function checkDispatcherConfig(config: Config, sources?: SecretSources): DispatcherConfigCheck {
   const findings: ConfigFinding[] = [];
   let secrets: SecretKeys | undefined;
+  let policy: AddressPolicy | undefined;
   try {
     secrets = resolveSecrets(config, sources);
   } catch (error) {
     findings.push(errorFinding(error));
   }
   try {
-    createAddressPolicy(config.dispatcher.network);
+    policy = createAddressPolicy(config.dispatcher.network);
   } catch (error) {
     findings.push(errorFinding(error));
   }
-  return secrets && findings.length === 0 ? { findings, secrets } : { findings };
+  return { findings, ...(secrets && findings.length === 0 ? { secrets } : {}), ...(policy ? { policy } : {}) };
 }
 
 export type Resolve = (host: string) => Promise<readonly string[]>;
@@ -52,19 +60,14 @@ export const systemResolve: Resolve = async (host) => {
 };
 
 /**
- * A warning for each target whose watchURL is, or resolves here to, only addresses `dispatcher.network` refuses: the
- * dispatcher would drop every event for it with reason `address_refused`. Gives the policy's reason and the setting
- * that allows it. A host that does not resolve from here (a cluster-internal name) is not judged. None when a CIDR
- * of the policy does not parse: there is no policy to judge by, and checkDispatcherConfig reports that CIDR.
+ * A warning for each target whose watchURL is, or resolves here to, only addresses `policy` (checkDispatcherConfig's,
+ * from `dispatcher.network`) refuses: the dispatcher would drop every event for it with reason `address_refused`.
+ * Gives the policy's reason and the setting that allows it. A host that does not resolve from here (a
+ * cluster-internal name) is not judged. None without a policy: a CIDR that does not parse leaves nothing to judge by,
+ * and checkDispatcherConfig reports that CIDR.
  */
-export async function refusedTargetWarnings(config: Config, resolve: Resolve = systemResolve): Promise<ConfigFinding[]> {
-  let policy: AddressPolicy;
-  try {
-    policy = createAddressPolicy(config.dispatcher.network);
-  } catch (error) {
-    if (error instanceof NetworkPolicyInvalidError) return [];
-    throw error;
-  }
+export async function refusedTargetWarnings(config: Config, policy: AddressPolicy | undefined, resolve: Resolve = systemResolve): Promise<ConfigFinding[]> {
+  if (policy === undefined) return [];
   const perTarget = await Promise.all(
     config.targets.map(async (target, i) => {
       const host = new URL(target.watchURL).hostname.replace(/^\[(.*)\]$/, '$1');

@@ -8,6 +8,7 @@ import { RequestMirrorError } from '../contract/errors.ts';
 import { connectWhenUp, natsConnectionOptions } from '../contract/nats-connection.ts';
 import { resolveNatsCredentials, type NatsCredentials } from '../contract/nats-credentials.ts';
 import { startAdminServer } from './admin-server.ts';
+import type { AddressPolicy } from './address-policy.ts';
 import { checkDispatcherConfig, refusedTargetWarnings } from './config-check.ts';
 import { createDispatcher } from './dispatcher.ts';
 import { createMetrics } from './metrics.ts';
@@ -58,15 +59,17 @@ async function main(): Promise<void> {
   if (!path) usageError(NAME, 'no config: pass --config FILE or set REQUEST_MIRROR_CONFIG');
   if (subcommand === 'validate') {
     await validateFile('dispatcher validate', path, 'the dispatcher', async (c) => {
-      const { findings } = checkDispatcherConfig(c);
-      return [...resolveNatsCredentials(c.nats).findings, ...findings, ...(await refusedTargetWarnings(c))];
+      const { findings, policy } = checkDispatcherConfig(c);
+      return [...resolveNatsCredentials(c.nats).findings, ...findings, ...(await refusedTargetWarnings(c, policy))];
     });
   }
   let secrets: SecretKeys = new Map();
   let credentials: NatsCredentials | undefined;
+  let policy: AddressPolicy | undefined;
   const startup = await loadForStartup('dispatcher', path, (c) => {
     const checked = checkDispatcherConfig(c);
     if (checked.secrets) secrets = checked.secrets;
+    policy = checked.policy;
     const nats = resolveNatsCredentials(c.nats);
     credentials = nats.credentials;
     return [...nats.findings, ...checked.findings];
@@ -78,7 +81,7 @@ async function main(): Promise<void> {
   };
   logWarnings(startup.warnings);
   // Not awaited: a slow resolver must not hold the start-up back, and the policy is enforced at delivery anyway.
-  void refusedTargetWarnings(config).then(logWarnings);
+  void refusedTargetWarnings(config, policy).then(logWarnings);
   const metrics = createMetrics({ defaultMetrics: true });
   const dispatcher = createDispatcher({ config, secrets, metrics, logger });
   let fileSecrets = secrets;
@@ -160,7 +163,7 @@ async function main(): Promise<void> {
         logger.warn('kubernetes settings changed: they take effect at the next restart');
       }
       logWarnings(commonWarnings(next));
-      void refusedTargetWarnings(next).then(logWarnings);
+      void refusedTargetWarnings(next, checked.policy).then(logWarnings);
       if (next.nats.subjectPrefix !== previous.nats.subjectPrefix || next.nats.queueGroup !== previous.nats.queueGroup) {
         // The new subscription starts before the old one stops, so no event is missed in between; for a changed
         // queue group an event can arrive on both in that moment (receivers deduplicate on webhook-id).

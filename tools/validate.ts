@@ -27,6 +27,7 @@ const path = values.config ?? process.env.REQUEST_MIRROR_CONFIG;
 if (!path) usageError(NAME, 'no config: pass CONFIG=FILE (node: --config FILE) or set REQUEST_MIRROR_CONFIG');
 
 await validateFile(NAME, path, 'the ingress-tap and the dispatcher', async (config: Config) => {
-  const errors = [...resolveNatsCredentials(config.nats).findings, ...checkTapConfig(config), ...checkDispatcherConfig(config).findings];
-  return [...errors, ...(await refusedTargetWarnings(config))];
+  const dispatcher = checkDispatcherConfig(config);
+  const errors = [...resolveNatsCredentials(config.nats).findings, ...checkTapConfig(config), ...dispatcher.findings];
+  return [...errors, ...(await refusedTargetWarnings(config, dispatcher.policy))];
 });

@@ -9,6 +9,8 @@ import { checkDispatcherConfig, refusedTargetWarnings, systemResolve, type Resol
 
 const target = (name: string, watchURL: string, extra: Record<string, unknown> = {}) => ({ name, watchURL, methods: ['POST'], ...extra });
 const config = (input: ConfigInput) => Config.parse(input);
+const warningsOf = (c: Config, resolve: Resolve) => refusedTargetWarnings(c, checkDispatcherConfig(c, env({})).policy, resolve);
+const unresolvable: Resolve = () => Promise.resolve([]);
 const env = (vars: Record<string, string>) => ({ env: vars, readFile: (path: string) => { throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' }); } });
 
 describe('dispatcher config check', () => {
@@ -29,13 +31,22 @@ describe('dispatcher config check', () => {
     ]);
   });
 
-  it('reports a CIDR that does not parse, with the secrets fine, and gives no keys', () => {
-    const c = config({ dispatcher: { network: { denyCIDRs: ['10.0.0.0/8', '10.1.2.3/99'] } }, targets: [target('a', 'http://a.test/')] });
+  it('gives the network policy with a secret missing, so that the refused targets are still warned about', async () => {
+    const c = config({ dispatcher: { network: { allowLoopback: false } }, targets: [target('b', 'http://127.0.0.1/', { secrets: [{ env: 'B_SECRET' }] })] });
+    const checked = checkDispatcherConfig(c, env({}));
+    expect(checked.findings.map((f) => f.code)).toEqual(['RM_SECRET_UNAVAILABLE']);
+    expect((await refusedTargetWarnings(c, checked.policy, unresolvable)).map((w) => w.code)).toEqual(['RM_ADDRESS_REFUSED']);
+  });
+
+  it('reports a CIDR that does not parse, with the secrets fine, and gives no keys and no policy to judge targets by', async () => {
+    const c = config({ dispatcher: { network: { denyCIDRs: ['10.0.0.0/8', '10.1.2.3/99'] } }, targets: [target('a', 'http://10.0.0.1/')] });
     const checked = checkDispatcherConfig(c, env({}));
     expect(checked.secrets).toBeUndefined();
+    expect(checked.policy).toBeUndefined();
     expect(checked.findings).toEqual([
       { severity: 'error', code: 'RM_NETWORK_POLICY_INVALID', message: 'dispatcher.network.denyCIDRs[1]: "10.1.2.3/99" is not an IPv4 or IPv6 CIDR' },
     ]);
+    expect(await refusedTargetWarnings(c, checked.policy, unresolvable)).toEqual([]);
   });
 
   it('reports a missing secret and a bad CIDR together', () => {
@@ -54,11 +65,10 @@ describe('refused target warnings', () => {
     if (verdict.allowed) throw new Error(`${address} is allowed`);
     return verdict.reason;
   };
-  const unresolvable: Resolve = () => Promise.resolve([]);
 
   it('warns about a target whose IP literal the policy refuses, naming the setting that allows it', async () => {
     const c = config({ ...noLoopback, targets: [target('ok', 'http://192.0.2.1/'), target('local', 'http://127.0.0.1:9/hook')] });
-    expect(await refusedTargetWarnings(c, unresolvable)).toEqual([
+    expect(await warningsOf(c, unresolvable)).toEqual([
       {
         severity: 'warning',
         code: 'RM_ADDRESS_REFUSED',
@@ -72,7 +82,7 @@ describe('refused target warnings', () => {
   it('reads an IPv6 literal without its brackets and offers a /128 allowCIDRs entry for a denied one', async () => {
     const network = { denyCIDRs: ['2001:db8::/32'] };
     const c = config({ dispatcher: { network }, targets: [target('v6', 'http://[2001:db8::5]:8080/')] });
-    const [warning] = await refusedTargetWarnings(c, unresolvable);
+    const [warning] = await warningsOf(c, unresolvable);
     expect(warning?.message).toBe(
       `targets[0] "v6": watchURL http://[2001:db8::5]:8080/ is an address dispatcher.network refuses: ${reason('2001:db8::5', { network })}; ` +
         'every event for it would be dropped (reason address_refused).\nTo allow it: dispatcher.network.allowCIDRs: [2001:db8::5/128]',
@@ -81,7 +91,7 @@ describe('refused target warnings', () => {
 
   it('offers a /32 allowCIDRs entry for a denied IPv4 address', async () => {
     const c = config({ dispatcher: { network: { denyCIDRs: ['198.51.100.0/24'] } }, targets: [target('v4', 'http://198.51.100.7/')] });
-    const [warning] = await refusedTargetWarnings(c, unresolvable);
+    const [warning] = await warningsOf(c, unresolvable);
     expect(warning?.message.split('\n')).toEqual([
       'targets[0] "v4": watchURL http://198.51.100.7/ is an address dispatcher.network refuses: 198.51.100.7 is in dispatcher.network.denyCIDRs[0] (198.51.100.0/24); ' +
         'every event for it would be dropped (reason address_refused).',
@@ -91,14 +101,14 @@ describe('refused target warnings', () => {
 
   it('says no setting allows what is not an IP address at all', async () => {
     const c = config({ targets: [target('odd', 'http://odd.test/')] });
-    const [warning] = await refusedTargetWarnings(c, () => Promise.resolve(['not-an-ip']));
+    const [warning] = await warningsOf(c, () => Promise.resolve(['not-an-ip']));
     expect(warning?.message.split('\n')[1]).toBe('To allow it: no setting allows it; use another address');
   });
 
   it('warns about a host name that resolves only to refused addresses, naming what it resolves to', async () => {
     const c = config({ ...noLoopback, targets: [target('named', 'http://hooks.test/')] });
     const resolved: string[] = [];
-    const [warning] = await refusedTargetWarnings(c, (host) => {
+    const [warning] = await warningsOf(c, (host) => {
       resolved.push(host);
       return Promise.resolve(['127.0.0.1', '::1']);
     });
@@ -112,12 +122,12 @@ describe('refused target warnings', () => {
   it('does not warn about a host name with one allowed address, nor one that does not resolve from here', async () => {
     const c = config({ ...noLoopback, targets: [target('mixed', 'http://mixed.test/'), target('internal', 'http://svc.cluster.local/')] });
     const answers: Record<string, string[]> = { 'mixed.test': ['127.0.0.1', '192.0.2.9'], 'svc.cluster.local': [] };
-    expect(await refusedTargetWarnings(c, (host) => Promise.resolve(answers[host] ?? ['127.0.0.1']))).toEqual([]);
+    expect(await warningsOf(c, (host) => Promise.resolve(answers[host] ?? ['127.0.0.1']))).toEqual([]);
   });
 
   it('does not warn about allowed targets', async () => {
     const c = config({ dispatcher: { network: { allowLoopback: true } }, targets: [target('local', 'http://127.0.0.1/'), target('v6', 'http://[::1]/')] });
-    expect(await refusedTargetWarnings(c, unresolvable)).toEqual([]);
+    expect(await warningsOf(c, unresolvable)).toEqual([]);
   });
 
   it('resolves names through the system resolver, and an unknown name to nothing', async () => {
