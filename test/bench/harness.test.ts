@@ -74,15 +74,16 @@ describe('benchmark harness', () => {
     expect(report.versions.traefik).toMatch(/^v3\./);
 
     // Every sweep scenario at every sweep rate, with CPU time per request of Traefik and, for the tap's, of the
-    // tap, NATS and the dispatcher.
+    // tap, NATS and the dispatcher; for bare fastify's (the floor of a Node server), of fastify.
     const cells = report.findings.sweep;
-    for (const id of ['S0', 'S1', 'S2', 'S2h2', 'S7', 'S10']) {
+    for (const id of ['S0', 'S1', 'S2', 'S2h2', 'S7', 'S10', 'X1', 'X2']) {
       const rates = cells.filter((c) => c.id === id).map((c) => c.offeredRate);
       expect(rates.length, id).toBeGreaterThanOrEqual(2);
       for (const c of cells.filter((x) => x.id === id)) expect(c.cpu?.seconds.proxy?.length, `${id}@${c.offeredRate}`).toBeGreaterThan(0);
     }
     const s2h2 = cells.find((c) => c.id === 'S2h2');
     for (const name of ['tap', 'nats', 'dispatcher']) expect(s2h2?.cpu?.seconds[name], name).toBeDefined();
+    expect(cells.find((c) => c.id === 'X2')?.cpu?.seconds.authServer).toBeDefined();
     // The plugin's accounting closes at tiny rates: nothing is dropped and nothing goes missing.
     expect(report.findings.pluginAccounting).toMatchObject({ status: 'run', value: { unaccounted: 0 } });
 

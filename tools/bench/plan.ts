@@ -41,7 +41,9 @@ export interface Plan {
 
 export const FULL: Plan = {
   smoke: false,
-  sweep: { scenarios: ['S0', 'S1', 'S2', 'S2h2', 'S7', 'S10'], rates: [250, 500, 1000, 2000] },
+  // X1 and X2 (bare fastify, no mirroring) give the knee of a Node forwardAuth server that does nothing: what S1's
+  // Go responder has over any Node server on these machines, apart from the tap's own work.
+  sweep: { scenarios: ['S0', 'S1', 'S2', 'S2h2', 'S7', 'S10', 'X1', 'X2'], rates: [250, 500, 1000, 2000] },
   rate: 1000,
   bodyRate: 200,
   roundS: 6,
@@ -63,7 +65,7 @@ export const FULL: Plan = {
 
 export const SMOKE: Plan = {
   smoke: true,
-  sweep: { scenarios: ['S0', 'S1', 'S2', 'S2h2', 'S7', 'S10'], rates: [25, 50] },
+  sweep: { scenarios: ['S0', 'S1', 'S2', 'S2h2', 'S7', 'S10', 'X1', 'X2'], rates: [25, 50] },
   rate: 50,
   bodyRate: 10,
   roundS: 1,

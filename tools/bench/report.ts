@@ -239,7 +239,7 @@ function sweepSection(run: Run, plotted: boolean): string {
     '',
     ...(vsS1.length
       ? [
-          `Against S1 (forwardAuth to a minimal Go responder, the floor of any forwardAuth attachment), pooled and round by round; a goal is decided only when they all agree:`,
+          `Against S1 (forwardAuth to a minimal Go responder, the floor of any forwardAuth attachment), pooled and round by round; a goal is decided only when they all agree. X1 and X2 are bare fastify answering 200 and doing nothing else: their knees are the floor of a Node.js forwardAuth server on this machine, so the part of a tap scenario's gap to S1 that X1 (HTTP/1.1) or X2 (HTTP/2 with TLS) shares is Node's, not the tap's work:`,
           '',
           ...vsS1,
           '',
