@@ -329,7 +329,11 @@ export const Config = z
           .min(1)
           .default(64 * MiB)
           .describe('Bytes of events waiting to be flushed to NATS; beyond this events are dropped and counted.'),
-        shutdownTimeoutMs: z.int().min(1).default(10_000).describe('Bound on graceful shutdown.'),
+        shutdownTimeoutMs: z
+          .int()
+          .min(1)
+          .default(10_000)
+          .describe('Bound on graceful shutdown, in ms. Past it the tap exits 1, and logs as in doubt the events NATS had not yet confirmed.'),
       })
       .check((ctx) => {
         const tap = ctx.value;

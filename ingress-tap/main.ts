@@ -120,6 +120,7 @@ async function shutdown(signal: string): Promise<void> {
   logger.info({ signal }, 'shutting down');
   const deadline = setTimeout(() => {
     logger.error({ timeoutMs: config.tap.shutdownTimeoutMs }, 'shutdown timed out; exiting');
+    publisher.abandon();
     process.exit(1);
   }, config.tap.shutdownTimeoutMs);
   deadline.unref();

@@ -34,8 +34,18 @@ export interface Publisher {
    * publisher counts published events and publish errors itself; the caller counts the drops it is told about.
    */
   publish(subject: string, payload: Uint8Array): 'queued' | DropReason;
-  /** Flushes what was published and closes the connection. */
+  /**
+   * Flushes what was published and closes the connection. A connection that drops under the drain fails its flushes
+   * (nats.js's next connection attempt rejects them), which counts their events as in doubt.
+   */
   close(): Promise<void>;
+  /**
+   * Counts the events handed to NATS and not yet confirmed as published and in doubt, with one warning, and forgets
+   * them, so that a confirmation arriving later counts nothing twice. For an exit that cannot wait for close():
+   * main.ts calls it when the shutdown outlives `tap.shutdownTimeoutMs`, typically on a NATS server that stopped
+   * answering during the final drain.
+   */
+  abandon(): void;
 }
 
 export interface PublisherOptions {
@@ -176,6 +186,15 @@ export function startPublisher(options: PublisherOptions): Publisher {
     flushing = false;
   }
 
+  function abandon(): void {
+    if (unconfirmedEvents > 0) {
+      const inDoubt = settle(unconfirmedEvents);
+      metrics.inDoubt.inc(inDoubt);
+      logger.warn({ inDoubt }, 'events handed to NATS but not confirmed when the publisher stopped');
+    }
+    resetUnconfirmed();
+  }
+
   function logDrop(): void {
     if (dropLogged) return;
     dropLogged = true;
@@ -280,5 +299,6 @@ export function startPublisher(options: PublisherOptions): Publisher {
         await nc.close();
       }
     },
+    abandon,
   };
 }

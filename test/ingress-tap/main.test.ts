@@ -132,6 +132,55 @@ describe('ingress-tap process', () => {
   });
 });
 
+describe('ingress-tap shutdown against a NATS server that stopped answering', () => {
+  it('exits 1 at tap.shutdownTimeoutMs and counts what NATS never confirmed as in doubt in its last log lines', async () => {
+    const frozen = await startNatsServer();
+    const config: ConfigInput = {
+      tap: {
+        forwardAuth: { host: '127.0.0.1', port: await freePort() },
+        mirror: { host: '127.0.0.1', port: 0 },
+        plugin: { host: '127.0.0.1', port: 0 },
+        admin: { host: '127.0.0.1', port: await freePort() },
+        shutdownTimeoutMs: 1000,
+      },
+      targets: [target('everything')],
+    };
+    const file = join(dir, 'frozen-nats.yaml');
+    writeFileSync(file, JSON.stringify(config));
+    const p = startProcess({
+      name: 'frozen-nats-tap',
+      command: process.execPath,
+      args: [join(ROOT, 'ingress-tap/main.ts'), '--config', file],
+      env: { ...process.env, NATS_URL: frozen.url, LOG_LEVEL: 'info' },
+      cwd: ROOT,
+    });
+    try {
+      await waitUntil('ingress-tap /readyz', () => answers2xx(`http://127.0.0.1:${config.tap?.admin?.port}/readyz`), { process: p });
+      // Frozen, the server takes the tap's bytes into its socket buffer and never answers the PING that would confirm them.
+      process.kill(frozen.pid, 'SIGSTOP');
+      for (let i = 0; i < 5; i++) {
+        const res = await send(`http://127.0.0.1:${config.tap?.forwardAuth?.port}/`, { headers: { 'x-forwarded-method': 'GET', 'x-forwarded-uri': `/frozen/${i}` } });
+        expect(res.status).toBe(200);
+      }
+      // Past the publisher's 10 ms batch: the events are handed to NATS.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const started = Date.now();
+      process.kill(p.pid, 'SIGTERM');
+      expect(await p.exit).toBe(1);
+      expect(Date.now() - started).toBeLessThan(5000);
+      const lines = p.output().split('\n').flatMap((l) => (l.startsWith('{') ? [JSON.parse(l) as { msg: string; inDoubt?: number }] : []));
+      expect(lines.filter((l) => l.msg === 'shutdown timed out; exiting')).toHaveLength(1);
+      expect(lines.filter((l) => l.msg === 'events handed to NATS but not confirmed when the publisher stopped')).toEqual([
+        expect.objectContaining({ level: 40, inDoubt: 5 }),
+      ]);
+    } finally {
+      process.kill(frozen.pid, 'SIGCONT');
+      await p.stop();
+      await frozen.stop();
+    }
+  });
+});
+
 describe('ingress-tap start-up', () => {
   it('exits 2 naming the problem when the config file is invalid', async () => {
     const bad = join(dir, 'bad.yaml');

@@ -447,6 +447,40 @@ describe('publisher', () => {
     ]);
   });
 
+  it('counts the events a close still waits for as in doubt, once, when it is abandoned (the shutdown deadline)', async () => {
+    const r = await start();
+    r.freeze();
+    await handOver(r, [1, 2, 3]);
+    // The frozen server never answers the drain's flush, so close() waits, as the tap's shutdown would.
+    let closed = false;
+    const closing = r.publisher.close().then(() => (closed = true));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(closed).toBe(false);
+    expect(await inDoubt(r)).toBe(0);
+    r.publisher.abandon();
+    expect(await inDoubt(r)).toBe(3);
+    expect(await published(r)).toBe(3);
+    expect(warnings(r, 'events handed to NATS but not confirmed when the publisher stopped')).toEqual([expect.objectContaining({ inDoubt: 3 })]);
+    // The server's late answer counts nothing twice: its flushes settle a turn after they resolve.
+    r.thaw();
+    await closing;
+    await eventually('the events to reach the subscriber', () => r.received.length === 3);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect([await inDoubt(r), await published(r)]).toEqual([3, 3]);
+  });
+
+  it('counts the events whose connection is cut under its final drain as in doubt, once, and closes', async () => {
+    const r = await start({ reconnectTimeWaitMs: 0 });
+    r.freeze();
+    await handOver(r, [1, 2, 3]);
+    const closing = r.publisher.close();
+    await r.proxy.cut();
+    await closing;
+    expect(await inDoubt(r)).toBe(3);
+    expect(await published(r)).toBe(3);
+    expect(await dropped(r, 'nats_disconnected')).toBe(0);
+  });
+
   it('closes while NATS is unreachable, without waiting for it to come back', async () => {
     const r = await start({ reconnectTimeWaitMs: 0 });
     await r.proxy.cut();

@@ -336,6 +336,9 @@ export function observePublishes(publisher: Publisher, onPublish: (path: string)
     problems: () => publisher.problems(),
     maxPayload: () => publisher.maxPayload(),
     close: () => publisher.close(),
+    abandon: () => {
+      publisher.abandon();
+    },
     publish(subject, payload) {
       const { data } = JSON.parse(Buffer.from(payload).toString('utf8')) as { data: { path: string } };
       onPublish(data.path);
