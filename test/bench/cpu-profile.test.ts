@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,16 @@ describe('cpu-profile', () => {
     expect(us / s.busyUs).toBeGreaterThan(0.5);
     expect(s.busyUs).toBeLessThan(450_000);
     expect(s.layers.map(([layer]) => layer)).toContain(`file://${script}`);
+  });
+
+  it('stops quietly when its reader closes the pipe early, as `| head` does', () => {
+    const cli = join(import.meta.dirname, '../../tools/bench/cpu-profile.ts');
+    const profiles = join(dir, 'pipe');
+    execFileSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profiles}`, '-e', 'setTimeout(() => {}, 50)']);
+    // `true` exits without reading, long before node has started and writes: every write meets a closed pipe.
+    const run = spawnSync('bash', ['-o', 'pipefail', '-c', `"${process.execPath}" "${cli}" "${profiles}" | true`], { encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
   });
 
   it('names the layer of a frame by package, Node module, project folder or V8 pseudo-frame', () => {

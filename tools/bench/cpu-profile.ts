@@ -97,6 +97,10 @@ Self CPU time by layer and by function, summed over the .cpuprofile files given 
   const top = integerOption(NAME, 'top', values.top, 1);
   const requests = values.requests === undefined ? undefined : integerOption(NAME, 'requests', values.requests, 1);
   const s = summarise(files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as CpuProfile));
+  // A reader that stops early (`| head`) closes the pipe: what it did not read is not wanted.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
   const line = (name: string, us: number) => {
     const share = `${((100 * us) / s.busyUs).toFixed(1).padStart(5)}%`;
     const perRequest = requests === undefined ? '' : `${(us / requests).toFixed(1).padStart(8)} µs/req`;
