@@ -31,7 +31,7 @@ describe('docs/install-kubernetes.md', () => {
   it('embeds every YAML block verbatim from docs/examples/kubernetes/', () => {
     const blocks = [...DOC.matchAll(/(?:<!-- embed: (\S+) -->\n)?```([a-z]*)\n([\s\S]*?)```/g)];
     const yamlBlocks = blocks.filter(([, , lang]) => lang === 'yaml');
-    expect(yamlBlocks.length).toBe(4);
+    expect(yamlBlocks.length).toBe(5);
     for (const [, path, , body] of yamlBlocks) {
       expect(path, `a YAML block without an embed marker:\n${body ?? ''}`).toBeDefined();
       expect(body, path).toBe(readFileSync(join(ROOT, path ?? ''), 'utf8'));
