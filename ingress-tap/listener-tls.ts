@@ -13,8 +13,7 @@ export interface TlsMaterial {
 
 /** `field` names the listener in messages, e.g. `tap.forwardAuth.tls`. */
 export function loadListenerTls(field: string, tls: ListenerTls): TlsMaterial {
-  const cert = read(`${field}.certFile`, tls.certFile);
-  const key = read(`${field}.keyFile`, tls.keyFile);
+  const { cert, key } = readFiles(field, tls);
   let certificate: X509Certificate;
   try {
     certificate = new X509Certificate(cert);
@@ -33,10 +32,20 @@ export function loadListenerTls(field: string, tls: ListenerTls): TlsMaterial {
   return { cert, key };
 }
 
-function read(field: string, path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (cause) {
-    throw new TlsUnusableError(`${field} ${path}: cannot read: ${(cause as Error).message}`, { cause });
-  }
+// Both files are read before a failure is reported, so that one run names every file it cannot read.
+function readFiles(field: string, tls: ListenerTls): TlsMaterial {
+  const failures: string[] = [];
+  const causes: unknown[] = [];
+  const read = (name: 'certFile' | 'keyFile'): Buffer => {
+    try {
+      return readFileSync(tls[name]);
+    } catch (cause) {
+      failures.push(`${field}.${name} ${tls[name]}: cannot read: ${(cause as Error).message}`);
+      causes.push(cause);
+      return Buffer.alloc(0);
+    }
+  };
+  const material = { cert: read('certFile'), key: read('keyFile') };
+  if (failures.length > 0) throw new TlsUnusableError(failures.join('; '), { cause: causes.length === 1 ? causes[0] : causes });
+  return material;
 }

@@ -370,6 +370,17 @@ describe('TLS listener start-up', () => {
     expect(error.message.endsWith((error.cause as Error).message)).toBe(true);
   });
 
+  it('names both files in one error when neither the certificate nor the key can be read', async () => {
+    const [certFile, keyFile] = [`${cert.dir}/no-such-cert.pem`, `${cert.dir}/no-such-key.pem`];
+    const error = await startError({ certFile, keyFile });
+    expect(error.code).toBe('RM_TAP_TLS_UNUSABLE');
+    expect(error.message.split('; ').map((part) => part.replace(/: cannot read: .*$/, ''))).toEqual([
+      `tap.forwardAuth.tls.certFile ${certFile}`,
+      `tap.forwardAuth.tls.keyFile ${keyFile}`,
+    ]);
+    expect(error.cause).toEqual([expect.objectContaining({ code: 'ENOENT' }), expect.objectContaining({ code: 'ENOENT' })]);
+  });
+
   it('names tap.forwardAuth.tls.certFile and keeps the cause when the certificate file is missing or not PEM', async () => {
     const missing = `${cert.dir}/no-such-cert.pem`;
     const unread = await startError({ certFile: missing, keyFile: cert.keyFile });
