@@ -23,7 +23,7 @@ export function loadConfig(path: string, env: Env = process.env): Config {
   const raw: unknown = doc.toJS() ?? {};
   const parsed = Config.safeParse(raw);
   if (!parsed.success) {
-    throw new ConfigInvalidError(`config ${path} is invalid:\n${describeIssues(parsed.error, doc, lines)}`, { cause: parsed.error });
+    throw new ConfigInvalidError(`config ${path} is invalid:\n${describeIssues(parsed.error, doc, lines, Config)}`, { cause: parsed.error });
   }
   const config = parsed.data;
   if (env.NATS_URL) {

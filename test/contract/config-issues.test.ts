@@ -12,7 +12,7 @@ function issues(text: string): string {
   const doc = parseDocument(text, { lineCounter: lines });
   const parsed = Config.safeParse(doc.toJS() ?? {});
   if (parsed.success) throw new Error('expected the config to be refused');
-  return describeIssues(parsed.error, doc, lines);
+  return describeIssues(parsed.error, doc, lines, Config);
 }
 
 const target = (extra: string) => `targets:\n  - name: a\n    watchURL: http://a.test/\n    methods: [GET]\n${extra}`;
@@ -35,6 +35,27 @@ describe('config issues', () => {
     );
   });
 
+  it('suggests the key a likely typo meant, in a target, a listener, its TLS block and at the top level', () => {
+    expect(issues(target('    cookeNames: [sid]\n'))).toBe('✖ Unrecognized key: "cookeNames"\n  → at targets[0] (line 2, column 5)\n  did you mean "cookieNames"?');
+    // A swap of two neighbouring letters is one edit; case is ignored.
+    expect(issues('tap:\n  forwardAuth:\n    hsot: 0.0.0.0\n')).toBe('✖ Unrecognized key: "hsot"\n  → at tap.forwardAuth (line 3, column 5)\n  did you mean "host"?');
+    expect(issues('Targets: []\n')).toBe('✖ Unrecognized key: "Targets"\n  did you mean "targets"?');
+    // Inside a block that is optional (a listener's tls).
+    expect(issues('tap:\n  mirror:\n    tls: { certFil: a.pem, keyFile: a.key }\n')).toBe(
+      '✖ missing: required, expected string\n  → at tap.mirror.tls.certFile (line 3, column 10)\n' +
+        '✖ Unrecognized key: "certFil"\n  → at tap.mirror.tls (line 3, column 10)\n  did you mean "certFile"?',
+    );
+  });
+
+  it('suggests nothing for a key too far from any known one, and names the key each suggestion is for when there are several', () => {
+    expect(issues(target('    colour: blue\n'))).toBe('✖ Unrecognized key: "colour"\n  → at targets[0] (line 2, column 5)');
+    // Two edits in a four-letter key is half of it: a guess, not a typo.
+    expect(issues('tap:\n  forwardAuth:\n    hxsx: 0.0.0.0\n')).toBe('✖ Unrecognized key: "hxsx"\n  → at tap.forwardAuth (line 3, column 5)');
+    expect(issues(target('    method: [GET]\n    colour: blue\n    timeoutMS: 5\n'))).toBe(
+      '✖ Unrecognized keys: "method", "colour", "timeoutMS"\n  → at targets[0] (line 2, column 5)\n  did you mean "methods" for "method"?\n  did you mean "timeoutMs" for "timeoutMS"?',
+    );
+  });
+
   it('names no place for an issue with the whole file', () => {
     expect(issues('- a\n- b\n')).toBe('✖ Invalid input: expected object, received array');
   });
@@ -44,7 +65,7 @@ describe('config issues', () => {
     const doc = parseDocument('nats: {}\n', { lineCounter: lines });
     const parsed = Config.extend({ required: z.string() }).safeParse(doc.toJS());
     if (parsed.success) throw new Error('expected a refusal');
-    expect(describeIssues(parsed.error, doc, lines)).toBe('✖ missing: required, expected string\n  → at required (line 1, column 1)');
+    expect(describeIssues(parsed.error, doc, lines, Config)).toBe('✖ missing: required, expected string\n  → at required (line 1, column 1)');
   });
 
   it('names the path alone when the file is empty and has no node to point at', () => {
@@ -52,7 +73,7 @@ describe('config issues', () => {
     const doc = parseDocument('# nothing yet\n', { lineCounter: lines });
     const parsed = Config.extend({ required: z.string() }).safeParse(doc.toJS() ?? {});
     if (parsed.success) throw new Error('expected a refusal');
-    expect(describeIssues(parsed.error, doc, lines)).toBe('✖ missing: required, expected string\n  → at required');
+    expect(describeIssues(parsed.error, doc, lines, Config)).toBe('✖ missing: required, expected string\n  → at required');
   });
 
   it('shows a value of up to 60 characters whole and cuts a longer one to 59 and an ellipsis', () => {
