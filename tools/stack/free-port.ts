@@ -7,6 +7,10 @@ import { createServer } from 'node:net';
 
 const LOW = 20_000;
 const HIGH = 32_767;
+// Every port handed out by this process, never handed out again: a port is free again as soon as its probe closes,
+// and a stack draws five in a row for one config, where a repeat made the tap refuse its own config (two listeners
+// on one port) about once in a few CI runs.
+const handedOut = new Set<number>();
 
 function tryListen(port: number, host: string): Promise<number | undefined> {
   return new Promise((resolve) => {
@@ -25,14 +29,25 @@ function tryListen(port: number, host: string): Promise<number | undefined> {
   });
 }
 
+/** A port free on `host` now and never returned before by this process. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   for (let i = 0; i < 100; i++) {
-    const port = await tryListen(LOW + Math.floor(Math.random() * (HIGH - LOW)), host);
-    if (port !== undefined) return port;
+    const candidate = LOW + Math.floor(Math.random() * (HIGH - LOW));
+    if (handedOut.has(candidate)) continue;
+    const port = await tryListen(candidate, host);
+    if (port !== undefined) return handOut(port);
   }
-  const any = await tryListen(0, host);
-  if (any === undefined) throw new Error(`no free port on ${host}`);
-  return any;
+  for (let i = 0; i < 100; i++) {
+    const any = await tryListen(0, host);
+    if (any === undefined) break;
+    if (!handedOut.has(any)) return handOut(any);
+  }
+  throw new Error(`no free port on ${host}`);
+}
+
+function handOut(port: number): number {
+  handedOut.add(port);
+  return port;
 }
 
 /** `preferred` when it is free on `host`, else any free port: fixed, memorable ports for the demo with a fallback. */
