@@ -65,7 +65,7 @@ export function captureBody(req: TapRequest, limit: number, done: (body: Capture
   // After an answer, Node no longer tells an HTTP/1.1 request when its connection breaks off mid-body; the socket
   // does. Listening only until the capture completes keeps keep-alive sockets from collecting listeners. An HTTP/2
   // stream closes when its connection does.
-  const socket = req.complete || req instanceof StreamRequest ? null : req.socket;
+  const socket = req instanceof StreamRequest || req.complete ? null : req.socket;
   socket?.once('close', onBreak);
   // Once settled the rest of the body is drained: the data listener is gone, so keep the stream flowing.
   req.resume();

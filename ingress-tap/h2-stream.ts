@@ -14,7 +14,8 @@ import type { RequestHandler } from './request-handler.ts';
 
 /**
  * An HTTP/2 request in the members of Node's IncomingMessage that the request handler reads: headers, raw headers,
- * method, URL (`:path`), the connection's peer, and the body, which is the stream's readable side.
+ * method, URL (`:path`), the connection's peer, and the body, which is the stream's readable side. No `complete`:
+ * the handler drains an HTTP/2 body whether or not it has ended, which costs nothing when it has.
  */
 export class StreamRequest {
   // Private, so that the type is nominal: Node's Http2ServerRequest has every public member below.
@@ -39,11 +40,6 @@ export class StreamRequest {
   /** The connection's TLS socket, shared by all its streams; read for the peer's address only. */
   get socket(): Pick<Socket, 'remoteAddress'> {
     return this.#stream.session?.socket ?? NO_SOCKET;
-  }
-
-  /** True once the body has ended or will not go on: the stream ended, or was closed or reset. */
-  get complete(): boolean {
-    return this.#stream.readableEnded || this.#stream.closed || this.#stream.destroyed;
   }
 
   on(event: string, listener: StreamListener): this {

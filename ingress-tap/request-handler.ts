@@ -74,7 +74,7 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
   const { metrics, logger, source, newId, now } = deps;
   let policy = deps.policy;
   // The request whose unkept body is being drained, by connection; mid-body while it is not complete.
-  const draining = new WeakMap<Socket, TapRequest>();
+  const draining = new WeakMap<Socket, IncomingMessage>();
   // Labelled children resolved once: prom-client hashes the label set on every labelled call otherwise.
   const perAttachment = {
     forwardAuth: attachmentMetrics(metrics, 'forwardAuth'),
@@ -167,7 +167,7 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
       const original = originalRequest(req, attachment);
       const decision = policy.decide(original);
       if (decision === null) {
-        if (req.complete) req.on('error', noop);
+        if (bodyEnded(req)) req.on('error', noop);
         else drain(req);
         answer(res, EMPTY_OK);
         counted.skipped.inc();
@@ -197,7 +197,7 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
         enqueue({ attachment, id, time, subject, original, decision, rawHeaders, body });
         if (--capturing === 0) for (const resolve of onNoCapture.splice(0)) resolve();
         if (res.destroyed || res.writableEnded) return;
-        if (!req.complete) drain(req);
+        if (!bodyEnded(req)) drain(req);
         answer(res, { 'content-length': '0', 'x-request-mirror-id': id });
         counted.handlingSeconds.observe((performance.now() - started) / 1000);
       });
@@ -216,6 +216,12 @@ export function createRequestHandler(deps: RequestHandlerDeps): RequestHandler {
 }
 
 function noop(): void {}
+
+// Whether an HTTP/1.1 request's parser has seen its body end. An HTTP/2 body is drained whatever its state: resuming
+// an ended stream costs nothing, and no parser reads the next request after it.
+function bodyEnded(req: TapRequest): boolean {
+  return !(req instanceof StreamRequest) && req.complete;
+}
 
 const EMPTY_BODY = Buffer.alloc(0);
 
