@@ -69,7 +69,8 @@ function keysAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): string[]
     const inner = (schema.shape as Record<PropertyKey, z.core.$ZodType | undefined>)[step];
     return inner === undefined ? [] : keysAt(inner, rest);
   }
-  if (schema instanceof z.ZodArray) return step === undefined ? [] : keysAt(schema.element, rest);
+  // An unknown key's path ends at an object, so a path never stops at an array.
+  if (schema instanceof z.ZodArray) return keysAt(schema.element, rest);
   if (schema instanceof z.ZodOptional || schema instanceof z.ZodDefault || schema instanceof z.ZodPrefault) return keysAt(schema.unwrap(), path);
   return [];
 }
@@ -89,13 +90,18 @@ function closest(key: string, known: readonly string[]): string | undefined {
   return bestDistance <= 2 && bestDistance * 2 < key.length ? best : undefined;
 }
 
-function editDistance(a: string, b: string): number {
+/**
+ * Edits that turn `a` into `b`: insertions, deletions, replacements and swaps of two neighbouring characters, each
+ * character edited at most once (optimal string alignment distance). Case counts; closest() lowers it first.
+ */
+export function editDistance(a: string, b: string): number {
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
       let v = Math.min((d[i - 1]?.[j] ?? 0) + 1, (d[i]?.[j - 1] ?? 0) + 1, (d[i - 1]?.[j - 1] ?? 0) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, (d[i - 2]?.[j - 2] ?? 0) + 1);
+      // A swap of neighbours; in the first row or column the character before is undefined and matches nothing.
+      if (a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, (d[i - 2]?.[j - 2] ?? 0) + 1);
       (d[i] as number[])[j] = v;
     }
   }

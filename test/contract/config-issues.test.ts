@@ -2,7 +2,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Config } from '../../contract/config.ts';
-import { describeIssues } from '../../contract/config-issues.ts';
+import { describeIssues, editDistance } from '../../contract/config-issues.ts';
 
 // How a config file's schema issues read to a person: zod's words, the dotted path, the line and column in the YAML
 // file and the value found there. test/contract/config-file.test.ts checks them through loadConfig; here each rule.
@@ -54,6 +54,21 @@ describe('config issues', () => {
     expect(issues(target('    method: [GET]\n    colour: blue\n    timeoutMS: 5\n'))).toBe(
       '✖ Unrecognized keys: "method", "colour", "timeoutMS"\n  → at targets[0] (line 2, column 5)\n  did you mean "methods" for "method"?\n  did you mean "timeoutMs" for "timeoutMS"?',
     );
+  });
+
+  it('counts edits as insertions, deletions, replacements and swaps of neighbours, each character edited once', () => {
+    expect([editDistance('', ''), editDistance('', 'abc'), editDistance('abc', ''), editDistance('host', 'host')]).toEqual([0, 3, 3, 0]);
+    expect([editDistance('host', 'hosts'), editDistance('hosts', 'host'), editDistance('host', 'post'), editDistance('hsot', 'host')]).toEqual([1, 1, 1, 1]);
+    expect([editDistance('abcd', 'badc'), editDistance('kitten', 'sitting'), editDistance('Host', 'host')]).toEqual([2, 3, 1]);
+    // Optimal string alignment: a swapped pair is not edited again, so "ca" to "abc" takes 3, not 2.
+    expect(editDistance('ca', 'abc')).toBe(3);
+  });
+
+  it('suggests up to 2 edits away, not 3, and the first of two equally near keys in the schema', () => {
+    expect(issues(target('    cookieNms: [sid]\n'))).toContain('did you mean "cookieNames"?');
+    expect(issues(target('    cokieNms: [sid]\n'))).not.toContain('did you mean');
+    // "hort" is one edit from host and from port; host comes first in a listener.
+    expect(issues('tap:\n  forwardAuth:\n    hort: 0.0.0.0\n')).toContain('did you mean "host"?');
   });
 
   it('names no place for an issue with the whole file', () => {
