@@ -81,10 +81,12 @@ const NO_SOCKET: Pick<Socket, 'remoteAddress'> = { remoteAddress: undefined };
 export function serveH2Streams(server: Http2SecureServer, handler: RequestHandler, attachment: Attachment): void {
   // The only 'stream' listener at this point is the compatibility layer's, bound to the server at construction.
   server.removeAllListeners('stream');
+  // One listener for every stream, rather than a closure made per request.
+  const onStreamError = (error: Error & { code?: string }) => {
+    handler.rejected(`h2_stream_${(error.code ?? 'error').toLowerCase()}`, error);
+  };
   server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
-    stream.on('error', (error: Error & { code?: string }) => {
-      handler.rejected(`h2_stream_${(error.code ?? 'error').toLowerCase()}`, error);
-    });
+    stream.on('error', onStreamError);
     if (headers[':method'] === 'CONNECT') {
       handler.rejected('connect_method', undefined);
       // No content-length: a 2xx to CONNECT must not carry one (RFC 9110 section 9.3.6); the end of the stream
